@@ -72,8 +72,8 @@ export class StorageError extends QueueError {
 
 /** An argument or option was invalid; nothing was stored. */
 export class InvalidArgumentError extends QueueError {
-  constructor (message: string) {
-    super(message, 'ERR_RELAYQ_INVALID_ARGUMENT')
+  constructor (message: string, cause?: unknown) {
+    super(message, 'ERR_RELAYQ_INVALID_ARGUMENT', cause === undefined ? undefined : { cause })
   }
 }
 

@@ -47,3 +47,26 @@ export class MsgpackSerde<T = unknown> implements Serde<T> {
     return this.#packr.unpack(data) as T
   }
 }
+
+/** A stored error: what a waiter in another process needs to rebuild it. */
+export interface ErrorRecord { message: string, name?: string, code?: string, stack?: string }
+
+/** Encodes a handler error as JSON bytes (always JSON, whatever the result serde). */
+export function encodeError (error: unknown): Buffer {
+  const e = error instanceof Error ? error : new Error(String(error))
+  const record: ErrorRecord = { message: e.message, name: e.name }
+  const code = (e as { code?: unknown }).code
+  if (typeof code === 'string') record.code = code
+  if (typeof e.stack === 'string') record.stack = e.stack
+  return Buffer.from(JSON.stringify(record))
+}
+
+/** Decodes bytes from {@link encodeError}; tolerates foreign or damaged data. */
+export function decodeError (data: Buffer | undefined): ErrorRecord {
+  if (data === undefined || data.length === 0) return { message: 'Unknown error' }
+  try {
+    const parsed = JSON.parse(data.toString()) as ErrorRecord
+    if (typeof parsed?.message === 'string') return parsed
+  } catch {}
+  return { message: data.toString() }
+}

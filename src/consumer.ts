@@ -1,0 +1,403 @@
+import { InvalidArgumentError, JobCancelledError, QueueClosedError } from './errors.ts'
+import { Emitter, reportError } from './emitter.ts'
+import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
+import { encodeError } from './serde.ts'
+import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
+import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
+
+/** Why a running job's signal was aborted; decides how the job is settled. */
+type AbortKind = 'cancel' | 'lease' | 'shutdown'
+
+/** The job object handed to the handler; the AbortController is made only if `signal` is read. */
+class RunningJob<TPayload> implements Job<TPayload> {
+  readonly id: string
+  readonly payload: TPayload
+  readonly attempts: number
+  readonly maxAttempts: number
+  readonly claimed: ClaimedJob
+  #controller: AbortController | undefined
+  aborted: AbortKind | undefined
+  /** Set once the job's settlement is decided; later handler outcomes are ignored. */
+  done = false
+
+  constructor (claimed: ClaimedJob, payload: TPayload) {
+    this.id = claimed.id
+    this.payload = payload
+    this.attempts = claimed.attempts
+    this.maxAttempts = claimed.maxAttempts
+    this.claimed = claimed
+  }
+
+  get signal (): AbortSignal {
+    this.#controller ??= new AbortController()
+    return this.#controller.signal
+  }
+
+  abort (kind: AbortKind, reason: Error): void {
+    if (this.aborted !== undefined) return
+    this.aborted = kind
+    this.#controller?.abort(reason)
+  }
+}
+
+/** An event to emit once its settlement is stored. */
+type Announcement = [event: 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled', id: string, value?: unknown, attempt?: number]
+
+const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
+const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
+/** Pause after a failed storage call before the loop tries again, in ms. */
+const RETRY_PAUSE = 1000
+
+/**
+ * The consuming side: claims jobs and runs the handler with bounded concurrency. Finished jobs
+ * are settled in batches together with the claim of the next jobs (one storage round trip for
+ * both); when the queue is empty it blocks in the storage instead of polling. Leases are
+ * extended while handlers run.
+ *
+ * @example
+ * const consumer = new Consumer({ storage, concurrency: 10 })
+ * consumer.execute(async job => resize(job.payload))
+ * await consumer.start()
+ */
+export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<QueueEvents<TResult>> {
+  readonly #config: ResolvedConfig<TPayload, TResult>
+  readonly #events: Emitter<QueueEvents<TResult>>
+  readonly #running = new Map<string, RunningJob<TPayload>>()
+  #handler: AsyncJobHandler<TPayload, TResult> | undefined
+  #state: 'new' | 'started' | 'stopped' = 'new'
+  #starting: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
+  #settlements: Settlement[] = []
+  #announcements: Announcement[] = []
+  #settling = false
+  #blocking = false
+  /** Slots promised to the outstanding blocking claim. */
+  #reserved = 0
+  /** The last claim returned fewer jobs than asked: block instead of asking again. */
+  #empty = false
+  #paused = false
+  #blockAbort = new AbortController()
+  #heartbeat: ReturnType<typeof setInterval> | undefined
+  #unsubscribe: (() => Promise<void>) | undefined
+  /** Called when the last running job finishes (used by stop). */
+  #onDrained: (() => void) | undefined
+  /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
+  #onQuiet: (() => void) | undefined
+
+  /** @param events internal: where events go (a Queue passes itself). */
+  constructor (config: ConsumerConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
+    super()
+    this.#config = resolveConfig<TPayload, TResult>(config)
+    this.#events = events ?? this
+  }
+
+  /** Sets the handler: `async job => result`, or callback style `(job, done) => ...`. */
+  execute (handler: JobHandler<TPayload, TResult>): void {
+    if (typeof handler !== 'function') throw new InvalidArgumentError(`Expected \`handler\` to be a function, got ${typeof handler}`)
+    this.#handler = handler.length >= 2 ? fromCallback(handler as any) : handler as AsyncJobHandler<TPayload, TResult>
+    if (this.#state === 'started') this.#pump()
+  }
+
+  /** Connects and starts claiming jobs (once a handler is set). */
+  start (): Promise<void> {
+    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
+    this.#starting ??= this.#start()
+    return this.#starting
+  }
+
+  async #start (): Promise<void> {
+    const { storage, name, visibilityTimeout } = this.#config
+    await storage.connect()
+    this.#unsubscribe = await storage.subscribe(name, this.#onNotice)
+    // Renew all leases in one call, three times per lease period so one late beat is harmless.
+    this.#heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
+    this.#heartbeat.unref()
+    // stop() may have been called while we connected: it then finishes the teardown.
+    if (this.#state === 'new') this.#state = 'started'
+    this.#pump()
+  }
+
+  /**
+   * Stops claiming, waits up to `shutdownTimeout` ms for running jobs, then aborts the rest and
+   * hands them back to the queue. Idempotent: every call returns the same promise.
+   */
+  stop (): Promise<void> {
+    this.#stopping ??= this.#stop()
+    return this.#stopping
+  }
+
+  async #stop (): Promise<void> {
+    const started = this.#starting
+    this.#state = 'stopped'
+    if (started === undefined) return
+    await started
+    this.#blockAbort.abort()
+    if (this.#running.size > 0) await this.#drain(this.#config.shutdownTimeout)
+    for (const job of this.#running.values()) {
+      job.abort('shutdown', new QueueClosedError(SHUTDOWN))
+      this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, ['requeued', job.id])
+    }
+    await this.#idle()
+    clearInterval(this.#heartbeat)
+    await this.#unsubscribe?.()
+    await this.#config.storage.disconnect()
+  }
+
+  /** Jobs being run right now. */
+  get running (): number { return this.#running.size }
+
+  /** Resolves when no job runs, or after `timeout` ms. */
+  #drain (timeout: number): Promise<void> {
+    return new Promise(resolve => {
+      const timer = setTimeout(() => {
+        this.#onDrained = undefined
+        resolve()
+      }, timeout)
+      this.#onDrained = () => {
+        clearTimeout(timer)
+        this.#onDrained = undefined
+        resolve()
+      }
+    })
+  }
+
+  /** Resolves when no storage call is outstanding and nothing waits to be settled. */
+  async #idle (): Promise<void> {
+    this.#pump()
+    while (this.#settling || this.#blocking || this.#settlements.length > 0) {
+      await new Promise<void>(resolve => { this.#onQuiet = resolve })
+    }
+  }
+
+  #quiet (): void {
+    if (this.#settling || this.#blocking || this.#settlements.length > 0) return
+    const onQuiet = this.#onQuiet
+    this.#onQuiet = undefined
+    onQuiet?.()
+  }
+
+  /** The loop: one settle-and-claim call at a time, or one blocking claim when the queue is empty. */
+  #pump (): void {
+    if (this.#settling || this.#paused || this.#handler === undefined) return
+    const open = this.#state === 'started'
+    const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
+    if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
+      if (open && free > 0 && !this.#blocking) this.#block(free)
+      else this.#quiet()
+      return
+    }
+    const { storage, name, workerId, visibilityTimeout } = this.#config
+    const settlements = this.#settlements
+    const announcements = this.#announcements
+    this.#settlements = []
+    this.#announcements = []
+    this.#settling = true
+    storage.settle(name, workerId, settlements, { max: free, leaseMs: visibilityTimeout }).then(jobs => {
+      this.#settling = false
+      this.#announce(announcements)
+      if (free > 0) this.#empty = jobs.length < free
+      this.#begin(jobs)
+      this.#pump()
+    }, (err: Error) => {
+      this.#settling = false
+      // Keep the settlements: they are retried (fencing makes a repeat harmless).
+      this.#settlements = settlements.concat(this.#settlements)
+      this.#announcements = announcements.concat(this.#announcements)
+      this.#pause(err, 'Settling jobs failed')
+    })
+  }
+
+  #block (max: number): void {
+    const { storage, name, workerId, visibilityTimeout, blockTimeout } = this.#config
+    this.#blocking = true
+    this.#reserved = max
+    storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs: blockTimeout, signal: this.#blockAbort.signal }).then(jobs => {
+      this.#blocking = false
+      this.#reserved = 0
+      if (jobs.length > 0) this.#empty = false
+      this.#begin(jobs)
+      this.#pump()
+    }, (err: Error) => {
+      this.#blocking = false
+      this.#reserved = 0
+      this.#pause(err, 'Claiming jobs failed')
+    })
+  }
+
+  /** After a storage failure: report it, wait a moment, carry on (the storage may reconnect). */
+  #pause (err: Error, msg: string): void {
+    reportError(this.#events, this.#config.logger, err, msg)
+    if (this.#state !== 'started') {
+      // Shutting down with the storage failing: give up on these settlements. The jobs stay
+      // leased to us, so the reaper recovers them once the leases expire; nothing is lost.
+      this.#settlements = []
+      this.#announcements = []
+      this.#quiet()
+      return
+    }
+    this.#paused = true
+    setTimeout(() => {
+      this.#paused = false
+      this.#pump()
+    }, RETRY_PAUSE).unref()
+  }
+
+  #begin (jobs: ClaimedJob[]): void {
+    for (let i = 0; i < jobs.length; i++) {
+      const claimed = jobs[i]
+      // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
+      if (this.#state !== 'started') {
+        this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
+        continue
+      }
+      this.#run(claimed)
+    }
+  }
+
+  #run (claimed: ClaimedJob): void {
+    let payload: TPayload
+    try {
+      payload = this.#config.payloadSerde.deserialize(claimed.payload)
+    } catch (err) {
+      // Undecodable bytes will not decode on a retry either: fail at once.
+      const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
+      this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL })
+      this.#announcements.push(['failed', claimed.id, error])
+      return
+    }
+    const job = new RunningJob<TPayload>(claimed, payload)
+    this.#running.set(job.id, job)
+    let out: Promise<TResult> | TResult
+    try {
+      out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+    } catch (err) {
+      this.#failed(job, err)
+      return
+    }
+    if (out !== null && typeof (out as Promise<TResult>)?.then === 'function') {
+      (out as Promise<TResult>).then(value => this.#succeeded(job, value), err => this.#failed(job, err))
+    } else {
+      this.#succeeded(job, out as TResult)
+    }
+  }
+
+  #succeeded (job: RunningJob<TPayload>, value: TResult): void {
+    if (this.#claim(job)) return
+    if (this.#config.afterExecution !== undefined) {
+      this.#afterExecution(job, { id: job.id, payload: job.payload, attempts: job.attempts, status: 'completed', result: value, ttl: job.claimed.resultTTL })
+      return
+    }
+    this.#complete(job, value, job.claimed.resultTTL)
+  }
+
+  #complete (job: RunningJob<TPayload>, value: TResult | undefined, ttl: number): void {
+    let result: Buffer
+    try {
+      result = this.#config.resultSerde.serialize(value as TResult)
+    } catch (err) {
+      const error = new InvalidArgumentError(`Cannot serialize the result of job ${JSON.stringify(job.id)}: ${(err as Error).message}`, err)
+      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, ['failed', job.id, error])
+      return
+    }
+    this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, ['completed', job.id, value])
+  }
+
+  #failed (job: RunningJob<TPayload>, reason: unknown): void {
+    if (this.#claim(job)) return
+    const error = reason instanceof Error ? reason : new Error(String(reason))
+    if (job.attempts < job.maxAttempts) {
+      const delay = backoffDelay(this.#config.backoff, job.attempts, error)
+      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, ['failing', job.id, error, job.attempts])
+      return
+    }
+    if (this.#config.afterExecution !== undefined) {
+      this.#afterExecution(job, { id: job.id, payload: job.payload, attempts: job.attempts, status: 'failed', error, ttl: job.claimed.resultTTL })
+      return
+    }
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, ['failed', job.id, error])
+  }
+
+  /**
+   * Marks the handler's outcome as seen. True when it must be ignored: seen before, the lease
+   * was lost, shutdown already handed the job back, or the job was cancelled (settled here).
+   */
+  #claim (job: RunningJob<TPayload>): boolean {
+    if (job.done) return true
+    if (job.aborted === 'cancel') {
+      this.#settle(job, { type: 'cancel', id: job.id, attempt: job.attempts, ttl: job.claimed.resultTTL }, ['cancelled', job.id])
+      return true
+    }
+    return false
+  }
+
+  #afterExecution (job: RunningJob<TPayload>, context: AfterExecutionContext<TPayload, TResult>): void {
+    job.done = true // the hook is async: no second outcome may slip in meanwhile
+    const finish = (): void => {
+      const ttl = Number.isInteger(context.ttl) && context.ttl > 0 ? context.ttl : job.claimed.resultTTL
+      job.done = false
+      if (context.error !== undefined) {
+        const error = context.error instanceof Error ? context.error : new Error(String(context.error))
+        this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, ['failed', job.id, error])
+      } else {
+        this.#complete(job, context.result, ttl)
+      }
+    }
+    Promise.resolve().then(() => (this.#config.afterExecution as (c: typeof context) => unknown)(context)).then(finish, err => {
+      reportError(this.#events, this.#config.logger, err as Error, 'afterExecution hook failed')
+      finish()
+    })
+  }
+
+  #settle (job: RunningJob<TPayload>, settlement: Settlement, announcement: Announcement): void {
+    job.done = true
+    this.#running.delete(job.id)
+    this.#settlements.push(settlement)
+    this.#announcements.push(announcement)
+    if (this.#running.size === 0) this.#onDrained?.()
+    this.#pump()
+  }
+
+  #announce (announcements: Announcement[]): void {
+    const events = this.#events
+    for (let i = 0; i < announcements.length; i++) {
+      const [event, id, value, attempt] = announcements[i]
+      if (event === 'failing') events.emit(event, id, value as Error, attempt as number)
+      else if (event === 'completed') events.emit(event, id, value as TResult)
+      else if (event === 'failed') events.emit(event, id, value as Error)
+      else events.emit(event, id)
+    }
+  }
+
+  readonly #onNotice = (notice: Notice): void => {
+    if (notice.type !== 'abort') return
+    this.#running.get(notice.id)?.abort('cancel', new JobCancelledError(notice.id))
+  }
+
+  #renewLeases (): void {
+    if (this.#running.size === 0) return
+    const { storage, name, workerId, visibilityTimeout } = this.#config
+    storage.extendLeases(name, workerId, [...this.#running.keys()], visibilityTimeout).then(lost => {
+      for (const id of lost) {
+        const job = this.#running.get(id)
+        if (job === undefined || job.done) continue
+        // Someone else owns the job now (reaped as stalled): stop and drop our outcome.
+        job.abort('lease', new QueueClosedError(LEASE_LOST))
+        job.done = true
+        this.#running.delete(id)
+        this.#config.logger.warn({ id }, LEASE_LOST)
+      }
+      if (this.#running.size === 0) this.#onDrained?.()
+      if (lost.length > 0) this.#pump()
+    }, (err: Error) => reportError(this.#events, this.#config.logger, err, 'Extending leases failed'))
+  }
+}
+
+/** Adapts a callback-style handler to a promise-returning one. */
+function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => void): AsyncJobHandler<TPayload, TResult> {
+  return job => new Promise<TResult>((resolve, reject) => {
+    handler(job, (err, result) => {
+      if (err !== null && err !== undefined) reject(err)
+      else resolve(result as TResult)
+    })
+  })
+}

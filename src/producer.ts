@@ -1,0 +1,298 @@
+import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, TimeoutError } from './errors.ts'
+import { Emitter } from './emitter.ts'
+import { checkId, checkInt, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
+import { decodeError } from './serde.ts'
+import type { EnqueueOutcome, NewJob, Notice } from './storage/types.ts'
+import type {
+  CancelResult, CommonConfig, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, MessageStatus, QueueEvents,
+  UpdateResultTTLResult
+} from './types.ts'
+
+/** One pending `enqueueAndWait`; several calls for one id form a chain. */
+interface Waiter {
+  readonly resolve: (value: any) => void
+  readonly reject: (error: Error) => void
+  timer: ReturnType<typeof setTimeout> | undefined
+  next: Waiter | undefined
+}
+
+interface Pending {
+  readonly job: NewJob
+  readonly resolve: (outcome: EnqueueOutcome) => void
+  readonly reject: (error: unknown) => void
+}
+
+/** One job of `enqueueMany`. */
+export interface BulkJob<TPayload> { id: string, payload: TPayload, options?: EnqueueOptions }
+
+const QUEUED = Object.freeze({ status: 'queued' as const })
+
+/**
+ * The producing side: enqueue jobs, wait for their results, cancel them, read their status.
+ * A producer never claims jobs. It connects on first use; `stop()` releases the storage.
+ *
+ * @example
+ * const producer = new Producer({ storage })
+ * const sum = await producer.enqueueAndWait('sum-1', { a: 1, b: 2 }, { timeout: 5000 })
+ */
+export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<QueueEvents<TResult>> {
+  readonly #config: ResolvedConfig<TPayload, TResult>
+  readonly #events: Emitter<QueueEvents<TResult>>
+  readonly #waiters = new Map<string, Waiter>()
+  #state: 'new' | 'started' | 'stopped' = 'new'
+  #starting: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
+  #subscribing: Promise<() => Promise<void>> | undefined
+  #subscribed = false
+  #inflight = false
+  #pending: Pending[] = []
+
+  /** @param events internal: where events go (a Queue passes itself). */
+  constructor (config: CommonConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
+    super()
+    this.#config = resolveConfig<TPayload, TResult>(config)
+    this.#events = events ?? this
+  }
+
+  /** Connects the storage. Called for you on first use. */
+  start (): Promise<void> {
+    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
+    this.#starting ??= this.#config.storage.connect().then(() => { this.#state = 'started' })
+    return this.#starting
+  }
+
+  /** Rejects pending waits with QueueClosedError and releases the storage. Idempotent. */
+  stop (): Promise<void> {
+    this.#stopping ??= this.#stop()
+    return this.#stopping
+  }
+
+  async #stop (): Promise<void> {
+    const wasStarted = this.#starting !== undefined
+    this.#state = 'stopped'
+    if (wasStarted) await this.#starting?.catch(() => {})
+    for (const [id, waiter] of this.#waiters) this.#finish(id, waiter, undefined, new QueueClosedError('The producer stopped before the job finished'))
+    const unsubscribe = this.#subscribing
+    this.#subscribing = undefined
+    if (unsubscribe !== undefined) await (await unsubscribe.catch(() => async () => {}))()
+    if (wasStarted) await this.#config.storage.disconnect()
+  }
+
+  /** Enqueues a job; resolves `queued`, `duplicate` (the id is taken) or `completed` (cached result). */
+  async enqueue (id: string, payload: TPayload, options?: EnqueueOptions): Promise<EnqueueResult<TResult>> {
+    const job = this.#prepare(id, payload, resolveJobOptions(options as Record<string, unknown>, this.#config))
+    if (this.#state !== 'started') await this.start()
+    return this.#toResult(id, await this.#submit(job))
+  }
+
+  /** Enqueues many jobs in as few storage round trips as possible; validates all before storing any. */
+  async enqueueMany (jobs: ReadonlyArray<BulkJob<TPayload>>): Promise<Array<EnqueueResult<TResult>>> {
+    if (!Array.isArray(jobs)) throw new InvalidArgumentError('Expected `jobs` to be an array')
+    const prepared = jobs.map(j => this.#prepare(j?.id, j?.payload, resolveJobOptions(j?.options as Record<string, unknown>, this.#config)))
+    if (this.#state !== 'started') await this.start()
+    const outcomes = await this.#config.storage.enqueue(this.#config.name, prepared)
+    return outcomes.map((o, i) => this.#toResult(prepared[i].id, o))
+  }
+
+  /**
+   * Enqueues a job and resolves with its handler's result. Rejects with TimeoutError,
+   * JobFailedError or JobCancelledError. A finished id answers from the stored outcome at once.
+   */
+  async enqueueAndWait (id: string, payload: TPayload, options?: EnqueueAndWaitOptions): Promise<TResult> {
+    const opts = resolveJobOptions(options as Record<string, unknown>, this.#config)
+    const job = this.#prepare(id, payload, opts)
+    if (this.#state !== 'started') await this.start()
+    // Subscribe before enqueueing so a fast job's notice cannot slip past us.
+    if (!this.#subscribed) await this.#subscribe()
+    return new Promise<TResult>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: undefined, next: this.#waiters.get(id) }
+      this.#waiters.set(id, waiter)
+      waiter.timer = setTimeout(() => this.#timeout(id, waiter, opts.timeout), opts.timeout)
+      this.#submit(job).then(outcome => {
+        switch (outcome.status) {
+          case 'queued':
+            this.#events.emit('enqueued', id)
+            break
+          case 'completed':
+            this.#finish(id, waiter, outcome.result, undefined)
+            break
+          case 'failed':
+            this.#finish(id, waiter, undefined, this.#failure(id, outcome.error))
+            break
+          case 'cancelled':
+            this.#finish(id, waiter, undefined, new JobCancelledError(id))
+            break
+        }
+      }, (err: Error) => this.#finish(id, waiter, undefined, err))
+    })
+  }
+
+  /**
+   * Cancels a job that has not started: `cancelled`, or `processing` if it runs, `completed` if it
+   * finished, `not_found`. With `{ running: true }` a running job is cancelled too: its handler's
+   * `job.signal` aborts and the job ends cancelled (status `cancelled`).
+   */
+  async cancel (id: string, options?: { running?: boolean }): Promise<CancelResult> {
+    checkId('id', id)
+    if (this.#state !== 'started') await this.start()
+    const { storage, name, resultTTL } = this.#config
+    const status = options?.running === true
+      ? (await storage.abort(name, id, resultTTL)).replace('aborting', 'cancelled') as CancelResult['status']
+      : await storage.cancel(name, id)
+    if (status === 'cancelled') this.#events.emit('cancelled', id)
+    return { status }
+  }
+
+  /** The result of a completed job, or null. */
+  async getResult (id: string): Promise<TResult | null> {
+    const status = await this.getStatus(id)
+    return status?.state === 'completed' ? (status.result as TResult) : null
+  }
+
+  /** The job's state, attempts, and result or error; null when unknown or expired. */
+  async getStatus (id: string): Promise<MessageStatus<TResult> | null> {
+    checkId('id', id)
+    if (this.#state !== 'started') await this.start()
+    const record = await this.#config.storage.getStatus(this.#config.name, id)
+    if (record === null) return null
+    const status: MessageStatus<TResult> = { id, state: record.state, createdAt: record.createdAt, attempts: record.attempts }
+    if (record.result !== undefined) status.result = this.#config.resultSerde.deserialize(record.result)
+    if (record.error !== undefined) status.error = decodeError(record.error)
+    return status
+  }
+
+  /** Changes how long a finished job's record is kept, counting from now, in ms. */
+  async updateResultTTL (id: string, ttl: number): Promise<UpdateResultTTLResult> {
+    checkId('id', id)
+    checkInt('ttl', ttl, 1)
+    if (this.#state !== 'started') await this.start()
+    return { status: await this.#config.storage.updateResultTTL(this.#config.name, id, ttl) }
+  }
+
+  /** Validates and encodes one job; throws InvalidArgumentError before anything is stored. */
+  #prepare (id: unknown, payload: TPayload, opts: JobOptions): NewJob {
+    checkId('id', id)
+    let bytes: Buffer
+    try {
+      bytes = this.#config.payloadSerde.serialize(payload)
+    } catch (err) {
+      throw new InvalidArgumentError(`Cannot serialize the payload of job ${JSON.stringify(id)}: ${(err as Error).message}`, err)
+    }
+    if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
+    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay }
+  }
+
+  #toResult (id: string, outcome: EnqueueOutcome): EnqueueResult<TResult> {
+    switch (outcome.status) {
+      case 'queued':
+        this.#events.emit('enqueued', id)
+        return QUEUED
+      case 'duplicate': return { status: 'duplicate', existingState: outcome.state }
+      case 'completed': return { status: 'completed', result: this.#config.resultSerde.deserialize(outcome.result) }
+      case 'failed': return { status: 'duplicate', existingState: 'failed' }
+      case 'cancelled': return { status: 'duplicate', existingState: 'cancelled' }
+    }
+  }
+
+  /**
+   * Sends one job to the storage. While a call is in flight, later jobs wait and go together in
+   * the next call: one round trip per batch under load, no added latency when idle.
+   */
+  #submit (job: NewJob): Promise<EnqueueOutcome> {
+    if (this.#inflight) return new Promise((resolve, reject) => { this.#pending.push({ job, resolve, reject }) })
+    this.#inflight = true
+    const call = this.#config.storage.enqueue(this.#config.name, [job])
+    call.then(this.#next, this.#next)
+    return call.then(firstOutcome)
+  }
+
+  readonly #next = (): void => {
+    const batch = this.#pending
+    if (batch.length === 0) {
+      this.#inflight = false
+      return
+    }
+    this.#pending = []
+    this.#config.storage.enqueue(this.#config.name, batch.map(p => p.job)).then(outcomes => {
+      for (let i = 0; i < batch.length; i++) batch[i].resolve(outcomes[i])
+      this.#next()
+    }, err => {
+      for (const p of batch) p.reject(err)
+      this.#next()
+    })
+  }
+
+  #subscribe (): Promise<unknown> {
+    this.#subscribing ??= this.#config.storage.subscribe(this.#config.name, this.#onNotice)
+    return this.#subscribing.then(() => { this.#subscribed = true }, err => {
+      this.#subscribing = undefined
+      throw err
+    })
+  }
+
+  readonly #onNotice = (notice: Notice): void => {
+    if (notice.type !== 'done') return
+    const waiter = this.#waiters.get(notice.id)
+    if (waiter === undefined) return
+    const id = notice.id
+    if (notice.state === 'completed') {
+      if (notice.result !== undefined) this.#finish(id, waiter, notice.result, undefined)
+      else this.#fetch(id, waiter)
+    } else if (notice.state === 'failed') {
+      if (notice.error !== undefined) this.#finish(id, waiter, undefined, this.#failure(id, notice.error))
+      else this.#fetch(id, waiter)
+    } else {
+      this.#finish(id, waiter, undefined, new JobCancelledError(id))
+    }
+  }
+
+  /** The notice left the outcome out (too large to inline): read it from the record. */
+  #fetch (id: string, waiter: Waiter): void {
+    this.#config.storage.getStatus(this.#config.name, id).then(record => {
+      if (record?.state === 'completed') this.#finish(id, waiter, record.result ?? Buffer.alloc(0), undefined)
+      else if (record?.state === 'failed') this.#finish(id, waiter, undefined, this.#failure(id, record.error ?? Buffer.alloc(0)))
+      else this.#finish(id, waiter, undefined, new JobCancelledError(id))
+    }, (err: Error) => this.#finish(id, waiter, undefined, err))
+  }
+
+  #failure (id: string, error: Buffer): JobFailedError {
+    const record = decodeError(error)
+    return new JobFailedError(id, record.message, record.code)
+  }
+
+  /** Settles `waiter` and every waiter chained after it, once; decodes the result once. */
+  #finish (id: string, waiter: Waiter, result: Buffer | undefined, error: Error | undefined): void {
+    if (this.#waiters.get(id) === waiter) this.#waiters.delete(id)
+    let value: TResult | undefined
+    if (error === undefined && result !== undefined) {
+      try {
+        value = this.#config.resultSerde.deserialize(result)
+      } catch (err) {
+        error = err as Error
+      }
+    }
+    for (let w: Waiter | undefined = waiter; w !== undefined; w = w.next) {
+      if (w.timer === undefined) continue // already settled (timed out)
+      clearTimeout(w.timer)
+      w.timer = undefined
+      if (error !== undefined) w.reject(error)
+      else w.resolve(value)
+    }
+  }
+
+  #timeout (id: string, waiter: Waiter, timeout: number): void {
+    waiter.timer = undefined
+    waiter.reject(new TimeoutError(id, timeout))
+    // Unlink it; drop the chain's map entry when nobody else waits on this id.
+    let head = this.#waiters.get(id)
+    if (head === waiter) head = waiter.next
+    else for (let w = head; w !== undefined; w = w.next) if (w.next === waiter) w.next = waiter.next
+    if (head === undefined) this.#waiters.delete(id)
+    else this.#waiters.set(id, head)
+  }
+
+  /** Pending `enqueueAndWait` calls (observability; also what the leak test checks). */
+  get waiting (): number { return this.#waiters.size }
+}
+
+function firstOutcome (outcomes: EnqueueOutcome[]): EnqueueOutcome { return outcomes[0] }

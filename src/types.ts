@@ -1,0 +1,182 @@
+import type { Serde } from './serde.ts'
+import type { ActiveState, JobState, Storage } from './storage/types.ts'
+
+/** A pino-style logger. relayq logs nothing unless you pass one. */
+export interface Logger {
+  debug (obj: unknown, msg?: string): void
+  info (obj: unknown, msg?: string): void
+  warn (obj: unknown, msg?: string): void
+  error (obj: unknown, msg?: string): void
+}
+
+/** A job as the handler sees it. */
+export interface Job<TPayload = unknown> {
+  readonly id: string
+  readonly payload: TPayload
+  /** Attempts including this one: 1 on the first run. */
+  readonly attempts: number
+  /** Total attempts allowed for this job. */
+  readonly maxAttempts: number
+  /** Aborted when the job is cancelled while running, its lease is lost, or shutdown runs out of time. */
+  readonly signal: AbortSignal
+}
+
+/** Promise style: resolve with the result (or `undefined`). */
+export type AsyncJobHandler<TPayload, TResult> = (job: Job<TPayload>) => Promise<TResult> | TResult
+/** Callback style. */
+export type CallbackJobHandler<TPayload, TResult> = (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => void
+/** A job handler in either style (told apart by arity: two parameters means callback style). */
+export type JobHandler<TPayload, TResult> = AsyncJobHandler<TPayload, TResult> | CallbackJobHandler<TPayload, TResult>
+
+/** Given to `afterExecution`; it may change `result`, `error` and `ttl` before they are stored. */
+export interface AfterExecutionContext<TPayload, TResult> {
+  readonly id: string
+  readonly payload: TPayload
+  readonly attempts: number
+  readonly status: 'completed' | 'failed'
+  result?: TResult
+  error?: Error
+  /** How long the terminal record is kept, in ms. */
+  ttl: number
+}
+
+/**
+ * Retry delay policy. A function gets the attempt that just failed (1-based) and its error and
+ * returns the delay in ms.
+ */
+export type BackoffOption =
+  | { type: 'exponential', delay: number, maxDelay?: number, jitter?: number }
+  | { type: 'fixed', delay: number, jitter?: number }
+  | ((attempt: number, error: Error) => number)
+
+/** Leader election of reapers: only the holder of the lock recovers stalled jobs. */
+export interface LeaderElectionOptions {
+  /** @default true */
+  enabled?: boolean
+  /** How long the lock lives without renewal, in ms. @default 30000 */
+  lockTTL?: number
+  /** How often the leader renews, in ms. @default 10000 */
+  renewalInterval?: number
+  /** How often a follower tries to take the lock, in ms. @default 5000 */
+  acquireRetryInterval?: number
+}
+
+/** Options shared by Queue, Producer and Consumer. */
+export interface CommonConfig<TPayload, TResult> {
+  /** Where jobs live. Required. */
+  storage: Storage
+  /** Queue namespace; several queues may share one storage. @default 'default' */
+  name?: string
+  /** Encodes payloads. @default JsonSerde */
+  payloadSerde?: Serde<TPayload>
+  /** Encodes results. @default JsonSerde */
+  resultSerde?: Serde<TResult>
+  /** Total attempts per job (first run included). @default 3 */
+  maxRetries?: number
+  /** How long a finished job's result (or error) is kept, in ms. @default 3600000 */
+  resultTTL?: number
+  /** pino-style logger. @default silent */
+  logger?: Logger
+}
+
+/** Options of a consumer (and of the consuming side of a Queue). */
+export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload, TResult> {
+  /** Id of this worker, used for leases. @default a random UUID */
+  workerId?: string
+  /** Jobs run at once. @default 1 */
+  concurrency?: number
+  /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
+  visibilityTimeout?: number
+  /** Longest wait of one blocking claim when the queue is empty, in ms. @default 5000 */
+  blockTimeout?: number
+  /** Delay between attempts. @default { type: 'exponential', delay: 1000, maxDelay: 60000, jitter: 0.5 } */
+  backoff?: BackoffOption
+  /** How long `stop()` waits for running jobs before aborting and handing them back, in ms. @default 10000 */
+  shutdownTimeout?: number
+  /** Runs after the last attempt, before the terminal state is stored. */
+  afterExecution?: (context: AfterExecutionContext<TPayload, TResult>) => void | Promise<void>
+}
+
+/** Options of a Reaper. */
+export interface ReaperConfig {
+  storage: Storage
+  /** Queue namespace. @default 'default' */
+  name?: string
+  /** Lease length, used to pace the scans: every `visibilityTimeout / 2` ms unless `interval` is set. @default 30000 */
+  visibilityTimeout?: number
+  /** Ms between scans. @default visibilityTimeout / 2 */
+  interval?: number
+  /** Stalls a job may survive; one more fails it. @default 1 */
+  maxStalls?: number
+  leaderElection?: LeaderElectionOptions
+  logger?: Logger
+}
+
+/** Options of a Queue: producer and consumer in one. */
+export interface QueueConfig<TPayload, TResult> extends ConsumerConfig<TPayload, TResult> {
+  /** Run a Reaper (leader-elected) alongside the consumer. @default true */
+  reaper?: boolean
+  /** Stalls a job may survive before it fails, for the embedded reaper. @default 1 */
+  maxStalls?: number
+  leaderElection?: LeaderElectionOptions
+}
+
+/** Per-job options of `enqueue`. */
+export interface EnqueueOptions {
+  /** Total attempts for this job. @default the queue's `maxRetries` */
+  maxAttempts?: number
+  /** Result TTL for this job, in ms. @default the queue's `resultTTL` */
+  resultTTL?: number
+  /** Ms before the job may run. @default 0 */
+  delay?: number
+}
+
+/** Per-call options of `enqueueAndWait`. */
+export interface EnqueueAndWaitOptions extends EnqueueOptions {
+  /** Ms to wait for the outcome before rejecting with TimeoutError. @default 30000 */
+  timeout?: number
+}
+
+/** What `enqueue` did. */
+export type EnqueueResult<TResult> =
+  | { status: 'queued' }
+  | { status: 'duplicate', existingState: ActiveState | 'failed' | 'cancelled' }
+  | { status: 'completed', result: TResult }
+
+/** What `cancel` did. */
+export interface CancelResult { status: 'cancelled' | 'not_found' | 'processing' | 'completed' }
+
+/** A job's status. */
+export interface MessageStatus<TResult> {
+  id: string
+  state: JobState
+  createdAt: number
+  attempts: number
+  result?: TResult
+  error?: SerializedError
+}
+
+/** What `updateResultTTL` did. */
+export interface UpdateResultTTLResult { status: 'updated' | 'not_found' | 'not_terminal' | 'missing_payload' }
+
+/** How a handler's error is stored. */
+export interface SerializedError {
+  message: string
+  name?: string
+  code?: string
+  stack?: string
+}
+
+/** Typed events of a Queue (a Producer or Consumer emits the subset that concerns it). */
+export interface QueueEvents<TResult> {
+  started: []
+  stopped: []
+  error: [error: Error]
+  enqueued: [id: string]
+  completed: [id: string, result: TResult]
+  failed: [id: string, error: Error]
+  failing: [id: string, error: Error, attempt: number]
+  requeued: [id: string]
+  cancelled: [id: string]
+  stalled: [id: string]
+}
