@@ -82,6 +82,13 @@ export class MemoryStorage implements Storage {
     this.#sweepInterval = options.sweepInterval ?? 1000
   }
 
+  /** Records held in memory across all queues, expired ones not yet swept included. */
+  get size (): number {
+    let n = 0
+    for (const space of this.#spaces.values()) n += space.jobs.size
+    return n
+  }
+
   async connect (): Promise<void> {
     if (this.#refs++ > 0) return
     this.#sweeper = setInterval(() => this.#sweep(), this.#sweepInterval)
