@@ -371,4 +371,3 @@ export function storageContract (name: string, factory: StorageFactory): void {
     })
   })
 }
-
