@@ -3,7 +3,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
-import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
+import type { AfterExecutionContext, AsyncJobHandler, CallbackJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
 type AbortKind = 'cancel' | 'lease' | 'shutdown'
@@ -92,6 +92,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   /** Sets the handler: `async job => result`, or callback style `(job, done) => ...`. */
+  execute (handler: AsyncJobHandler<TPayload, TResult>): void
+  execute (handler: CallbackJobHandler<TPayload, TResult>): void
   execute (handler: JobHandler<TPayload, TResult>): void {
     if (typeof handler !== 'function') throw new InvalidArgumentError(`Expected \`handler\` to be a function, got ${typeof handler}`)
     this.#handler = handler.length >= 2 ? fromCallback(handler as any) : handler as AsyncJobHandler<TPayload, TResult>

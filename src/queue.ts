@@ -4,7 +4,7 @@ import { QueueClosedError } from './errors.ts'
 import { Producer, type BulkJob } from './producer.ts'
 import { Reaper } from './reaper.ts'
 import type {
-  CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, MessageStatus, QueueConfig,
+  AsyncJobHandler, CallbackJobHandler, CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, MessageStatus, QueueConfig,
   QueueEvents, UpdateResultTTLResult
 } from './types.ts'
 
@@ -42,9 +42,11 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
     }
   }
 
-  /** Sets the job handler; the queue consumes once started. */
+  /** Sets the job handler (`async job => result` or `(job, done) => ...`); the queue consumes once started. */
+  execute (handler: AsyncJobHandler<TPayload, TResult>): void
+  execute (handler: CallbackJobHandler<TPayload, TResult>): void
   execute (handler: JobHandler<TPayload, TResult>): void {
-    this.#consumer.execute(handler)
+    this.#consumer.execute(handler as AsyncJobHandler<TPayload, TResult>)
     this.#handlerSet = true
     if (this.#state === 'started') this.#consume().catch(() => {})
   }

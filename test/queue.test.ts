@@ -1,0 +1,189 @@
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { test } from 'node:test'
+import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job } from '../src/index.ts'
+import { backoffDelay } from '../src/options.ts'
+import { deferred, queueTests } from './queue-suite.ts'
+
+queueTests('memory', async () => ({ storage: new MemoryStorage(), cleanup: async () => {} }))
+
+/** Lets pending promise callbacks run (mock timers do not run microtasks by themselves). */
+async function flush (rounds = 20): Promise<void> {
+  for (let i = 0; i < rounds; i++) await Promise.resolve()
+}
+
+test('backoff: exponential doubles up to maxDelay, jitter only shortens, fixed and functions work', () => {
+  const exp = { type: 'exponential' as const, delay: 100, maxDelay: 1000, jitter: 0.5 }
+  const err = new Error('x')
+  assert.deepEqual([1, 2, 3, 4, 5].map(n => backoffDelay(exp, n, err, () => 0)), [100, 200, 400, 800, 1000])
+  assert.deepEqual([1, 2, 3].map(n => backoffDelay(exp, n, err, () => 1)), [50, 100, 200])
+  assert.equal(backoffDelay({ type: 'fixed', delay: 250 }, 7, err), 250)
+  assert.equal(backoffDelay((attempt) => attempt * 1000, 3, err), 3000)
+  assert.equal(backoffDelay(() => NaN, 1, err), 0)
+})
+
+test('a failed attempt waits its backoff as a failing job before the retry runs', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const storage = new MemoryStorage()
+  const queue = new Queue<number, string>({ storage, maxRetries: 3, reaper: false, backoff: attempt => attempt * 10_000 })
+  t.after(() => queue.stop())
+  const runs: number[] = []
+  queue.execute(async job => {
+    runs.push(Date.now())
+    if (job.attempts < 3) throw new Error(`attempt ${job.attempts}`)
+    return 'ok'
+  })
+  await queue.start()
+  const result = queue.enqueueAndWait('j', 1, { timeout: 600_000 })
+  await once(queue, 'failing')
+  assert.equal((await queue.getStatus('j'))?.state, 'failing')
+  t.mock.timers.tick(9_999)
+  await flush()
+  assert.equal(runs.length, 1, 'no retry before the delay')
+  t.mock.timers.tick(1)
+  await once(queue, 'failing')
+  assert.equal(runs.length, 2)
+  t.mock.timers.tick(20_000)
+  assert.equal(await result, 'ok')
+  assert.deepEqual(runs.map(at => at - runs[0]), [0, 10_000, 30_000])
+})
+
+test('a delayed job runs once its delay has passed', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const queue = new Queue<number, number>({ storage: new MemoryStorage(), reaper: false })
+  t.after(() => queue.stop())
+  const ranAt: number[] = []
+  queue.execute(async job => { ranAt.push(Date.now()); return job.payload })
+  await queue.start()
+  const result = queue.enqueueAndWait('d', 5, { delay: 60_000, timeout: 600_000 })
+  await once(queue, 'enqueued')
+  assert.equal((await queue.getStatus('d'))?.state, 'delayed')
+  t.mock.timers.tick(59_999)
+  await flush()
+  assert.equal(ranAt.length, 0)
+  t.mock.timers.tick(1)
+  assert.equal(await result, 5)
+  assert.deepEqual(ranAt, [1_060_000])
+})
+
+test('leases are extended while a long handler runs, so the reaper never takes it', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const queue = new Queue<number, string>({ storage: new MemoryStorage(), visibilityTimeout: 1000 })
+  t.after(() => queue.stop())
+  const gate = deferred()
+  const started = deferred()
+  let runs = 0
+  queue.execute(async () => { runs++; started.resolve(); await gate.promise; return 'long' })
+  const stalled: string[] = []
+  queue.on('stalled', id => stalled.push(id))
+  await queue.start()
+  const result = queue.enqueueAndWait('long', 1, { timeout: 600_000 })
+  await started.promise
+  for (let i = 0; i < 100; i++) { // 100 × 100 ms = ten lease periods
+    t.mock.timers.tick(100)
+    await flush()
+  }
+  assert.deepEqual(stalled, [])
+  assert.equal((await queue.getStatus('long'))?.state, 'processing')
+  gate.resolve()
+  assert.equal(await result, 'long')
+  assert.equal(runs, 1)
+})
+
+test('the reaper recovers a job whose worker died, and fails it after maxStalls', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const storage = new MemoryStorage()
+  await storage.connect()
+  t.after(() => storage.disconnect())
+  const name = 'stalls'
+  const payload = Buffer.from('1')
+  await storage.enqueue(name, [
+    { id: 'orphan', payload, maxAttempts: 3, resultTTL: 60_000, delay: 0 },
+    { id: 'doomed', payload, maxAttempts: 3, resultTTL: 60_000, delay: 0 }
+  ])
+  // A worker claims both and dies without ever settling or renewing.
+  await storage.claim(name, 'dead-worker', { max: 2, leaseMs: 1000, blockMs: 0 })
+  const reaper = new Reaper({ storage, name, visibilityTimeout: 1000, maxStalls: 1, leaderElection: { enabled: false } })
+  t.after(() => reaper.stop())
+  const stalled: string[] = []
+  reaper.on('stalled', id => stalled.push(id))
+  await reaper.start()
+  // Scans run every 500 ms; step so each scan's promise settles before the next fires.
+  for (let i = 0; i < 3; i++) { t.mock.timers.tick(500); await flush() }
+  assert.deepEqual(stalled.sort(), ['doomed', 'orphan'])
+  // A live consumer picks 'orphan' up; 'doomed' is claimed by another dying worker and stalls again.
+  const [again] = await storage.claim(name, 'dead-again', { max: 1, leaseMs: 1000, blockMs: 0 })
+  assert.equal(again.attempts, 2)
+  const failed = once(reaper, 'failed')
+  for (let i = 0; i < 3; i++) { t.mock.timers.tick(500); await flush() }
+  const [failedId, err] = await failed
+  assert.equal(failedId, again.id)
+  assert.match(err.message, /stalled/)
+  assert.equal((await storage.getStatus(name, again.id))?.state, 'failed')
+})
+
+test('leader election: one reaper leads; when it stops another takes over', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const storage = new MemoryStorage()
+  const options = { storage, name: 'le', leaderElection: { lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } }
+  const a = new Reaper(options)
+  const b = new Reaper(options)
+  t.after(() => Promise.all([a.stop(), b.stop()]))
+  const acquiredA = once(a, 'leadershipAcquired')
+  await a.start()
+  await acquiredA
+  await b.start()
+  for (let i = 0; i < 10; i++) { t.mock.timers.tick(500); await flush() }
+  assert.equal(a.isLeader, true)
+  assert.equal(b.isLeader, false)
+  const acquiredB = once(b, 'leadershipAcquired')
+  await a.stop()
+  t.mock.timers.tick(500)
+  await acquiredB
+  assert.equal(b.isLeader, true)
+})
+
+test('10,000 enqueueAndWait calls (successes, failures, timeouts) leave no waiter, listener, subscription or timer', async t => {
+  const storage = new MemoryStorage()
+  let subscriptions = 0
+  const subscribe = storage.subscribe.bind(storage)
+  storage.subscribe = async (queue, listener) => {
+    subscriptions++
+    const unsubscribe = await subscribe(queue, listener)
+    return async () => { subscriptions--; await unsubscribe() }
+  }
+  const queue = new Queue<number, number>({ storage, concurrency: 50, reaper: false, maxRetries: 1 })
+  t.after(() => queue.stop())
+  queue.execute(async (job: Job<number>) => {
+    if (job.payload % 3 === 1) throw new Error('odd one')
+    if (job.payload % 3 === 2) await new Promise(resolve => setTimeout(resolve, 20))
+    return job.payload
+  })
+  await queue.start()
+  await queue.enqueueAndWait('warm-up', 0, { timeout: 5000 })
+  const timersBefore = process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
+  const listenersBefore = queue.eventNames().map(e => queue.listenerCount(e))
+  const subscriptionsBefore = subscriptions
+  const outcomes = { ok: 0, failed: 0, timeout: 0 }
+  for (let batch = 0; batch < 100; batch++) {
+    await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+      const n = batch * 100 + i
+      try {
+        await queue.enqueueAndWait(`call-${n}`, n, { timeout: n % 3 === 2 ? 1 : 5000 })
+        outcomes.ok++
+      } catch (err) {
+        if (err instanceof TimeoutError) outcomes.timeout++
+        else if (err instanceof JobFailedError) outcomes.failed++
+        else throw err
+      }
+    }))
+  }
+  assert.equal(outcomes.ok + outcomes.failed + outcomes.timeout, 10_000)
+  assert.ok(outcomes.ok > 3000 && outcomes.failed > 3000 && outcomes.timeout > 0, JSON.stringify(outcomes))
+  // Let the slow handlers of timed-out calls finish so their own timers are gone too.
+  while (queue.running > 0) await once(queue, 'completed')
+  assert.equal(queue.waiting, 0)
+  assert.equal(subscriptions, subscriptionsBefore)
+  assert.deepEqual(queue.eventNames().map(e => queue.listenerCount(e)), listenersBefore)
+  assert.ok(process.getActiveResourcesInfo().filter(r => r === 'Timeout').length <= timersBefore)
+})
