@@ -40,8 +40,9 @@ class RunningJob<TPayload> implements Job<TPayload> {
   }
 }
 
-/** An event to emit once its settlement is stored. */
-type Announcement = [event: 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled', id: string, value?: unknown, attempt?: number]
+/** Events to emit once their settlements are stored: flat quads (event, id, value, attempt), no array per job. */
+type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled'
+type Announcements = unknown[]
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
@@ -68,7 +69,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   #settlements: Settlement[] = []
-  #announcements: Announcement[] = []
+  #announcements: Announcements = []
   #settling = false
   #blocking = false
   /** Slots promised to the outstanding blocking claim. */
@@ -137,7 +138,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     if (this.#running.size > 0) await this.#drain(this.#config.shutdownTimeout)
     for (const job of this.#running.values()) {
       job.abort('shutdown', new QueueClosedError(SHUTDOWN))
-      this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, ['requeued', job.id])
+      this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, 'requeued')
     }
     await this.#idle()
     clearInterval(this.#heartbeat)
@@ -264,7 +265,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       // Undecodable bytes will not decode on a retry either: fail at once.
       const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL })
-      this.#announcements.push(['failed', claimed.id, error])
+      this.#announcements.push('failed', claimed.id, error, 0)
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload)
@@ -298,10 +299,10 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       result = this.#config.resultSerde.serialize(value as TResult)
     } catch (err) {
       const error = new InvalidArgumentError(`Cannot serialize the result of job ${JSON.stringify(job.id)}: ${(err as Error).message}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, ['failed', job.id, error])
+      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
       return
     }
-    this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, ['completed', job.id, value])
+    this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
   }
 
   #failed (job: RunningJob<TPayload>, reason: unknown): void {
@@ -309,14 +310,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const error = reason instanceof Error ? reason : new Error(String(reason))
     if (job.attempts < job.maxAttempts) {
       const delay = backoffDelay(this.#config.backoff, job.attempts, error)
-      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, ['failing', job.id, error, job.attempts])
+      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, 'failing', error)
       return
     }
     if (this.#config.afterExecution !== undefined) {
       this.#afterExecution(job, { id: job.id, payload: job.payload, attempts: job.attempts, status: 'failed', error, ttl: job.claimed.resultTTL })
       return
     }
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, ['failed', job.id, error])
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, 'failed', error)
   }
 
   /**
@@ -326,7 +327,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #claim (job: RunningJob<TPayload>): boolean {
     if (job.done) return true
     if (job.aborted === 'cancel') {
-      this.#settle(job, { type: 'cancel', id: job.id, attempt: job.attempts, ttl: job.claimed.resultTTL }, ['cancelled', job.id])
+      this.#settle(job, { type: 'cancel', id: job.id, attempt: job.attempts, ttl: job.claimed.resultTTL }, 'cancelled')
       return true
     }
     return false
@@ -339,7 +340,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       job.done = false
       if (context.error !== undefined) {
         const error = context.error instanceof Error ? context.error : new Error(String(context.error))
-        this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, ['failed', job.id, error])
+        this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
       } else {
         this.#complete(job, context.result, ttl)
       }
@@ -350,20 +351,22 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     })
   }
 
-  #settle (job: RunningJob<TPayload>, settlement: Settlement, announcement: Announcement): void {
+  #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
     this.#settlements.push(settlement)
-    this.#announcements.push(announcement)
+    this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
     this.#pump()
   }
 
-  #announce (announcements: Announcement[]): void {
+  #announce (announcements: Announcements): void {
     const events = this.#events
-    for (let i = 0; i < announcements.length; i++) {
-      const [event, id, value, attempt] = announcements[i]
-      if (event === 'failing') events.emit(event, id, value as Error, attempt as number)
+    for (let i = 0; i < announcements.length; i += 4) {
+      const event = announcements[i] as AnnouncedEvent
+      const id = announcements[i + 1] as string
+      const value = announcements[i + 2]
+      if (event === 'failing') events.emit(event, id, value as Error, announcements[i + 3] as number)
       else if (event === 'completed') events.emit(event, id, value as TResult)
       else if (event === 'failed') events.emit(event, id, value as Error)
       else events.emit(event, id)

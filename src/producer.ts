@@ -108,22 +108,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const waiter: Waiter = { resolve, reject, timer: undefined, next: this.#waiters.get(id) }
       this.#waiters.set(id, waiter)
       waiter.timer = setTimeout(() => this.#timeout(id, waiter, opts.timeout), opts.timeout)
-      this.#submit(job).then(outcome => {
-        switch (outcome.status) {
-          case 'queued':
-            this.#events.emit('enqueued', id)
-            break
-          case 'completed':
-            this.#finish(id, waiter, outcome.result, undefined)
-            break
-          case 'failed':
-            this.#finish(id, waiter, undefined, this.#failure(id, outcome.error))
-            break
-          case 'cancelled':
-            this.#finish(id, waiter, undefined, new JobCancelledError(id))
-            break
-        }
-      }, (err: Error) => this.#finish(id, waiter, undefined, err))
+      this.#submit(job, waiter)
     })
   }
 
@@ -198,28 +183,62 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * Sends one job to the storage. While a call is in flight, later jobs wait and go together in
    * the next call: one round trip per batch under load, no added latency when idle.
    */
-  #submit (job: NewJob): Promise<EnqueueOutcome> {
-    if (this.#inflight) return new Promise((resolve, reject) => { this.#pending.push({ job, resolve, reject }) })
-    this.#inflight = true
-    const call = this.#config.storage.enqueue(this.#config.name, [job])
-    call.then(this.#next, this.#next)
-    return call.then(firstOutcome)
-  }
-
-  readonly #next = (): void => {
-    const batch = this.#pending
-    if (batch.length === 0) {
-      this.#inflight = false
+  #submit (job: NewJob): Promise<EnqueueOutcome>
+  #submit (job: NewJob, waiter: Waiter): void
+  #submit (job: NewJob, waiter?: Waiter): Promise<EnqueueOutcome> | undefined {
+    if (waiter !== undefined) {
+      const onOutcome = (outcome: EnqueueOutcome): void => this.#waitOutcome(job.id, waiter, outcome)
+      const onError = (err: unknown): void => this.#finish(job.id, waiter, undefined, err as Error)
+      if (this.#inflight) this.#pending.push({ job, resolve: onOutcome, reject: onError })
+      else this.#send([{ job, resolve: onOutcome, reject: onError }])
       return
     }
-    this.#pending = []
-    this.#config.storage.enqueue(this.#config.name, batch.map(p => p.job)).then(outcomes => {
+    return new Promise((resolve, reject) => {
+      if (this.#inflight) this.#pending.push({ job, resolve, reject })
+      else this.#send([{ job, resolve, reject }])
+    })
+  }
+
+  /** What an enqueue outcome means for a pending `enqueueAndWait`. */
+  #waitOutcome (id: string, waiter: Waiter, outcome: EnqueueOutcome): void {
+    switch (outcome.status) {
+      case 'queued':
+        this.#events.emit('enqueued', id)
+        break
+      case 'completed':
+        this.#finish(id, waiter, outcome.result, undefined)
+        break
+      case 'failed':
+        this.#finish(id, waiter, undefined, this.#failure(id, outcome.error))
+        break
+      case 'cancelled':
+        this.#finish(id, waiter, undefined, new JobCancelledError(id))
+        break
+    }
+  }
+
+  #send (batch: Pending[]): void {
+    this.#inflight = true
+    const jobs = new Array<NewJob>(batch.length)
+    for (let i = 0; i < batch.length; i++) jobs[i] = batch[i].job
+    this.#config.storage.enqueue(this.#config.name, jobs).then(outcomes => {
       for (let i = 0; i < batch.length; i++) batch[i].resolve(outcomes[i])
       this.#next()
     }, err => {
       for (const p of batch) p.reject(err)
       this.#next()
     })
+  }
+
+  /** After a storage call: send what queued up meanwhile as one batch, or go idle. */
+  #next (): void {
+    const batch = this.#pending
+    if (batch.length === 0) {
+      this.#inflight = false
+      return
+    }
+    this.#pending = []
+    this.#send(batch)
   }
 
   #subscribe (): Promise<unknown> {
@@ -294,5 +313,3 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Pending `enqueueAndWait` calls (observability; also what the leak test checks). */
   get waiting (): number { return this.#waiters.size }
 }
-
-function firstOutcome (outcomes: EnqueueOutcome[]): EnqueueOutcome { return outcomes[0] }

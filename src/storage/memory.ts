@@ -14,15 +14,19 @@ export interface MemoryStorageOptions {
   sweepInterval?: number
 }
 
-/** One job. Mutable on purpose: it is the single source of truth inside one process. */
-interface Rec {
+/**
+ * One job. Mutable on purpose: it is the single source of truth inside one process. It is also
+ * handed to claimers as their ClaimedJob (no copy per claim): consumers read `attempts` when they
+ * receive it, before any later claim could change it.
+ */
+interface Rec extends ClaimedJob {
   readonly id: string
-  readonly payload: Buffer
+  payload: Buffer
   readonly createdAt: number
-  readonly maxAttempts: number
   readonly resultTTL: number
   state: JobState
   attempts: number
+  maxAttempts: number
   stalls: number
   /** Epoch ms when a delayed/failing job becomes ready. */
   dueAt: number
@@ -372,14 +376,7 @@ export class MemoryStorage implements Storage {
       rec.worker = workerId
       rec.leaseUntil = now + leaseMs
       space.processing.add(rec)
-      jobs.push({
-        id: rec.id,
-        payload: rec.payload,
-        attempts: rec.attempts,
-        maxAttempts: rec.maxAttempts,
-        resultTTL: rec.resultTTL,
-        createdAt: rec.createdAt
-      })
+      jobs.push(rec)
     }
     return jobs
   }
@@ -456,6 +453,7 @@ export class MemoryStorage implements Storage {
   #terminate (space: Space, rec: Rec, state: TerminalState, result: Buffer | undefined, error: Buffer | undefined, ttl: number, now: number): void {
     space.processing.delete(rec)
     rec.state = state
+    rec.payload = EMPTY // nobody needs it any more; free it while the record waits out its TTL
     rec.result = result
     rec.error = error ?? (state === 'failed' ? rec.error : undefined)
     rec.worker = ''
@@ -482,6 +480,7 @@ export class MemoryStorage implements Storage {
   }
 }
 
+const EMPTY = Buffer.alloc(0)
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 
 function existingOutcome (rec: Rec): EnqueueOutcome {
