@@ -111,7 +111,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   async #start (): Promise<void> {
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
-    this.#unsubscribe = await storage.subscribe(name, this.#onNotice)
+    this.#unsubscribe = await storage.subscribe(name, this.#onNotice, 'abort')
     // Renew all leases in one call, three times per lease period so one late beat is harmless.
     this.#heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
     this.#heartbeat.unref()

@@ -242,7 +242,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #subscribe (): Promise<unknown> {
-    this.#subscribing ??= this.#config.storage.subscribe(this.#config.name, this.#onNotice)
+    this.#subscribing ??= this.#config.storage.subscribe(this.#config.name, this.#onNotice, 'done')
     return this.#subscribing.then(() => { this.#subscribed = true }, err => {
       this.#subscribing = undefined
       throw err

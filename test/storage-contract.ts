@@ -355,6 +355,19 @@ export function storageContract (name: string, factory: StorageFactory): void {
       assert.deepEqual(heard, ['a'])
     })
 
+    test('a typed subscription hears at least the notices of its type', async t => {
+      const { storage, q } = await setup(t)
+      const aborts: Notice[] = []
+      const dones: Notice[] = []
+      t.after(await storage.subscribe(q, n => aborts.push(n), 'abort'))
+      t.after(await storage.subscribe(q, n => dones.push(n), 'done'))
+      await storage.enqueue(q, [job('run'), job('wait')])
+      await storage.claim(q, 'w', { ...claimNow, max: 1 })
+      assert.equal(await storage.abort(q, 'run', 60_000), 'aborting')
+      assert.equal(await storage.cancel(q, 'wait'), 'cancelled')
+      await until(() => aborts.some(n => n.type === 'abort' && n.id === 'run') && dones.some(n => n.type === 'done' && n.id === 'wait'))
+    })
+
     test('many jobs through settle-and-claim batches all complete exactly once', async t => {
       const { storage, q } = await setup(t)
       const ids = Array.from({ length: 500 }, (_, i) => `j${i}`)

@@ -249,10 +249,12 @@ export class MemoryStorage implements Storage {
     return 'updated'
   }
 
-  async subscribe (queue: string, listener: (notice: Notice) => void): Promise<() => Promise<void>> {
+  async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
     const space = this.#space(queue)
     // Wrap so that the same function subscribed twice gets two independent subscriptions.
-    const entry = (notice: Notice): void => listener(notice)
+    const entry = type === undefined
+      ? (notice: Notice): void => listener(notice)
+      : (notice: Notice): void => { if (notice.type === type) listener(notice) }
     space.listeners.add(entry)
     return async () => { space.listeners.delete(entry) }
   }

@@ -161,8 +161,12 @@ export interface Storage {
   /** Sets a terminal record's remaining lifetime to `ttl` ms from now. */
   updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome>
 
-  /** Calls `listener` for every notice of the queue until the returned function is called. */
-  subscribe (queue: string, listener: (notice: Notice) => void): Promise<() => Promise<void>>
+  /**
+   * Calls `listener` for the queue's notices until the returned function is called. With `type`,
+   * only notices of that type are needed: a backend may use it to listen to less (a consumer
+   * wants `abort` notices, not one `done` per job). Listeners still check `notice.type`.
+   */
+  subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>>
 
   /**
    * Finds claimed jobs whose lease expired (including jobs claimed by a worker that died before
