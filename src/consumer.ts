@@ -133,7 +133,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const started = this.#starting
     this.#state = 'stopped'
     if (started === undefined) return
-    await started
+    // A start that failed left nothing to tear down.
+    if (!await started.then(() => true, () => false)) return
     this.#blockAbort.abort()
     if (this.#running.size > 0) await this.#drain(this.#config.shutdownTimeout)
     for (const job of this.#running.values()) {
