@@ -101,6 +101,18 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       assert.equal(attempts, 3)
     })
 
+    test('enqueueMany stores a batch with dedup, in order', async t => {
+      const queue = await make(t)
+      await queue.enqueue('b', 0)
+      const results = await queue.enqueueMany([
+        { id: 'a', payload: 1 }, { id: 'b', payload: 2 }, { id: 'c', payload: 3, options: { delay: 60_000 } }, { id: 'a', payload: 4 }
+      ])
+      assert.deepEqual(results, [
+        { status: 'queued' }, { status: 'duplicate', existingState: 'queued' }, { status: 'queued' }, { status: 'duplicate', existingState: 'queued' }
+      ])
+      assert.equal((await queue.getStatus('c'))?.state, 'delayed')
+    })
+
     test('per-job maxAttempts overrides the queue default', async t => {
       let attempts = 0
       const queue = await make(t, { maxRetries: 5 }, async () => { attempts++; throw new Error('no') })
