@@ -1,0 +1,274 @@
+/**
+ * Backends for the bench. A scenario only sees the {@link Backend} interface: a storage factory for
+ * the producer side, a consumer runner, and `close`. Adding a backend means adding a case to
+ * {@link loadStorageFactory}; the scenarios do not change.
+ *
+ * - `memory`: one MemoryStorage shared by producer and consumer, all in this process (the only way
+ *   it can work: its state lives in this process's memory).
+ * - `redis`, `file`: the consumer runs in its own process (bench/consumer-child.ts, forked and driven
+ *   over IPC), as a real deployment would, so producer and consumer CPU are measured apart.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Consumer, MemoryStorage, type Storage } from '../src/index.ts'
+
+export const BACKEND_NAMES = ['memory', 'redis', 'file'] as const
+export type BackendName = typeof BACKEND_NAMES[number]
+
+/** Plain data: all a child process needs to open the same storage. */
+export interface BackendConfig {
+  readonly name: BackendName
+  /** redis: server URL. */
+  readonly url?: string
+  /** file: directory of the queue files. */
+  readonly basePath?: string
+}
+
+/** What the consumer's handler does: `noop` returns nothing, `echo` returns `payload.n`. */
+export type HandlerKind = 'noop' | 'echo'
+
+export interface ConsumerOptions {
+  readonly queue: string
+  readonly concurrency: number
+  readonly handler: HandlerKind
+  /** `reached` resolves once this many jobs completed; 0: never (run until `stop`). */
+  readonly target: number
+}
+
+export interface ConsumerStats {
+  /** Jobs completed since the consumer started. */
+  readonly completed: number
+  /** Ms from the consumer's start to its last counted completion. */
+  readonly elapsedMs: number
+  /** CPU time (user + system) of the consumer's process over that span, in µs. */
+  readonly cpuUs: number
+  /** `in-process`: the CPU figure also includes whatever else this process did meanwhile. */
+  readonly where: 'in-process' | 'child'
+}
+
+export interface RunningConsumer {
+  /** Resolves when `target` jobs completed, with the stats at that moment. */
+  readonly reached: Promise<ConsumerStats>
+  /** Stops the consumer (and its process); resolves with the stats at stop. */
+  stop (): Promise<ConsumerStats>
+}
+
+export interface Backend {
+  readonly name: BackendName
+  readonly config: BackendConfig
+  readonly consumerWhere: 'in-process' | 'child'
+  /** A storage for a producer of this process (connect/disconnect are done by the Producer). */
+  createStorage (): Storage
+  /** Starts a consumer on `options.queue`; resolves once it is started and claiming. */
+  startConsumer (options: ConsumerOptions): Promise<RunningConsumer>
+  /** Releases what the backend holds (temp dirs, child processes still running). */
+  close (): Promise<void>
+}
+
+/** The backend's module is not in this checkout (yet). */
+export class BackendUnavailableError extends Error {}
+
+type StorageClass<TOptions> = new (options: TOptions) => Storage
+
+/** Imports `../src/storage/<file>` and returns its export `name`, or throws BackendUnavailableError. */
+async function importStorageClass<TOptions> (file: string, exportName: string, backend: BackendName): Promise<StorageClass<TOptions>> {
+  // A computed specifier: tsc does not resolve it, so this file type-checks before the module exists.
+  const url = new URL(`../src/storage/${file}`, import.meta.url)
+  let mod: Record<string, unknown>
+  try {
+    mod = await import(url.href)
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) {
+      throw new BackendUnavailableError(`The ${backend} backend needs src/storage/${file} (${exportName}), which this checkout does not have yet.`)
+    }
+    throw err
+  }
+  const cls = mod[exportName]
+  if (typeof cls !== 'function') throw new BackendUnavailableError(`src/storage/${file} does not export ${exportName}.`)
+  return cls as StorageClass<TOptions>
+}
+
+/** Returns a function creating a fresh storage client for `config` (used here and in the consumer child). */
+export async function loadStorageFactory (config: BackendConfig): Promise<() => Storage> {
+  switch (config.name) {
+    case 'memory':
+      return () => new MemoryStorage()
+    case 'redis': {
+      const RedisStorage = await importStorageClass<{ url: string }>('redis.ts', 'RedisStorage', 'redis')
+      const url = config.url ?? 'redis://127.0.0.1:6379'
+      return () => new RedisStorage({ url })
+    }
+    case 'file': {
+      const FileStorage = await importStorageClass<{ basePath: string }>('file.ts', 'FileStorage', 'file')
+      const basePath = config.basePath
+      if (basePath === undefined) throw new Error('The file backend needs a basePath')
+      return () => new FileStorage({ basePath })
+    }
+  }
+}
+
+const HANDLERS: Record<HandlerKind, (job: { payload: { n: number } }) => Promise<unknown>> = {
+  noop: async () => {},
+  echo: async job => job.payload.n
+}
+
+/**
+ * Runs a Consumer on `storage` in this process. Used for the memory backend and, inside
+ * bench/consumer-child.ts, for the others. Timing starts right before `consumer.start()`.
+ */
+export async function runConsumer (storage: Storage, options: ConsumerOptions, where: ConsumerStats['where']): Promise<RunningConsumer> {
+  // Connect first (reference-counted) so the timed start does not include opening connections.
+  await storage.connect()
+  const consumer = new Consumer<{ n: number }, unknown>({ storage, name: options.queue, concurrency: options.concurrency })
+  consumer.execute(HANDLERS[options.handler])
+  let completed = 0
+  let last = 0 // when the target was reached, or when stop() was called
+  let isReached = false
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const stats = (): ConsumerStats => {
+    const cpu = process.cpuUsage(cpu0)
+    return { completed, elapsedMs: last - t0, cpuUs: cpu.user + cpu.system, where }
+  }
+  let onReached: (s: ConsumerStats) => void = () => {}
+  const reached = new Promise<ConsumerStats>(resolve => { onReached = resolve })
+  consumer.on('completed', () => {
+    completed++
+    if (completed === options.target) {
+      isReached = true
+      last = performance.now()
+      onReached(stats())
+    }
+  })
+  consumer.on('error', err => { console.error(`consumer error: ${err.message}`) })
+  await consumer.start()
+  return {
+    reached,
+    async stop () {
+      if (!isReached) last = performance.now()
+      const s = stats()
+      await consumer.stop()
+      await storage.disconnect()
+      return s
+    }
+  }
+}
+
+/** Messages between the bench and bench/consumer-child.ts. */
+export type ToChild =
+  | { type: 'init', config: BackendConfig }
+  | { type: 'start', options: ConsumerOptions }
+  | { type: 'stop' }
+export type FromChild =
+  | { type: 'ready' }
+  | { type: 'started' }
+  | { type: 'reached', stats: ConsumerStats }
+  | { type: 'stopped', stats: ConsumerStats }
+  | { type: 'error', message: string }
+
+/** Forks bench/consumer-child.ts and starts a consumer in it. */
+export async function forkConsumer (config: BackendConfig, options: ConsumerOptions, children: Set<ChildProcess>): Promise<RunningConsumer> {
+  const child = fork(fileURLToPath(new URL('./consumer-child.ts', import.meta.url)), [], {
+    execPath: process.execPath,
+    execArgv: ['--import', 'tsx'],
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  const waitFor = <T extends FromChild['type']>(type: T): Promise<Extract<FromChild, { type: T }>> => new Promise((resolve, reject) => {
+    const onMessage = (msg: FromChild): void => {
+      if (msg.type === type) {
+        cleanup()
+        resolve(msg as Extract<FromChild, { type: T }>)
+      } else if (msg.type === 'error') {
+        cleanup()
+        reject(new Error(`consumer child: ${msg.message}`))
+      }
+    }
+    const onExit = (code: number | null): void => {
+      cleanup()
+      reject(new Error(`consumer child exited (code ${code}) while waiting for '${type}'`))
+    }
+    const cleanup = (): void => {
+      child.off('message', onMessage)
+      child.off('exit', onExit)
+    }
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
+  const send = (msg: ToChild): void => { child.send(msg) }
+  const ready = waitFor('ready')
+  send({ type: 'init', config })
+  await ready
+  const started = waitFor('started')
+  const reachedMsg = options.target > 0 ? waitFor('reached') : new Promise<never>(() => {})
+  reachedMsg.catch(() => {}) // reported through `reached` to whoever awaits it
+  send({ type: 'start', options })
+  await started
+  return {
+    reached: reachedMsg.then(m => m.stats),
+    async stop () {
+      const stopped = waitFor('stopped')
+      const exited = new Promise(resolve => child.once('exit', resolve))
+      send({ type: 'stop' })
+      const { stats } = await stopped
+      await exited
+      return stats
+    }
+  }
+}
+
+export interface BackendOptions {
+  /** redis: server URL. @default REDIS_URL or redis://127.0.0.1:6379 */
+  url?: string
+  /** file: directory for the queue files. @default a new temp dir, removed by close() */
+  path?: string
+}
+
+/** Creates a backend by name. Throws BackendUnavailableError when its module is missing. */
+export async function createBackend (name: BackendName, options: BackendOptions = {}): Promise<Backend> {
+  if (name === 'memory') {
+    // One shared storage: producer and consumer must see the same memory.
+    const storage = new MemoryStorage()
+    return {
+      name,
+      config: { name },
+      consumerWhere: 'in-process',
+      createStorage: () => storage,
+      startConsumer: opts => runConsumer(storage, opts, 'in-process'),
+      close: async () => {}
+    }
+  }
+  let tempDir: string | undefined
+  let config: BackendConfig
+  if (name === 'redis') {
+    config = { name, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }
+  } else {
+    if (options.path === undefined) tempDir = await mkdtemp(join(tmpdir(), 'relayq-bench-'))
+    config = { name, basePath: options.path ?? tempDir }
+  }
+  let factory: () => Storage
+  try {
+    factory = await loadStorageFactory(config)
+  } catch (err) {
+    if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true })
+    throw err
+  }
+  const children = new Set<ChildProcess>()
+  return {
+    name,
+    config,
+    consumerWhere: 'child',
+    createStorage: factory,
+    startConsumer: opts => forkConsumer(config, opts, children),
+    async close () {
+      for (const child of children) child.kill()
+      if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true })
+    }
+  }
+}
