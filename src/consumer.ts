@@ -382,7 +382,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #renewLeases (): void {
     if (this.#running.size === 0) return
     const { storage, name, workerId, visibilityTimeout } = this.#config
-    storage.extendLeases(name, workerId, [...this.#running.keys()], visibilityTimeout).then(lost => {
+    storage.extendLeases(name, workerId, [...this.#running.keys()], visibilityTimeout).then(({ lost, aborted }) => {
+      // A cancel request whose notice we missed (e.g. across a reconnect) is seen here at the latest.
+      for (const id of aborted) this.#running.get(id)?.abort('cancel', new JobCancelledError(id))
       for (const id of lost) {
         const job = this.#running.get(id)
         if (job === undefined || job.done) continue

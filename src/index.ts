@@ -20,5 +20,5 @@ export type {
 } from './types.ts'
 export type {
   Storage, JobState, TerminalState, ActiveState, NewJob, EnqueueOutcome, ClaimedJob, Settlement, ClaimOptions,
-  BlockingClaimOptions, CancelOutcome, AbortOutcome, UpdateTTLOutcome, JobRecord, Notice, RecoveryOutcome, StateCounts
+  BlockingClaimOptions, CancelOutcome, AbortOutcome, UpdateTTLOutcome, JobRecord, Notice, LeaseReport, RecoveryOutcome, StateCounts
 } from './storage/types.ts'

@@ -2,7 +2,7 @@ import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedErr
 import { Emitter } from './emitter.ts'
 import { checkId, checkInt, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
 import { decodeError } from './serde.ts'
-import type { EnqueueOutcome, NewJob, Notice } from './storage/types.ts'
+import type { EnqueueOutcome, JobRecord, NewJob, Notice } from './storage/types.ts'
 import type {
   CancelResult, CommonConfig, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, MessageStatus, QueueEvents,
   UpdateResultTTLResult
@@ -100,7 +100,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    */
   async enqueueAndWait (id: string, payload: TPayload, options?: EnqueueAndWaitOptions): Promise<TResult> {
     const opts = resolveJobOptions(options as Record<string, unknown>, this.#config)
-    const job = this.#prepare(id, payload, opts)
+    const job = this.#prepare(id, payload, opts, true)
     if (this.#state !== 'started') await this.start()
     // Subscribe before enqueueing so a fast job's notice cannot slip past us.
     if (!this.#subscribed) await this.#subscribe()
@@ -121,11 +121,10 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     checkId('id', id)
     if (this.#state !== 'started') await this.start()
     const { storage, name, resultTTL } = this.#config
-    const status = options?.running === true
-      ? (await storage.abort(name, id, resultTTL)).replace('aborting', 'cancelled') as CancelResult['status']
-      : await storage.cancel(name, id)
-    if (status === 'cancelled') this.#events.emit('cancelled', id)
-    return { status }
+    const outcome = options?.running === true ? await storage.abort(name, id, resultTTL) : await storage.cancel(name, id)
+    // A running job is cancelled once its worker stops it: the consumer emits `cancelled` then.
+    if (outcome === 'cancelled') this.#events.emit('cancelled', id)
+    return { status: outcome === 'aborting' ? 'cancelled' : outcome }
   }
 
   /** The result of a completed job, or null. */
@@ -155,7 +154,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   /** Validates and encodes one job; throws InvalidArgumentError before anything is stored. */
-  #prepare (id: unknown, payload: TPayload, opts: JobOptions): NewJob {
+  #prepare (id: unknown, payload: TPayload, opts: JobOptions, notify = false): NewJob {
     checkId('id', id)
     let bytes: Buffer
     try {
@@ -164,7 +163,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       throw new InvalidArgumentError(`Cannot serialize the payload of job ${JSON.stringify(id)}: ${(err as Error).message}`, err)
     }
     if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
-    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay }
+    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, notify }
   }
 
   #toResult (id: string, outcome: EnqueueOutcome): EnqueueResult<TResult> {
@@ -250,6 +249,11 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   readonly #onNotice = (notice: Notice): void => {
+    if (notice.type === 'gap') {
+      // Notices may have been lost: ask the storage how every awaited job stands.
+      for (const [id, waiter] of this.#waiters) this.#recheck(id, waiter)
+      return
+    }
     if (notice.type !== 'done') return
     const waiter = this.#waiters.get(notice.id)
     if (waiter === undefined) return
@@ -265,13 +269,24 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
+  /** After a `gap`: finish the wait if the job reached a terminal state meanwhile. */
+  #recheck (id: string, waiter: Waiter): void {
+    this.#config.storage.getStatus(this.#config.name, id).then(record => {
+      // Only a terminal record ends the wait: no record may also mean our enqueue is still in flight.
+      if (record?.state === 'completed' || record?.state === 'failed' || record?.state === 'cancelled') this.#fetched(id, waiter, record)
+    }, (err: Error) => this.#finish(id, waiter, undefined, err))
+  }
+
   /** The notice left the outcome out (too large to inline): read it from the record. */
   #fetch (id: string, waiter: Waiter): void {
-    this.#config.storage.getStatus(this.#config.name, id).then(record => {
-      if (record?.state === 'completed') this.#finish(id, waiter, record.result ?? Buffer.alloc(0), undefined)
-      else if (record?.state === 'failed') this.#finish(id, waiter, undefined, this.#failure(id, record.error ?? Buffer.alloc(0)))
-      else this.#finish(id, waiter, undefined, new JobCancelledError(id))
-    }, (err: Error) => this.#finish(id, waiter, undefined, err))
+    this.#config.storage.getStatus(this.#config.name, id).then(record => this.#fetched(id, waiter, record), (err: Error) => this.#finish(id, waiter, undefined, err))
+  }
+
+  /** Finishes a wait from a terminal record (or none: expired or removed, which only a cancel does early). */
+  #fetched (id: string, waiter: Waiter, record: JobRecord | null): void {
+    if (record?.state === 'completed') this.#finish(id, waiter, record.result ?? Buffer.alloc(0), undefined)
+    else if (record?.state === 'failed') this.#finish(id, waiter, undefined, this.#failure(id, record.error ?? Buffer.alloc(0)))
+    else this.#finish(id, waiter, undefined, new JobCancelledError(id))
   }
 
   #failure (id: string, error: Buffer): JobFailedError {

@@ -3,7 +3,10 @@ import { test } from 'node:test'
 import { MemoryStorage } from '../src/storage/memory.ts'
 import { FakeClock, job, storageContract } from './storage-contract.ts'
 
-storageContract('memory', async clock => ({ storage: new MemoryStorage({ clock }), cleanup: async () => {} }))
+storageContract('memory', async clock => {
+  const storage = new MemoryStorage({ clock })
+  return { storage, another: () => storage, cleanup: async () => {} }
+})
 
 test('memory: expired records are swept from memory, not only hidden', async t => {
   t.mock.timers.enable({ apis: ['setInterval'] })

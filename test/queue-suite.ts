@@ -29,6 +29,13 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       return storage
     }
 
+    /** Two storage instances over the same data, as two processes would have them. */
+    async function storagePair (t: TestContext): Promise<[Storage, Storage]> {
+      const { storage, another, cleanup } = await factory()
+      t.after(cleanup)
+      return [storage, another()]
+    }
+
     /** A started queue on its own namespace; fails the test on any `error` event. */
     async function make (t: TestContext, config: Cfg = {}, handler?: (job: Job<any>) => unknown, storage?: Storage): Promise<Queue<any, any>> {
       const queue = new Queue<any, any>({
@@ -239,13 +246,13 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
     })
 
     test('a producer-only queue never claims; a consumer elsewhere runs its jobs', async t => {
-      const storage = await storageFor(t)
+      const [storage, elsewhere] = await storagePair(t)
       const name = `q-${randomUUID()}`
       const producer = new Producer<number, number>({ storage, name })
       t.after(() => producer.stop())
       assert.deepEqual(await producer.enqueue('a', 2), { status: 'queued' })
       assert.equal((await producer.getStatus('a'))?.state, 'queued')
-      const consumer = await make(t, { name }, async job => job.payload * 3, storage)
+      const consumer = await make(t, { name }, async job => job.payload * 3, elsewhere)
       assert.equal(await producer.enqueueAndWait('a', 2, { timeout: 5000 }), 6)
       assert.equal(consumer.running, 0)
     })

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
-import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job } from '../src/index.ts'
+import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
 import { backoffDelay } from '../src/options.ts'
 import { deferred, queueTests } from './queue-suite.ts'
 
-queueTests('memory', async () => ({ storage: new MemoryStorage(), cleanup: async () => {} }))
+queueTests('memory', async () => {
+  const storage = new MemoryStorage()
+  return { storage, another: () => storage, cleanup: async () => {} }
+})
 
 /** Lets pending promise callbacks run (mock timers do not run microtasks by themselves). */
 async function flush (rounds = 20): Promise<void> {
@@ -186,4 +189,53 @@ test('10,000 enqueueAndWait calls (successes, failures, timeouts) leave no waite
   assert.equal(subscriptions, subscriptionsBefore)
   assert.deepEqual(queue.eventNames().map(e => queue.listenerCount(e)), listenersBefore)
   assert.ok(process.getActiveResourcesInfo().filter(r => r === 'Timeout').length <= timersBefore)
+})
+
+/** A MemoryStorage whose `done`/`abort` notices are dropped, as if the subscription was down. */
+function lossyStorage (): { storage: MemoryStorage, gap: () => void } {
+  const storage = new MemoryStorage()
+  const listeners = new Set<(notice: Notice) => void>()
+  const subscribe = storage.subscribe.bind(storage)
+  storage.subscribe = async (queue, listener, type) => {
+    listeners.add(listener)
+    const unsubscribe = await subscribe(queue, () => {}, type) // every real notice is lost
+    return async () => { listeners.delete(listener); await unsubscribe() }
+  }
+  return { storage, gap: () => { for (const listener of listeners) listener({ type: 'gap' }) } }
+}
+
+test('a gap notice makes waiters check the job: a lost done notice does not hang enqueueAndWait', async t => {
+  const { storage, gap } = lossyStorage()
+  const queue = new Queue<number, number>({ storage, reaper: false })
+  t.after(() => queue.stop())
+  queue.execute(async job => job.payload * 2)
+  await queue.start()
+  const completed = once(queue, 'completed')
+  const result = queue.enqueueAndWait('lost', 21, { timeout: 60_000 })
+  await completed
+  assert.equal(queue.waiting, 1, 'the notice was lost: the call still waits')
+  gap()
+  assert.equal(await result, 42)
+  assert.equal(queue.waiting, 0)
+})
+
+test('a cancel request whose abort notice was lost reaches the handler through the lease heartbeat', async t => {
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const { storage } = lossyStorage()
+  const queue = new Queue<number, string>({ storage, reaper: false, visibilityTimeout: 3000 })
+  t.after(() => queue.stop())
+  const started = deferred()
+  queue.execute(async job => {
+    started.resolve()
+    await new Promise(resolve => job.signal.addEventListener('abort', resolve))
+    return 'stopped'
+  })
+  await queue.start()
+  const cancelled = once(queue, 'cancelled')
+  await queue.enqueue('long', 1)
+  await started.promise
+  assert.deepEqual(await queue.cancel('long', { running: true }), { status: 'cancelled' })
+  t.mock.timers.tick(1000) // one heartbeat (a third of the lease)
+  await cancelled
+  assert.equal((await queue.getStatus('long'))?.state, 'cancelled')
 })

@@ -7,6 +7,12 @@ import type { NewJob, Notice, Storage } from '../src/storage/types.ts'
 /** A storage made for one test, and how to remove everything it created. */
 export interface StorageHandle {
   storage: Storage
+  /**
+   * Another storage instance over the same data, as a second process would open it (its own
+   * connections and subscriptions); a backend whose data lives in one process returns `storage`.
+   * Instances made here are cleaned up by `cleanup`.
+   */
+  another: () => Storage
   cleanup: () => Promise<void>
 }
 
@@ -42,15 +48,22 @@ export async function until (predicate: () => boolean | Promise<boolean>, timeou
 /** The conformance suite every backend must pass. */
 export function storageContract (name: string, factory: StorageFactory): void {
   describe(`Storage contract: ${name}`, () => {
-    async function setup (t: TestContext): Promise<{ storage: Storage, clock: FakeClock, q: string }> {
+    async function setup (t: TestContext): Promise<{ storage: Storage, clock: FakeClock, q: string, another: () => Promise<Storage> }> {
       const clock = new FakeClock()
-      const { storage, cleanup } = await factory(clock.read)
+      const handle = await factory(clock.read)
+      const { storage, cleanup } = handle
       await storage.connect()
       t.after(async () => {
         await storage.disconnect()
         await cleanup()
       })
-      return { storage, clock, q: `q-${randomUUID()}` }
+      const another = async (): Promise<Storage> => {
+        const other = handle.another()
+        await other.connect()
+        t.after(() => other.disconnect())
+        return other
+      }
+      return { storage, clock, q: `q-${randomUUID()}`, another }
     }
 
     function notices (t: TestContext, storage: Storage, q: string): Promise<Notice[]> {
@@ -60,6 +73,9 @@ export function storageContract (name: string, factory: StorageFactory): void {
         return seen
       })
     }
+
+    /** A job its enqueuer waits for: its `done` notice must reach the enqueuing instance. */
+    const awaited = (id: string, payload?: string, overrides: Partial<NewJob> = {}): NewJob => job(id, payload, { notify: true, ...overrides })
 
     test('enqueue stores a queued job and reports its status', async t => {
       const { storage, clock, q } = await setup(t)
@@ -126,7 +142,7 @@ export function storageContract (name: string, factory: StorageFactory): void {
     test('complete stores the result once, notifies, and answers later enqueues from it', async t => {
       const { storage, q } = await setup(t)
       const seen = await notices(t, storage, q)
-      await storage.enqueue(q, [job('a')])
+      await storage.enqueue(q, [awaited('a')])
       const [a] = await storage.claim(q, 'w', claimNow)
       await storage.settle(q, 'w', [{ type: 'complete', id: 'a', attempt: a.attempts, result: Buffer.from('42'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
       const status = await storage.getStatus(q, 'a')
@@ -217,7 +233,7 @@ export function storageContract (name: string, factory: StorageFactory): void {
     test('cancel removes waiting jobs, notifies, and reports running and finished ones', async t => {
       const { storage, q } = await setup(t)
       const seen = await notices(t, storage, q)
-      await storage.enqueue(q, [job('run'), job('wait'), job('later', 'p', { delay: 60_000 })])
+      await storage.enqueue(q, [awaited('run'), awaited('wait'), awaited('later', 'p', { delay: 60_000 })])
       const [run] = await storage.claim(q, 'w', { ...claimNow, max: 1 })
       assert.equal(await storage.cancel(q, 'wait'), 'cancelled')
       assert.equal(await storage.cancel(q, 'later'), 'cancelled')
@@ -253,11 +269,14 @@ export function storageContract (name: string, factory: StorageFactory): void {
       await storage.enqueue(q, [job('a')])
       await storage.claim(q, 'w', { ...claimNow, leaseMs: 1000 })
       clock.advance(800)
-      assert.deepEqual(await storage.extendLeases(q, 'w', ['a', 'ghost'], 1000), ['ghost'])
+      assert.deepEqual(await storage.extendLeases(q, 'w', ['a', 'ghost'], 1000), { lost: ['ghost'], aborted: [] })
       clock.advance(800)
       // 1600 ms after the claim, but the lease was pushed to 1800: not stalled.
       assert.deepEqual(await storage.recoverStalled(q, 1, Buffer.from('stalled')), { requeued: [], failed: [] })
-      assert.deepEqual(await storage.extendLeases(q, 'other-worker', ['a'], 1000), ['a'])
+      assert.deepEqual(await storage.extendLeases(q, 'other-worker', ['a'], 1000), { lost: ['a'], aborted: [] })
+      // A cancel request also reaches the worker through its heartbeat, notice or not.
+      assert.equal(await storage.abort(q, 'a', 60_000), 'aborting')
+      assert.deepEqual(await storage.extendLeases(q, 'w', ['a'], 1000), { lost: [], aborted: ['a'] })
     })
 
     test('recoverStalled requeues expired leases and fails jobs out of attempts or stalls', async t => {
@@ -343,10 +362,10 @@ export function storageContract (name: string, factory: StorageFactory): void {
     test('an unsubscribed listener hears nothing more', async t => {
       const { storage, q } = await setup(t)
       const heard: string[] = []
-      const unsubscribe = await storage.subscribe(q, n => heard.push(n.id))
+      const unsubscribe = await storage.subscribe(q, n => { if (n.type === 'done') heard.push(n.id) })
       const control: string[] = []
-      t.after(await storage.subscribe(q, n => control.push(n.id)))
-      await storage.enqueue(q, [job('a'), job('b')])
+      t.after(await storage.subscribe(q, n => { if (n.type === 'done') control.push(n.id) }))
+      await storage.enqueue(q, [awaited('a'), awaited('b')])
       assert.equal(await storage.cancel(q, 'a'), 'cancelled')
       await until(() => heard.length === 1 && control.length === 1)
       await unsubscribe()
@@ -355,13 +374,36 @@ export function storageContract (name: string, factory: StorageFactory): void {
       assert.deepEqual(heard, ['a'])
     })
 
+    test('a done notice reaches the instance that waits, whoever settles the job', async t => {
+      const { storage, q, another } = await setup(t)
+      const worker = await another()
+      const late = await another()
+      const seen = await notices(t, storage, q)
+      const lateSeen = await notices(t, late, q)
+      await storage.enqueue(q, [awaited('a'), awaited('b')])
+      // A second waiter joins while the job is active: a duplicate enqueue with notify.
+      assert.deepEqual(await late.enqueue(q, [awaited('b')]), [{ status: 'duplicate', state: 'queued' }])
+      const claimed = await worker.claim(q, 'w', claimNow)
+      assert.deepEqual(claimed.map(j => j.id), ['a', 'b'])
+      await worker.settle(q, 'w', [
+        { type: 'complete', id: 'a', attempt: 1, result: Buffer.from('ra'), ttl: 60_000 },
+        { type: 'fail', id: 'b', attempt: 1, error: Buffer.from('eb'), ttl: 60_000 }
+      ], { max: 0, leaseMs: LEASE })
+      const done = (list: Notice[], id: string): Notice | undefined => list.find(n => n.type === 'done' && n.id === id)
+      await until(() => done(seen, 'a') !== undefined && done(seen, 'b') !== undefined && done(lateSeen, 'b') !== undefined)
+      for (const [list, id, state] of [[seen, 'a', 'completed'], [seen, 'b', 'failed'], [lateSeen, 'b', 'failed']] as const) {
+        const notice = done(list, id)
+        assert.equal(notice?.type === 'done' && notice.state, state, `${id} as seen`)
+      }
+    })
+
     test('a typed subscription hears at least the notices of its type', async t => {
       const { storage, q } = await setup(t)
       const aborts: Notice[] = []
       const dones: Notice[] = []
       t.after(await storage.subscribe(q, n => aborts.push(n), 'abort'))
       t.after(await storage.subscribe(q, n => dones.push(n), 'done'))
-      await storage.enqueue(q, [job('run'), job('wait')])
+      await storage.enqueue(q, [job('run'), awaited('wait')])
       await storage.claim(q, 'w', { ...claimNow, max: 1 })
       assert.equal(await storage.abort(q, 'run', 60_000), 'aborting')
       assert.equal(await storage.cancel(q, 'wait'), 'cancelled')

@@ -1,6 +1,6 @@
 import type {
   AbortOutcome, ActiveState, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome,
-  JobRecord, JobState, NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, TerminalState,
+  JobRecord, JobState, LeaseReport, NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, TerminalState,
   UpdateTTLOutcome
 } from './types.ts'
 import { Deque } from '../util/deque.ts'
@@ -185,16 +185,21 @@ export class MemoryStorage implements Storage {
     return this.#take(space, workerId, next.max, next.leaseMs, now)
   }
 
-  async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<string[]> {
+  async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
     const space = this.#space(queue)
     const until = this.#clock() + leaseMs
     const lost: string[] = []
+    const aborted: string[] = []
     for (const id of ids) {
       const rec = space.jobs.get(id)
-      if (rec === undefined || rec.state !== 'processing' || rec.worker !== workerId) lost.push(id)
-      else rec.leaseUntil = until
+      if (rec === undefined || rec.state !== 'processing' || rec.worker !== workerId) {
+        lost.push(id)
+        continue
+      }
+      rec.leaseUntil = until
+      if (rec.cancelRequested) aborted.push(id)
     }
-    return lost
+    return { lost, aborted }
   }
 
   async cancel (queue: string, id: string): Promise<CancelOutcome> {
@@ -252,6 +257,7 @@ export class MemoryStorage implements Storage {
   async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
     const space = this.#space(queue)
     // Wrap so that the same function subscribed twice gets two independent subscriptions.
+    // (This backend never loses notices, so it never sends `gap`.)
     const entry = type === undefined
       ? (notice: Notice): void => listener(notice)
       : (notice: Notice): void => { if (notice.type === type) listener(notice) }

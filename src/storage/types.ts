@@ -30,6 +30,13 @@ export interface NewJob {
   readonly resultTTL: number
   /** Ms to wait before the job becomes claimable; 0 = ready now. */
   readonly delay: number
+  /**
+   * The enqueuer waits for the outcome: the job's `done` notice must reach the `done` subscribers
+   * of the storage instance that enqueued it, also when the id is a duplicate of an active job
+   * (the instance is then added to the job's recipients). Backends may deliver more widely.
+   * @default false
+   */
+  readonly notify?: boolean
 }
 
 /** What an enqueue did for one job. Terminal outcomes carry the stored result or error. */
@@ -111,10 +118,21 @@ export interface JobRecord {
  * Published atomically with the state change that causes it.
  * `done`: a job reached a terminal state. `result`/`error` may be left out (large values);
  * the listener then reads them with `getStatus`. `abort`: a running job's cancel was requested.
+ * `gap`: notices may have been missed (the backend lost its subscription for a while, e.g. on a
+ * reconnect); whoever waits for something should check its state. Delivered whatever the type filter.
  */
 export type Notice =
   | { readonly type: 'done', readonly id: string, readonly state: TerminalState, readonly result?: Buffer, readonly error?: Buffer }
   | { readonly type: 'abort', readonly id: string }
+  | { readonly type: 'gap', readonly id?: undefined }
+
+/** What `extendLeases` found. */
+export interface LeaseReport {
+  /** Ids this worker no longer holds (reaped, settled elsewhere, expired): their outcome will be ignored. */
+  readonly lost: string[]
+  /** Ids still held whose cancel was requested: a second path to the `abort` notice that cannot be missed. */
+  readonly aborted: string[]
+}
 
 /** What the reaper did in one pass. */
 export interface RecoveryOutcome {
@@ -146,8 +164,8 @@ export interface Storage {
   /** Applies settlements (each atomically with its notice), then claims up to `next.max` ready jobs without waiting. */
   settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]>
 
-  /** Pushes the lease deadline of these running jobs to now + `leaseMs`; returns the ids this worker no longer holds. */
-  extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<string[]>
+  /** Pushes the lease deadline of these running jobs to now + `leaseMs`; reports lost jobs and pending cancel requests. */
+  extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport>
 
   /** Cancels a job that is not running (queued, delayed or failing): removed, `done`/`cancelled` notice published. */
   cancel (queue: string, id: string): Promise<CancelOutcome>
@@ -162,9 +180,12 @@ export interface Storage {
   updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome>
 
   /**
-   * Calls `listener` for the queue's notices until the returned function is called. With `type`,
-   * only notices of that type are needed: a backend may use it to listen to less (a consumer
-   * wants `abort` notices, not one `done` per job). Listeners still check `notice.type`.
+   * Calls `listener` for the queue's notices until the returned function is called; resolves once
+   * the subscription is active (a notice published after that is heard). `done` notices are
+   * guaranteed for jobs this storage instance enqueued with `notify` (see {@link NewJob.notify});
+   * `abort` notices for every job of the queue. With `type`, only notices of that type are needed:
+   * a backend may use it to listen to less (a consumer wants `abort` notices, not one `done` per
+   * job). Listeners still check `notice.type`; `gap` notices come whatever the type.
    */
   subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>>
 
