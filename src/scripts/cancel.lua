@@ -1,0 +1,37 @@
+-- cancel: cancels a job that is not running; with mode 'abort', also asks a running job to stop
+-- (flag + notice to its worker) and keeps a `cancelled` record for jobs it ends.
+-- KEYS[1] ready  [2] jobs  [3] payloads  [4] delayed  [5] leases  [6] waiters  [7] errors
+--      [8] claiming  [9] done:<id>
+-- ARGV[1] id  [2] mode: cancel | abort  [3] ttl of the cancelled record (ms, abort only)
+--      [4] reply channel prefix  [5] control channel  [6] inline limit (bytes)
+-- Returns cancelled | aborting | processing | completed | not_found
+local k = { ready = KEYS[1], jobs = KEYS[2], payloads = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
+local id, mode = ARGV[1], ARGV[2]
+local m = redis.call('HGET', k.jobs, id)
+if not m then
+  if redis.call('EXISTS', KEYS[9]) == 1 then return 'completed' end
+  return 'not_found'
+end
+local st, at, mx, tl, cr, sl, fl, wk = unpack_meta(m)
+if st == 'p' then
+  if mode ~= 'abort' then return 'processing' end
+  if bit.band(fl, 1) == 0 then redis.call('HSET', k.jobs, id, pack_meta(st, at, mx, tl, cr, sl, bit.bor(fl, 1), wk)) end
+  redis.call('PUBLISH', ARGV[5], 'A' .. id)
+  return 'aborting'
+end
+-- Queued, delayed or failing. A queued id may sit in `claiming` (taken by a BLMOVE, not yet
+-- activated): removing it there makes that activation find nothing.
+if st == 'q' then
+  if redis.call('LREM', k.ready, 1, id) == 0 then redis.call('LREM', KEYS[8], 1, id) end
+else
+  redis.call('ZREM', k.delayed, id)
+end
+if mode == 'abort' then
+  finish(k, KEYS[9], id, 'x', at, mx, cr, fl, '', tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6]))
+else
+  redis.call('HDEL', k.jobs, id)
+  redis.call('HDEL', k.payloads, id)
+  if bit.band(fl, 4) ~= 0 then redis.call('HDEL', k.errors, id) end
+  if bit.band(fl, 2) ~= 0 then notify(k.waiters, ARGV[4], tonumber(ARGV[6]), id, 'x', '') end
+end
+return 'cancelled'

@@ -1,0 +1,26 @@
+-- reap: ends the stalled jobs recover.lua could not requeue: failed, or cancelled when a cancel
+-- was requested. Each only if it is still processing in that attempt with its lease expired.
+-- KEYS[1] jobs  [2] payloads  [3] leases  [4] waiters  [5] errors  [5 + i] done:<id of job i>
+-- ARGV[1] now (ms)  [2] reply channel prefix  [3] inline limit (bytes)  [4] error of failed jobs
+--      then 2 per job: id, attempt
+-- Returns the ids that ended failed.
+local k = { jobs = KEYS[1], payloads = KEYS[2], leases = KEYS[3], waiters = KEYS[4], errors = KEYS[5] }
+local now, replyPrefix, inline, err = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local failed = {}
+for i = 1, (#ARGV - 4) / 2 do
+  local id, attempt = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
+  local m = redis.call('HGET', k.jobs, id)
+  if m then
+    local st, at, mx, tl, cr, _, fl = unpack_meta(m)
+    local lease = tonumber(redis.call('ZSCORE', k.leases, id))
+    if st == 'p' and at == attempt and lease and lease <= now then
+      if bit.band(fl, 1) ~= 0 then
+        finish(k, KEYS[5 + i], id, 'x', at, mx, cr, fl, '', tl, replyPrefix, inline)
+      else
+        finish(k, KEYS[5 + i], id, 'e', at, mx, cr, fl, err, tl, replyPrefix, inline)
+        failed[#failed + 1] = id
+      end
+    end
+  end
+end
+return failed

@@ -1,0 +1,538 @@
+import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'iovalkey'
+import { InvalidArgumentError, StorageError } from '../errors.ts'
+import { lockKey, QueueKeys } from './redis-keys.ts'
+import { defineScripts, type Reply, type Scripts } from './redis-scripts.ts'
+import { Subscriber } from './redis-subscriber.ts'
+import type {
+  AbortOutcome, ActiveState, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome,
+  JobRecord, JobState, LeaseReport, NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage,
+  UpdateTTLOutcome
+} from './types.ts'
+
+/** Where and how to connect. Give one of `url`, `host`/`port`, `client` or `cluster`. */
+export interface RedisStorageOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
+  url?: string
+  /** Server host. @default '127.0.0.1' */
+  host?: string
+  /** Server port. @default 6379 */
+  port?: number
+  /** A client of yours (standalone or cluster). relayq duplicates it for its blocking and subscriber connections and never closes it. */
+  client?: Redis | Cluster
+  /** Redis Cluster startup nodes (`'host:port'` or `{ host, port }`). */
+  cluster?: ReadonlyArray<string | { host: string, port: number }>
+  /** First part of every key's hash tag: `{<keyPrefix>:<queue>}:...`. @default 'relayq' */
+  keyPrefix?: string
+  /** iovalkey options for the connections relayq creates (with `url`, `host` or `cluster`). */
+  redisOptions?: RedisOptions
+  /** iovalkey cluster options (with `cluster`). */
+  clusterOptions?: ClusterOptions
+  /** Results and errors up to this many bytes travel inside the completion notice (one round trip less for the waiter). @default 65536 */
+  inlineLimit?: number
+  /** Source of the current time in epoch ms, for leases, delays and locks. @default Date.now */
+  clock?: () => number
+}
+
+/** Events of a RedisStorage. */
+export interface RedisStorageEvents {
+  /** A connection failed (it reconnects by itself); emitted only when someone listens. */
+  error: [error: StorageError]
+}
+
+/** Jobs per enqueue script call: bounds the script's run time and Lua's `unpack` stack. */
+const ENQUEUE_CHUNK = 1000
+/** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
+const CLAIM_GRACE_MS = 1000
+/** Slack beyond a blocking command's own timeout before its connection is presumed wedged (ms). */
+const BLOCK_GUARD_MS = 5000
+
+/**
+ * Connections relayq creates: commands issued while disconnected wait for the reconnect, and
+ * fail with a StorageError after 20 attempts (about 15 s) instead of hanging.
+ */
+const CONNECTION_DEFAULTS: RedisOptions = {
+  lazyConnect: true,
+  maxRetriesPerRequest: 20,
+  retryStrategy: times => Math.min(times * 50, 1000)
+}
+
+const ACTIVE: Record<string, ActiveState> = { q: 'queued', d: 'delayed', p: 'processing', f: 'failing' }
+const STATES: Record<string, JobState> = { ...ACTIVE, c: 'completed', e: 'failed', x: 'cancelled' }
+const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * Redis, Valkey and Redis Cluster. Each operation is one Lua script (one round trip) over keys
+ * that share the queue's hash tag; an idle consumer blocks in BLMOVE; request/response uses one
+ * subscriber connection per instance, with small results inside the notice.
+ *
+ * @example
+ * const storage = new RedisStorage({ url: 'redis://127.0.0.1:6379' })
+ * const queue = new Queue({ storage, concurrency: 50 })
+ */
+export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Storage {
+  readonly #options: RedisStorageOptions
+  readonly #prefix: string
+  readonly #clock: () => number
+  readonly #inline: number
+  /** This instance's waiter token: its reply channels end with it (36 characters, see _lib.lua). */
+  readonly #token = randomUUID()
+  readonly #keys = new Map<string, QueueKeys>()
+  /** Idle connections for BLMOVE; one is taken per blocking claim. */
+  readonly #blockers: Array<Redis | Cluster> = []
+  /** Connections currently blocked in BLMOVE, closed by `disconnect`. */
+  readonly #blocking = new Set<Redis | Cluster>()
+  /** Blocked claims per queue, and the timer that promotes the next delayed job for them. */
+  readonly #waits = new Map<string, { blocked: number, at: number, timer: ReturnType<typeof setTimeout> | undefined }>()
+  /** Listeners told about `gap`s (lost subscriptions). */
+  readonly #gapListeners = new Set<(notice: Notice) => void>()
+  #refs = 0
+  #opening: Promise<void> | undefined
+  #client: Redis | Cluster | undefined
+  #scripts: Scripts | undefined
+  #subscriber: Subscriber | undefined
+  /** Queues whose control channel this instance watches for wake-ups (while claims block). */
+  #watching = new Map<string, Promise<unknown>>()
+
+  constructor (options: RedisStorageOptions = {}) {
+    super()
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected RedisStorage options to be an object')
+    const ways = [options.url !== undefined, options.host !== undefined || options.port !== undefined, options.client !== undefined, options.cluster !== undefined]
+    if (ways.filter(Boolean).length > 1) throw new InvalidArgumentError('Give only one of `url`, `host`/`port`, `client` or `cluster`')
+    if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) {
+      throw new InvalidArgumentError('Expected `url` to start with redis:// or rediss://')
+    }
+    if (options.cluster !== undefined && (!Array.isArray(options.cluster) || options.cluster.length === 0)) {
+      throw new InvalidArgumentError('Expected `cluster` to be a non-empty array of nodes')
+    }
+    const prefix = options.keyPrefix ?? 'relayq'
+    if (typeof prefix !== 'string' || prefix.length === 0) throw new InvalidArgumentError('Expected `keyPrefix` to be a non-empty string')
+    const inline = options.inlineLimit ?? 65_536
+    if (!Number.isInteger(inline) || inline < 0) throw new InvalidArgumentError(`Expected \`inlineLimit\` to be an integer >= 0, got ${String(inline)}`)
+    this.#options = options
+    this.#prefix = prefix
+    this.#clock = options.clock ?? Date.now
+    this.#inline = inline
+  }
+
+  connect (): Promise<void> {
+    if (this.#refs++ > 0) return this.#opening ?? Promise.resolve()
+    this.#opening = this.#open().catch(err => {
+      this.#refs = 0
+      this.#opening = undefined
+      this.#close()
+      throw storageError('connect', err)
+    })
+    return this.#opening
+  }
+
+  async disconnect (): Promise<void> {
+    if (this.#refs === 0 || --this.#refs > 0) return
+    await this.#opening?.catch(() => {})
+    this.#opening = undefined
+    this.#close()
+  }
+
+  async #open (): Promise<void> {
+    const given = this.#options.client
+    const client = given ?? this.#create()
+    this.#client = client
+    this.#scripts = defineScripts(client)
+    if (given === undefined) {
+      client.on('error', this.#onError)
+      await client.connect()
+    }
+  }
+
+  #create (): Redis | Cluster {
+    const { url, host, port, cluster, redisOptions, clusterOptions } = this.#options
+    if (cluster !== undefined) {
+      return new Cluster(cluster.map(node => typeof node === 'string' ? node : { host: node.host, port: node.port }), {
+        lazyConnect: true,
+        ...clusterOptions,
+        redisOptions: { ...CONNECTION_DEFAULTS, ...clusterOptions?.redisOptions, ...redisOptions }
+      })
+    }
+    const options = { ...CONNECTION_DEFAULTS, ...redisOptions }
+    if (url !== undefined) return new Redis(url, options)
+    return new Redis({ host: host ?? '127.0.0.1', port: port ?? 6379, ...options })
+  }
+
+  /** Closes every connection this instance made (not a client the user gave). */
+  #close (): void {
+    for (const wait of this.#waits.values()) clearTimeout(wait.timer)
+    this.#waits.clear()
+    this.#watching.clear()
+    this.#gapListeners.clear()
+    for (const connection of this.#blocking) connection.disconnect()
+    this.#blocking.clear()
+    for (const connection of this.#blockers.splice(0)) connection.disconnect()
+    this.#subscriber?.close()
+    this.#subscriber = undefined
+    if (this.#client !== undefined && this.#options.client === undefined) this.#client.disconnect()
+    this.#client = undefined
+    this.#scripts = undefined
+  }
+
+  readonly #onError = (err: Error): void => {
+    if (this.listenerCount('error') > 0) this.emit('error', storageError('connection', err))
+  }
+
+  /** The scripts, or a StorageError when not connected. */
+  #run (): Scripts {
+    if (this.#scripts === undefined) throw new StorageError('RedisStorage is not connected: call connect() first')
+    return this.#scripts
+  }
+
+  #keysOf (queue: string): QueueKeys {
+    let keys = this.#keys.get(queue)
+    if (keys === undefined) {
+      keys = new QueueKeys(this.#prefix, queue)
+      this.#keys.set(queue, keys)
+    }
+    return keys
+  }
+
+  async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    const k = this.#keysOf(queue)
+    if (jobs.length <= ENQUEUE_CHUNK) return await this.#enqueue(k, jobs)
+    // One script per chunk, sent back to back on one connection: applied in order, one flight.
+    const parts: Array<Promise<EnqueueOutcome[]>> = []
+    for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) parts.push(this.#enqueue(k, jobs.slice(i, i + ENQUEUE_CHUNK)))
+    return (await Promise.all(parts)).flat()
+  }
+
+  async #enqueue (k: QueueKeys, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    const keys = [k.ready, k.jobs, k.payloads, k.delayed, k.waiters]
+    const args: Array<string | number | Buffer> = [this.#clock(), this.#token, k.control]
+    for (let i = 0; i < jobs.length; i++) {
+      const job = jobs[i]
+      keys.push(k.done(job.id))
+      args.push(job.id, job.payload, job.maxAttempts, job.resultTTL, job.delay, job.notify === true ? 1 : 0)
+    }
+    const reply: Reply[] = await this.#run().enqueueBuffer(keys, args).catch(rethrow('enqueue'))
+    const outcomes: EnqueueOutcome[] = new Array(jobs.length)
+    for (let i = 0; i < jobs.length; i++) {
+      const data = reply[2 * i + 1] as Buffer
+      switch (reply[2 * i]) {
+        case 0: outcomes[i] = QUEUED; break
+        case 1: outcomes[i] = { status: 'duplicate', state: ACTIVE[data.toString()] }; break
+        case 2: outcomes[i] = { status: 'completed', result: data }; break
+        case 3: outcomes[i] = { status: 'failed', error: data }; break
+        default: outcomes[i] = { status: 'cancelled' }
+      }
+    }
+    return outcomes
+  }
+
+  async claim (queue: string, workerId: string, options: BlockingClaimOptions): Promise<ClaimedJob[]> {
+    const k = this.#keysOf(queue)
+    const { max, leaseMs, blockMs, signal } = options
+    const deadline = Date.now() + blockMs
+    let moved: string[] = []
+    for (;;) {
+      const reply: Reply[] = await this.#run().claimBuffer(
+        [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming, k.seen],
+        [this.#clock(), leaseMs, max, workerId, ...moved]
+      ).catch(rethrow('claim'))
+      const jobs = toJobs(reply, 1)
+      const remaining = deadline - Date.now()
+      if (jobs.length > 0 || remaining <= 0 || signal?.aborted === true || this.#refs === 0) return jobs
+      // Nothing ready: block until a job arrives, the earliest delayed job is due, or time is up.
+      const nextDue = reply[0] as number
+      const wait = nextDue >= 0 ? Math.max(1, Math.min(remaining, nextDue - this.#clock())) : remaining
+      const id = await this.#blockingMove(queue, k, wait, signal)
+      moved = id === null ? [] : [id]
+    }
+  }
+
+  /**
+   * BLMOVE ready → claiming on a connection of its own; resolves the moved id, or null on
+   * timeout, abort (the connection is closed: nothing else can end a blocked command) or a
+   * connection that stopped answering. An id moved just as the connection closes stays in
+   * `claiming` until the reaper hands it back.
+   */
+  async #blockingMove (queue: string, k: QueueKeys, waitMs: number, signal: AbortSignal | undefined): Promise<string | null> {
+    const client = this.#client
+    if (client === undefined) return null
+    await this.#watch(queue, k)
+    const connection = this.#blockers.pop() ?? this.#duplicate(client)
+    this.#blocking.add(connection)
+    const wait = this.#waits.get(queue) ?? { blocked: 0, at: Infinity, timer: undefined }
+    this.#waits.set(queue, wait)
+    wait.blocked++
+    return await new Promise<string | null>((resolve, reject) => {
+      let settled = false
+      const end = (id: string | null, reuse: boolean, err?: unknown): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(guard)
+        signal?.removeEventListener('abort', onAbort)
+        wait.blocked--
+        this.#blocking.delete(connection)
+        if (reuse && this.#refs > 0) this.#blockers.push(connection)
+        else connection.disconnect()
+        if (err !== undefined && this.#refs > 0) reject(storageError('claim', err))
+        else resolve(id)
+      }
+      const onAbort = (): void => end(null, false)
+      const guard = setTimeout(() => end(null, false), waitMs + BLOCK_GUARD_MS)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      connection.blmove(k.ready, k.claiming, 'LEFT', 'RIGHT', (waitMs / 1000).toFixed(3)).then(
+        id => end(id, true),
+        err => end(null, false, err)
+      )
+    })
+  }
+
+  #duplicate (client: Redis | Cluster): Redis | Cluster {
+    const connection = client.duplicate()
+    connection.on('error', this.#onError)
+    return connection
+  }
+
+  /**
+   * Watches the queue's control channel while claims block on it: a `W<dueAt>` notice says a
+   * delayed job became the earliest, so a timer promotes it when due, and the push to the ready
+   * list wakes the BLMOVE. No polling.
+   */
+  #watch (queue: string, k: QueueKeys): Promise<unknown> {
+    let watching = this.#watching.get(queue)
+    if (watching === undefined) {
+      watching = this.#subscribe(k.control, message => {
+        if (message[0] !== 0x57) return // 'W'
+        const at = Number(message.subarray(1).toString())
+        const wait = this.#waits.get(queue)
+        if (wait === undefined || wait.blocked === 0 || at >= wait.at) return
+        clearTimeout(wait.timer)
+        wait.at = at
+        wait.timer = setTimeout(() => {
+          wait.at = Infinity
+          wait.timer = undefined
+          this.#run().claim([k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming, k.seen], [this.#clock(), 1, 0, '']).catch(() => {})
+        }, Math.max(0, at - this.#clock()))
+        wait.timer.unref()
+      })
+      // A failed subscription is tried again by the next blocking claim.
+      watching.catch(() => this.#watching.delete(queue))
+      this.#watching.set(queue, watching)
+    }
+    return watching
+  }
+
+  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+    const k = this.#keysOf(queue)
+    const keys = [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.waiters, k.errors]
+    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline]
+    for (let i = 0; i < settlements.length; i++) {
+      const s = settlements[i]
+      keys.push(k.done(s.id))
+      switch (s.type) {
+        case 'complete': args.push('c', s.id, s.attempt, s.ttl, s.result); break
+        case 'fail': args.push('e', s.id, s.attempt, s.ttl, s.error); break
+        case 'retry': args.push('r', s.id, s.attempt, s.delay, s.error); break
+        case 'cancel': args.push('x', s.id, s.attempt, s.ttl, ''); break
+        case 'release': args.push('l', s.id, s.attempt, 0, ''); break
+      }
+    }
+    const reply: Reply[] = await this.#run().settleBuffer(keys, args).catch(rethrow('settle'))
+    return toJobs(reply, 0)
+  }
+
+  async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
+    if (ids.length === 0) return { lost: [], aborted: [] }
+    const k = this.#keysOf(queue)
+    const [lost, aborted]: [string[], string[]] = await this.#run().extend([k.jobs, k.leases], [this.#clock(), leaseMs, workerId, ...ids]).catch(rethrow('extendLeases'))
+    return { lost, aborted }
+  }
+
+  cancel (queue: string, id: string): Promise<CancelOutcome> {
+    return this.#cancel(queue, id, 'cancel', 0) as Promise<CancelOutcome>
+  }
+
+  abort (queue: string, id: string, ttl: number): Promise<AbortOutcome> {
+    return this.#cancel(queue, id, 'abort', ttl) as Promise<AbortOutcome>
+  }
+
+  async #cancel (queue: string, id: string, mode: 'cancel' | 'abort', ttl: number): Promise<CancelOutcome | AbortOutcome> {
+    const k = this.#keysOf(queue)
+    return await this.#run().cancel(
+      [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.waiters, k.errors, k.claiming, k.done(id)],
+      [id, mode, ttl, k.replyPrefix, k.control, this.#inline]
+    ).catch(rethrow(mode))
+  }
+
+  async getStatus (queue: string, id: string): Promise<JobRecord | null> {
+    const k = this.#keysOf(queue)
+    const reply: Reply[] = await this.#run().statusBuffer([k.jobs, k.errors, k.done(id)], [id]).catch(rethrow('getStatus'))
+    if (reply.length === 0) return null
+    const state = STATES[(reply[0] as Buffer).toString()]
+    const body = reply[4] as Buffer
+    const record: { -readonly [K in keyof JobRecord]: JobRecord[K] } = {
+      id, state, createdAt: reply[1] as number, attempts: reply[2] as number, maxAttempts: reply[3] as number
+    }
+    if (state === 'completed') record.result = body
+    else if (state === 'failed' || (state !== 'cancelled' && body.length > 0)) record.error = body
+    return record
+  }
+
+  async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
+    const k = this.#keysOf(queue)
+    return await this.#run().ttl([k.jobs, k.done(id)], [id, ttl]).catch(rethrow('updateResultTTL'))
+  }
+
+  async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
+    const k = this.#keysOf(queue)
+    const removers: Array<() => Promise<void>> = []
+    // Registered before subscribing, so a gap during the subscription is not missed either.
+    const gapListener = (notice: Notice): void => listener(notice)
+    this.#gapListeners.add(gapListener)
+    try {
+      if (type === undefined || type === 'done') {
+        removers.push(await this.#subscribe(k.replyPrefix + this.#token, message => {
+          const notice = decodeDone(message)
+          if (notice !== undefined) listener(notice)
+        }))
+      }
+      if (type === undefined || type === 'abort') {
+        removers.push(await this.#subscribe(k.control, message => {
+          if (message[0] === 0x41) listener({ type: 'abort', id: message.subarray(1).toString() }) // 'A'
+        }))
+      }
+    } catch (err) {
+      this.#gapListeners.delete(gapListener)
+      await Promise.all(removers.map(remove => remove()))
+      throw err
+    }
+    return async () => {
+      this.#gapListeners.delete(gapListener)
+      await Promise.all(removers.map(remove => remove()))
+    }
+  }
+
+  #subscribe (channel: string, listener: (message: Buffer) => void): Promise<() => Promise<void>> {
+    const client = this.#client
+    if (client === undefined) return Promise.reject(new StorageError('RedisStorage is not connected: call connect() first'))
+    if (this.#subscriber === undefined) {
+      const connection = client instanceof Redis ? client.duplicate({ autoResubscribe: false }) : client.duplicate()
+      connection.on('error', this.#onError)
+      this.#subscriber = new Subscriber(connection, () => {
+        for (const gapListener of this.#gapListeners) gapListener({ type: 'gap' })
+      })
+    }
+    return this.#subscriber.add(channel, listener).catch(rethrow('subscribe'))
+  }
+
+  async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
+    const k = this.#keysOf(queue)
+    const scripts = this.#run()
+    const now = this.#clock()
+    const [requeued, ending]: [string[], Array<string | number>] = await scripts.recover(
+      [k.ready, k.jobs, k.leases, k.claiming, k.seen], [now, maxStalls, CLAIM_GRACE_MS]
+    ).catch(rethrow('recoverStalled'))
+    if (ending.length === 0) return { requeued, failed: [] }
+    const keys = [k.jobs, k.payloads, k.leases, k.waiters, k.errors]
+    for (let i = 0; i < ending.length; i += 2) keys.push(k.done(ending[i] as string))
+    const failed: string[] = await scripts.reap(keys, [now, k.replyPrefix, this.#inline, error, ...ending]).catch(rethrow('recoverStalled'))
+    return { requeued, failed }
+  }
+
+  async acquireLock (name: string, owner: string, ttl: number): Promise<boolean> {
+    return await this.#run().lock([lockKey(this.#prefix, name)], [owner, ttl]).catch(rethrow('acquireLock')) === 1
+  }
+
+  async releaseLock (name: string, owner: string): Promise<void> {
+    await this.#run().unlock([lockKey(this.#prefix, name)], [owner]).catch(rethrow('releaseLock'))
+  }
+
+  /** Counts per state. Terminal records are counted with SCAN: O(records), for observability. */
+  async counts (queue: string): Promise<StateCounts> {
+    const k = this.#keysOf(queue)
+    const [queued, delayed, processing, failing]: number[] = await this.#run().counts(
+      [k.ready, k.jobs, k.delayed, k.leases, k.claiming], []
+    ).catch(rethrow('counts'))
+    const counts: StateCounts = { queued, delayed, processing, failing, completed: 0, failed: 0, cancelled: 0 }
+    const client = this.#client as Redis | Cluster
+    const keys = await scanKeys(client, k.donePattern).catch(rethrow('counts'))
+    for (let i = 0; i < keys.length; i += ENQUEUE_CHUNK) {
+      const pipeline = client.pipeline()
+      for (const key of keys.slice(i, i + ENQUEUE_CHUNK)) pipeline.getrange(key, 0, 0)
+      for (const [err, state] of await pipeline.exec().catch(rethrow('counts')) ?? []) {
+        if (err === null && typeof state === 'string' && state.length > 0) counts[STATES[state] as 'completed' | 'failed' | 'cancelled']++
+      }
+    }
+    return counts
+  }
+
+  /** The Redis keys of a queue as this storage names them (for operators and tests). */
+  keysOf (queue: string): { fixed: string[], donePattern: string } {
+    const k = this.#keysOf(queue)
+    return { fixed: k.fixed, donePattern: k.donePattern }
+  }
+}
+
+/** Reads claimed jobs from a script reply, 6 fields each, from `start`. */
+function toJobs (reply: Reply[], start: number): ClaimedJob[] {
+  const jobs: ClaimedJob[] = []
+  for (let i = start; i < reply.length; i += 6) {
+    jobs.push({
+      id: (reply[i] as Buffer).toString(),
+      payload: reply[i + 1] as Buffer ?? EMPTY,
+      attempts: reply[i + 2] as number,
+      maxAttempts: reply[i + 3] as number,
+      resultTTL: reply[i + 4] as number,
+      createdAt: reply[i + 5] as number
+    })
+  }
+  return jobs
+}
+
+/** Decodes a reply-channel message: 'D' state inline #id ':' id [body] (see _lib.lua). */
+function decodeDone (message: Buffer): Notice | undefined {
+  if (message[0] !== 0x44) return undefined // 'D'
+  const colon = message.indexOf(0x3a, 3)
+  if (colon < 0) return undefined
+  const idEnd = colon + 1 + Number(message.subarray(3, colon).toString())
+  const id = message.subarray(colon + 1, idEnd).toString()
+  const inline = message[2] === 0x31 // '1'
+  switch (message[1]) {
+    case 0x63: return { type: 'done', id, state: 'completed', ...(inline && { result: message.subarray(idEnd) }) } // 'c'
+    case 0x65: return { type: 'done', id, state: 'failed', ...(inline && { error: message.subarray(idEnd) }) } // 'e'
+    default: return { type: 'done', id, state: 'cancelled' }
+  }
+}
+
+/** Every key matching `pattern`, on every master (a queue's keys live on one). */
+async function scanKeys (client: Redis | Cluster, pattern: string): Promise<string[]> {
+  const nodes = client instanceof Cluster ? client.nodes('master') : [client]
+  const keys: string[] = []
+  for (const node of nodes) {
+    let cursor = '0'
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      cursor = next
+      keys.push(...batch)
+    } while (cursor !== '0')
+  }
+  return keys
+}
+
+/** Commands whose arguments hold credentials: never let them reach an error or a log line. */
+const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate'])
+
+/** A StorageError for a failed operation, with credentials scrubbed from the cause. */
+export function storageError (operation: string, err: unknown): StorageError {
+  if (err instanceof StorageError) return err
+  const cause = err as Error & { command?: { name?: string, args?: unknown[] } }
+  if (cause?.command !== undefined && SECRET_COMMANDS.has(String(cause.command.name).toLowerCase())) {
+    cause.command = { name: cause.command.name, args: ['[redacted]'] }
+  }
+  const message = typeof cause?.message === 'string' ? cause.message : String(err)
+  return new StorageError(`Redis ${operation} failed: ${message}`, cause)
+}
+
+function rethrow (operation: string): (err: unknown) => never {
+  return err => { throw storageError(operation, err) }
+}
