@@ -48,6 +48,10 @@ const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper)
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
 /** Pause after a failed storage call before the loop tries again, in ms. */
 const RETRY_PAUSE = 1000
+/** Settle-and-claim calls a consumer keeps in flight. */
+const MAX_SETTLING = 2
+/** Concurrency from which each call claims only its share of the slots (see `#batch`). */
+const SPLIT_CONCURRENCY = 8
 
 /**
  * The consuming side: claims jobs and runs the handler with bounded concurrency. Finished jobs
@@ -70,13 +74,15 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #stopping: Promise<void> | undefined
   #settlements: Settlement[] = []
   #announcements: Announcements = []
-  #settling = false
+  /** Settle-and-claim calls in flight (at most {@link MAX_SETTLING}). */
+  #settling = 0
   #blocking = false
-  /** Slots promised to the outstanding blocking claim. */
+  /** Slots promised to the claims of outstanding storage calls. */
   #reserved = 0
   /** The last claim returned fewer jobs than asked: block instead of asking again. */
   #empty = false
   #paused = false
+  #pumpScheduled = false
   #blockAbort = new AbortController()
   #heartbeat: ReturnType<typeof setInterval> | undefined
   #unsubscribe: (() => Promise<void>) | undefined
@@ -168,42 +174,68 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Resolves when no storage call is outstanding and nothing waits to be settled. */
   async #idle (): Promise<void> {
     this.#pump()
-    while (this.#settling || this.#blocking || this.#settlements.length > 0) {
-      await new Promise<void>(resolve => { this.#onQuiet = resolve })
-    }
+    while (this.#busy()) await new Promise<void>(resolve => { this.#onQuiet = resolve })
+  }
+
+  #busy (): boolean {
+    return this.#settling > 0 || this.#blocking || this.#settlements.length > 0
   }
 
   #quiet (): void {
-    if (this.#settling || this.#blocking || this.#settlements.length > 0) return
+    if (this.#busy()) return
     const onQuiet = this.#onQuiet
     this.#onQuiet = undefined
     onQuiet?.()
   }
 
-  /** The loop: one settle-and-claim call at a time, or one blocking claim when the queue is empty. */
+  /**
+   * Most jobs one settle-and-claim call claims: half the slots from {@link SPLIT_CONCURRENCY} up,
+   * so two calls can overlap; every slot below that, where batches are too small for the overlap
+   * to matter and whole claims keep every slot busy.
+   */
+  get #batch (): number {
+    const { concurrency } = this.#config
+    return concurrency >= SPLIT_CONCURRENCY ? Math.ceil(concurrency / MAX_SETTLING) : concurrency
+  }
+
+  /**
+   * The loop: settle-and-claim calls, or one blocking claim when the queue is empty. Two calls may
+   * be in flight, so that the handlers of one batch run while the storage works on the other
+   * (with one call at a time they would take turns: measured on Redis, 49,000 jobs/s against
+   * 64,000 with two).
+   */
   #pump (): void {
-    if (this.#settling || this.#paused || this.#handler === undefined) return
-    const open = this.#state === 'started'
-    const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
-    if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
-      if (open && free > 0 && !this.#blocking) this.#block(free)
-      else this.#quiet()
-      return
+    while (this.#settling < MAX_SETTLING && !this.#paused && this.#handler !== undefined) {
+      const open = this.#state === 'started'
+      const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
+      if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
+        if (open && free > 0 && !this.#blocking && this.#settling === 0) this.#block(free)
+        else this.#quiet()
+        return
+      }
+      this.#send(Math.min(free, this.#batch))
     }
+  }
+
+  /** One settle-and-claim call: the settlements gathered so far, and up to `max` next jobs. */
+  #send (max: number): void {
     const { storage, name, workerId, visibilityTimeout } = this.#config
     const settlements = this.#settlements
     const announcements = this.#announcements
     this.#settlements = []
     this.#announcements = []
-    this.#settling = true
-    storage.settle(name, workerId, settlements, { max: free, leaseMs: visibilityTimeout }).then(jobs => {
-      this.#settling = false
+    this.#settling++
+    this.#reserved += max
+    storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(jobs => {
+      this.#settling--
+      this.#reserved -= max
       this.#announce(announcements)
-      if (free > 0) this.#empty = jobs.length < free
+      if (max > 0) this.#empty = jobs.length < max
       this.#begin(jobs)
       this.#pump()
     }, (err: Error) => {
-      this.#settling = false
+      this.#settling--
+      this.#reserved -= max
       // Keep the settlements: they are retried (fencing makes a repeat harmless).
       this.#settlements = settlements.concat(this.#settlements)
       this.#announcements = announcements.concat(this.#announcements)
@@ -214,16 +246,16 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #block (max: number): void {
     const { storage, name, workerId, visibilityTimeout, blockTimeout } = this.#config
     this.#blocking = true
-    this.#reserved = max
+    this.#reserved += max
     storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs: blockTimeout, signal: this.#blockAbort.signal }).then(jobs => {
       this.#blocking = false
-      this.#reserved = 0
+      this.#reserved -= max
       if (jobs.length > 0) this.#empty = false
       this.#begin(jobs)
       this.#pump()
     }, (err: Error) => {
       this.#blocking = false
-      this.#reserved = 0
+      this.#reserved -= max
       this.#pause(err, 'Claiming jobs failed')
     })
   }
@@ -358,6 +390,21 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
+    this.#schedulePump()
+  }
+
+  /**
+   * Pumps once the current burst of completions is over: jobs claimed together tend to finish in
+   * the same tick, and settling the first alone would split every batch into 1 + the rest.
+   */
+  #schedulePump (): void {
+    if (this.#pumpScheduled) return
+    this.#pumpScheduled = true
+    process.nextTick(this.#scheduledPump)
+  }
+
+  readonly #scheduledPump = (): void => {
+    this.#pumpScheduled = false
     this.#pump()
   }
 

@@ -2,12 +2,16 @@
 -- the record formats below have one definition. Functions here touch only keys a script was
 -- given in KEYS and read time only from ARGV.
 --
--- Active job (HASH `jobs`, field = job id), one string:
---   state|attempts|maxAttempts|resultTTL|createdAt|stalls|flags|worker
---   state: q queued, d delayed, p processing, f failing (waits out its retry backoff)
---   flags: 1 cancel requested, 2 someone waits (HASH `waiters`), 4 an error is kept (HASH `errors`)
--- Terminal job (STRING `done:<id>`, expiring after the job's result TTL):
---   state|createdAt|attempts|maxAttempts|body    state: c completed, e failed, x cancelled
+-- Active job (HASH `jobs`, field = job id): a binary record, so scripts read and write fields by
+-- offset with no number <-> text conversion (string.format and string.match dominated the
+-- scripts' cost). Numbers are big-endian doubles (exact for integers below 2^53).
+--   byte 1 state      q queued, d delayed, p processing, f failing (waits out its retry backoff)
+--   2-9 attempts  10-17 maxAttempts  18-25 resultTTL  26-33 createdAt  34-41 stalls
+--   42 flags          1 cancel requested, 2 someone waits (HASH `waiters`), 4 an error is kept (HASH `errors`)
+--   43... worker id   (processing jobs)
+-- Terminal job (STRING `done:<id>`, expiring after its TTL): state, then bytes 2-17 and 26-33 of
+-- the active record (attempts, maxAttempts, createdAt), then the body (result or error).
+--   state: c completed, e failed, x cancelled
 -- Waiters (HASH `waiters`, field = job id): 36-character tokens of the storage instances that
 -- wait, concatenated; each listens on channel <reply prefix><token>.
 -- Notices: 'D' state inline(1|0) #id ':' id [body] on reply channels (body left out when over
@@ -16,14 +20,25 @@
 
 local TOKEN = 36
 
-local function unpack_meta (m)
-  local st, at, mx, tl, cr, sl, fl, wk = string.match(m, '^(%a)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
-  return st, tonumber(at), tonumber(mx), tonumber(tl), tonumber(cr), tonumber(sl), tonumber(fl), wk
+local function new_meta (st, maxAttempts, resultTTL, createdAt, flags)
+  return struct.pack('>c1dddddB', st, 0, maxAttempts, resultTTL, createdAt, 0, flags)
 end
 
-local function pack_meta (st, at, mx, tl, cr, sl, fl, wk)
-  return string.format('%s|%.0f|%.0f|%.0f|%.0f|%.0f|%.0f|%s', st, at, mx, tl, cr, sl, fl, wk)
+local function attempts_of (m) return (struct.unpack('>d', m, 2)) end
+local function max_of (m) return (struct.unpack('>d', m, 10)) end
+local function ttl_of (m) return (struct.unpack('>d', m, 18)) end
+local function stalls_of (m) return (struct.unpack('>d', m, 34)) end
+local function flags_of (m) return string.byte(m, 42) end
+local function worker_of (m) return string.sub(m, 43) end
+
+-- The record with another state, attempts changed by `delta`, and no worker.
+local function moved (m, st, delta)
+  if delta == 0 then return st .. string.sub(m, 2, 42) end
+  return st .. struct.pack('>d', attempts_of(m) + delta) .. string.sub(m, 10, 42)
 end
+
+local function with_flags (m, fl) return string.sub(m, 1, 41) .. string.char(fl) .. string.sub(m, 43) end
+local function with_stalls (m, sl) return string.sub(m, 1, 33) .. struct.pack('>d', sl) .. string.sub(m, 42) end
 
 -- The score of the earliest delayed job, or math.huge.
 local function delayed_head (kDelayed)
@@ -57,8 +72,9 @@ local function promote (kReady, kJobs, kDelayed, now)
 end
 
 -- Claims the queued jobs among `ids` (already taken off the ready or claiming list) for `worker`
--- and appends them to `out`, 6 fields each: id, payload, attempts, maxAttempts, resultTTL, createdAt.
--- Ids whose job is gone or not queued (cancelled meanwhile) are dropped.
+-- and appends them to `out`, 3 fields each: id, payload, record (attempts, maxAttempts,
+-- resultTTL, createdAt are read from it by the client). Ids whose job is gone or not queued
+-- (cancelled meanwhile) are dropped.
 local function take (kJobs, kPayloads, kLeases, ids, now, leaseMs, worker, out)
   if #ids == 0 then return end
   local metas = redis.call('HMGET', kJobs, unpack(ids))
@@ -68,19 +84,15 @@ local function take (kJobs, kPayloads, kLeases, ids, now, leaseMs, worker, out)
   for i = 1, #ids do
     local m = metas[i]
     if m and string.sub(m, 1, 1) == 'q' then
-      local _, at, mx, tl, cr, sl, fl = unpack_meta(m)
-      at = at + 1
       local id = ids[i]
+      m = 'p' .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(m, 10, 42) .. worker
       fields[#fields + 1] = id
-      fields[#fields + 1] = pack_meta('p', at, mx, tl, cr, sl, fl, worker)
+      fields[#fields + 1] = m
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = payloads[i] or ''
-      out[#out + 1] = at
-      out[#out + 1] = mx
-      out[#out + 1] = tl
-      out[#out + 1] = cr
+      out[#out + 1] = m
     end
   end
   if #fields > 0 then
@@ -106,14 +118,22 @@ local function notify (kWaiters, replyPrefix, inline, id, st, body)
 end
 
 -- Writes a job's terminal record (state and body in one value, so it is never seen without its
--- result), drops its active data and notifies its waiters.
-local function finish (k, kDone, id, st, at, mx, cr, fl, body, ttl, replyPrefix, inline)
-  redis.call('SET', kDone, string.format('%s|%.0f|%.0f|%.0f|', st, cr, at, mx) .. body, 'PX', ttl)
-  redis.call('HDEL', k.jobs, id)
-  redis.call('HDEL', k.payloads, id)
-  redis.call('ZREM', k.leases, id)
+-- result) and notifies its waiters. The job's active data is dropped by `drop`, once per batch:
+-- the caller appends the id to `gone` and must not finish the same id twice.
+local function finish (k, kDone, id, m, st, body, ttl, gone, replyPrefix, inline)
+  redis.call('SET', kDone, st .. string.sub(m, 2, 17) .. string.sub(m, 26, 33) .. body, 'PX', ttl)
+  gone[#gone + 1] = id
+  local fl = flags_of(m)
   if bit.band(fl, 4) ~= 0 then redis.call('HDEL', k.errors, id) end
   if bit.band(fl, 2) ~= 0 then notify(k.waiters, replyPrefix, inline, id, st, body) end
+end
+
+-- Removes the active data of the jobs in `gone`: one command per key for the whole batch.
+local function drop (k, gone)
+  if #gone == 0 then return end
+  redis.call('HDEL', k.jobs, unpack(gone))
+  redis.call('HDEL', k.payloads, unpack(gone))
+  redis.call('ZREM', k.leases, unpack(gone))
 end
 
 -- Adds `token` to the waiters of an active job (a second enqueueAndWait on a running id).
@@ -121,6 +141,6 @@ local function add_waiter (kJobs, kWaiters, id, m, token)
   local tokens = redis.call('HGET', kWaiters, id) or ''
   if string.find(tokens, token, 1, true) then return end
   redis.call('HSET', kWaiters, id, tokens .. token)
-  local st, at, mx, tl, cr, sl, fl, wk = unpack_meta(m)
-  if bit.band(fl, 2) == 0 then redis.call('HSET', kJobs, id, pack_meta(st, at, mx, tl, cr, sl, bit.bor(fl, 2), wk)) end
+  local fl = flags_of(m)
+  if bit.band(fl, 2) == 0 then redis.call('HSET', kJobs, id, with_flags(m, bit.bor(fl, 2))) end
 end

@@ -12,10 +12,10 @@ if not m then
   if redis.call('EXISTS', KEYS[9]) == 1 then return 'completed' end
   return 'not_found'
 end
-local st, at, mx, tl, cr, sl, fl, wk = unpack_meta(m)
+local st, fl = string.sub(m, 1, 1), flags_of(m)
 if st == 'p' then
   if mode ~= 'abort' then return 'processing' end
-  if bit.band(fl, 1) == 0 then redis.call('HSET', k.jobs, id, pack_meta(st, at, mx, tl, cr, sl, bit.bor(fl, 1), wk)) end
+  if bit.band(fl, 1) == 0 then redis.call('HSET', k.jobs, id, with_flags(m, bit.bor(fl, 1))) end
   redis.call('PUBLISH', ARGV[5], 'A' .. id)
   return 'aborting'
 end
@@ -27,11 +27,10 @@ else
   redis.call('ZREM', k.delayed, id)
 end
 if mode == 'abort' then
-  finish(k, KEYS[9], id, 'x', at, mx, cr, fl, '', tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[6]))
+  finish(k, KEYS[9], id, m, 'x', '', tonumber(ARGV[3]), {}, ARGV[4], tonumber(ARGV[6]))
 else
-  redis.call('HDEL', k.jobs, id)
-  redis.call('HDEL', k.payloads, id)
   if bit.band(fl, 4) ~= 0 then redis.call('HDEL', k.errors, id) end
   if bit.band(fl, 2) ~= 0 then notify(k.waiters, ARGV[4], tonumber(ARGV[6]), id, 'x', '') end
 end
+drop(k, { id })
 return 'cancelled'

@@ -3,8 +3,8 @@
 -- claimed only once this script ran, and one that never gets here is found by recover.lua.
 -- KEYS[1] ready  [2] jobs  [3] payloads  [4] delayed  [5] leases  [6] claiming  [7] seen
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] max  [4] worker id  [5...] ids moved by BLMOVE
--- Returns: due time of the earliest delayed job (-1: none), then 6 fields per claimed job:
---   id, payload, attempts, maxAttempts, resultTTL, createdAt
+-- Returns: due time of the earliest delayed job (-1: none), then 3 fields per claimed job:
+--   id, payload, record (see _lib.lua)
 local kReady, kJobs, kPayloads, kDelayed, kLeases, kClaiming, kSeen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now, leaseMs, max, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 

@@ -5,21 +5,18 @@
 local kJobs, kLeases = KEYS[1], KEYS[2]
 local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
 local worker = ARGV[3]
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local metas = redis.call('HMGET', kJobs, unpack(ids))
 local lost, aborted, leases = {}, {}, {}
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  local m = redis.call('HGET', kJobs, id)
-  local st, fl, wk
-  if m then
-    local _
-    st, _, _, _, _, _, fl, wk = unpack_meta(m)
-  end
-  if st == 'p' and wk == worker then
+for i = 1, #ids do
+  local m = metas[i]
+  if m and string.sub(m, 1, 1) == 'p' and worker_of(m) == worker then
     leases[#leases + 1] = deadline
-    leases[#leases + 1] = id
-    if bit.band(fl, 1) ~= 0 then aborted[#aborted + 1] = id end
+    leases[#leases + 1] = ids[i]
+    if bit.band(flags_of(m), 1) ~= 0 then aborted[#aborted + 1] = ids[i] end
   else
-    lost[#lost + 1] = id
+    lost[#lost + 1] = ids[i]
   end
 end
 if #leases > 0 then redis.call('ZADD', kLeases, 'XX', unpack(leases)) end

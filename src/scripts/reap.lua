@@ -6,21 +6,22 @@
 -- Returns the ids that ended failed.
 local k = { jobs = KEYS[1], payloads = KEYS[2], leases = KEYS[3], waiters = KEYS[4], errors = KEYS[5] }
 local now, replyPrefix, inline, err = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local failed = {}
+local failed, gone, seen = {}, {}, {}
 for i = 1, (#ARGV - 4) / 2 do
   local id, attempt = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
-  local m = redis.call('HGET', k.jobs, id)
-  if m then
-    local st, at, mx, tl, cr, _, fl = unpack_meta(m)
+  local m = not seen[id] and redis.call('HGET', k.jobs, id)
+  seen[id] = true
+  if m and string.sub(m, 1, 1) == 'p' and attempts_of(m) == attempt then
     local lease = tonumber(redis.call('ZSCORE', k.leases, id))
-    if st == 'p' and at == attempt and lease and lease <= now then
-      if bit.band(fl, 1) ~= 0 then
-        finish(k, KEYS[5 + i], id, 'x', at, mx, cr, fl, '', tl, replyPrefix, inline)
+    if lease and lease <= now then
+      if bit.band(flags_of(m), 1) ~= 0 then
+        finish(k, KEYS[5 + i], id, m, 'x', '', ttl_of(m), gone, replyPrefix, inline)
       else
-        finish(k, KEYS[5 + i], id, 'e', at, mx, cr, fl, err, tl, replyPrefix, inline)
+        finish(k, KEYS[5 + i], id, m, 'e', err, ttl_of(m), gone, replyPrefix, inline)
         failed[#failed + 1] = id
       end
     end
   end
 end
+drop(k, gone)
 return failed

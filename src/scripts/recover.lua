@@ -13,19 +13,18 @@ local expired = redis.call('ZRANGEBYSCORE', kLeases, '-inf', now, 'LIMIT', 0, 10
 for i = 1, #expired do
   local id = expired[i]
   local m = redis.call('HGET', kJobs, id)
-  local st, at, mx, tl, cr, sl, fl, wk
-  if m then st, at, mx, tl, cr, sl, fl, wk = unpack_meta(m) end
-  if st ~= 'p' then
+  if not m or string.sub(m, 1, 1) ~= 'p' then
     redis.call('ZREM', kLeases, id) -- a lease left without its job: nothing to recover
   else
-    sl = sl + 1
-    if bit.band(fl, 1) ~= 0 or at >= mx or sl > maxStalls then
+    local at, sl = attempts_of(m), stalls_of(m) + 1
+    m = with_stalls(m, sl)
+    if bit.band(flags_of(m), 1) ~= 0 or at >= max_of(m) or sl > maxStalls then
       -- Stays processing with its expired lease until reap.lua ends it (it checks both again).
-      redis.call('HSET', kJobs, id, pack_meta('p', at, mx, tl, cr, sl, fl, wk))
+      redis.call('HSET', kJobs, id, m)
       ending[#ending + 1] = id
       ending[#ending + 1] = at
     else
-      redis.call('HSET', kJobs, id, pack_meta('q', at, mx, tl, cr, sl, fl, ''))
+      redis.call('HSET', kJobs, id, moved(m, 'q', 0))
       redis.call('ZREM', kLeases, id)
       redis.call('RPUSH', kReady, id)
       requeued[#requeued + 1] = id

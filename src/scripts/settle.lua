@@ -9,57 +9,59 @@
 --         | r retry (n: delay, body: error) | l release (hand back unrun)
 -- A settlement applies only while the job is processing in that very attempt (fencing). A job
 -- whose cancel was requested ends cancelled whatever the settlement says.
--- Returns 6 fields per claimed job: id, payload, attempts, maxAttempts, resultTTL, createdAt
+-- Returns 3 fields per claimed job: id, payload, record (see _lib.lua)
 local k = { ready = KEYS[1], jobs = KEYS[2], payloads = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
 local now, leaseMs, max, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local replyPrefix, inline = ARGV[5], tonumber(ARGV[7])
+local n = (#ARGV - 7) / 5
 local head, wakeAt
-local seen = {}
+local gone, seen = {}, {}
 
-for i = 1, (#ARGV - 7) / 5 do
-  local b = 7 + (i - 1) * 5
-  local typ, id, attempt, n = ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-  local m = not seen[id] and redis.call('HGET', k.jobs, id)
-  seen[id] = true
-  if m then
-    local st, at, mx, tl, cr, sl, fl = unpack_meta(m)
-    if st == 'p' and at == attempt then
-      local kDone = KEYS[7 + i]
-      if bit.band(fl, 1) ~= 0 then
-        local ttl = n
-        if typ == 'r' or typ == 'l' then ttl = tl end
-        finish(k, kDone, id, 'x', at, mx, cr, fl, '', ttl, replyPrefix, inline)
+if n > 0 then
+  local ids = {}
+  for i = 1, n do ids[i] = ARGV[7 + (i - 1) * 5 + 2] end
+  local metas = redis.call('HMGET', k.jobs, unpack(ids))
+  for i = 1, n do
+    local b = 7 + (i - 1) * 5
+    local typ, id, m = ARGV[b + 1], ids[i], metas[i]
+    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == tonumber(ARGV[b + 3]) then
+      seen[id] = true
+      local num, kDone = tonumber(ARGV[b + 4]), KEYS[7 + i]
+      if bit.band(flags_of(m), 1) ~= 0 then
+        if typ == 'r' or typ == 'l' then num = ttl_of(m) end
+        finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
       elseif typ == 'c' then
-        finish(k, kDone, id, 'c', at, mx, cr, fl, ARGV[b + 5], n, replyPrefix, inline)
+        finish(k, kDone, id, m, 'c', ARGV[b + 5], num, gone, replyPrefix, inline)
       elseif typ == 'e' then
-        finish(k, kDone, id, 'e', at, mx, cr, fl, ARGV[b + 5], n, replyPrefix, inline)
+        finish(k, kDone, id, m, 'e', ARGV[b + 5], num, gone, replyPrefix, inline)
       elseif typ == 'x' then
-        finish(k, kDone, id, 'x', at, mx, cr, fl, '', n, replyPrefix, inline)
+        finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
       elseif typ == 'r' then
         redis.call('HSET', k.errors, id, ARGV[b + 5])
         redis.call('ZREM', k.leases, id)
-        fl = bit.bor(fl, 4)
-        if n > 0 then
-          local due = now + n
+        m = with_flags(m, bit.bor(flags_of(m), 4))
+        if num > 0 then
+          local due = now + num
           if not head then head = delayed_head(k.delayed) end
           if due < head then
             head = due
             wakeAt = due
           end
-          redis.call('HSET', k.jobs, id, pack_meta('f', at, mx, tl, cr, sl, fl, ''))
+          redis.call('HSET', k.jobs, id, moved(m, 'f', 0))
           redis.call('ZADD', k.delayed, due, id)
         else
-          redis.call('HSET', k.jobs, id, pack_meta('q', at, mx, tl, cr, sl, fl, ''))
+          redis.call('HSET', k.jobs, id, moved(m, 'q', 0))
           redis.call('RPUSH', k.ready, id)
         end
       elseif typ == 'l' then
         -- Handed back unrun: the attempt does not count, and the job goes first in line.
         redis.call('ZREM', k.leases, id)
-        redis.call('HSET', k.jobs, id, pack_meta('q', at - 1, mx, tl, cr, sl, fl, ''))
+        redis.call('HSET', k.jobs, id, moved(m, 'q', -1))
         redis.call('LPUSH', k.ready, id)
       end
     end
   end
+  drop(k, gone)
 end
 if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeAt)) end
 

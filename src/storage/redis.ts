@@ -367,15 +367,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   async getStatus (queue: string, id: string): Promise<JobRecord | null> {
     const k = this.#keysOf(queue)
     const reply: Reply[] = await this.#run().statusBuffer([k.jobs, k.errors, k.done(id)], [id]).catch(rethrow('getStatus'))
-    if (reply.length === 0) return null
-    const state = STATES[(reply[0] as Buffer).toString()]
-    const body = reply[4] as Buffer
-    const record: { -readonly [K in keyof JobRecord]: JobRecord[K] } = {
-      id, state, createdAt: reply[1] as number, attempts: reply[2] as number, maxAttempts: reply[3] as number
-    }
-    if (state === 'completed') record.result = body
-    else if (state === 'failed' || (state !== 'cancelled' && body.length > 0)) record.error = body
-    return record
+    return reply.length === 0 ? null : toRecord(id, reply)
   }
 
   async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
@@ -473,20 +465,38 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 }
 
-/** Reads claimed jobs from a script reply, 6 fields each, from `start`. */
+/** Reads claimed jobs from a script reply, 3 fields each (id, payload, active record), from `start`. */
 function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
-  for (let i = start; i < reply.length; i += 6) {
+  for (let i = start; i < reply.length; i += 3) {
+    const record = reply[i + 2] as Buffer
     jobs.push({
       id: (reply[i] as Buffer).toString(),
       payload: reply[i + 1] as Buffer ?? EMPTY,
-      attempts: reply[i + 2] as number,
-      maxAttempts: reply[i + 3] as number,
-      resultTTL: reply[i + 4] as number,
-      createdAt: reply[i + 5] as number
+      // Offsets of the active record, see src/scripts/_lib.lua (0-based here).
+      attempts: record.readDoubleBE(1),
+      maxAttempts: record.readDoubleBE(9),
+      resultTTL: record.readDoubleBE(17),
+      createdAt: record.readDoubleBE(25)
     })
   }
   return jobs
+}
+
+/** A job's record from status.lua's reply (formats in src/scripts/_lib.lua). */
+function toRecord (id: string, reply: Reply[]): JobRecord {
+  const data = reply[1] as Buffer
+  const state = STATES[String.fromCharCode(data[0])]
+  const attempts = data.readDoubleBE(1)
+  const maxAttempts = data.readDoubleBE(9)
+  if ((reply[0] as Buffer)[0] === 0x41) { // 'A': active record, then the last error
+    const error = reply[2] as Buffer
+    return { id, state, attempts, maxAttempts, createdAt: data.readDoubleBE(25), ...(error.length > 0 && { error }) }
+  }
+  // Terminal: state, attempts, maxAttempts, createdAt, body.
+  const body = data.subarray(25)
+  const outcome = state === 'completed' ? { result: body } : state === 'failed' ? { error: body } : {}
+  return { id, state, attempts, maxAttempts, createdAt: data.readDoubleBE(17), ...outcome }
 }
 
 /** Decodes a reply-channel message: 'D' state inline #id ':' id [body] (see _lib.lua). */
