@@ -18,6 +18,7 @@ const na = 'n/a'
 const num = (v: number | null | undefined, digits = 0): string => v === null || v === undefined ? na : fmt(v, digits)
 const div = (a: number | null | undefined, b: number | null | undefined): number | undefined =>
   a === null || a === undefined || b === null || b === undefined || b === 0 ? undefined : a / b
+const failed = (run: LibraryRun, scenario: 'throughput' | 'rpc'): boolean => run.errors.some(e => e.scenario === scenario)
 const showRatio = (r: number | undefined): string => r === undefined ? na : ratio(r)
 
 function name (run: LibraryRun): string {
@@ -70,7 +71,7 @@ export function printCompare (backend: string, runs: LibraryRun[]): PeerRatios[]
   const cpuHeader = `consumer CPU µs/job${backend === 'memory' ? ' (process)' : ''}`
   const missing = runs.filter(r => r.status !== 'ok').map(r => `${r.library}: ${r.note ?? r.status}`)
 
-  if (runs.some(r => r.results.throughput !== undefined)) {
+  if (runs.some(r => r.results.throughput !== undefined || failed(r, 'throughput'))) {
     const rows: string[][] = []
     const sizes = Math.max(...runs.map(r => r.results.throughput?.length ?? 0))
     for (let i = 0; i < sizes; i++) {
@@ -80,6 +81,7 @@ export function printCompare (backend: string, runs: LibraryRun[]): PeerRatios[]
         if (t === undefined) {
           // relayq always has a row (n/a when its backend is missing); a peer that did not run has a note below.
           if (i === 0 && run.library === 'relayq' && run.status !== 'ok') rows.push([name(run), na, na, na, na, na])
+          if (i === 0 && failed(run, 'throughput')) rows.push([name(run), 'FAILED', '', '', '', ''])
           continue
         }
         rows.push([name(run), `${fmt(t.jobs)}`, fmt(t.enqueuePerSec), num(t.bulkEnqueuePerSec), fmt(t.processPerSec), fmt(t.consumerCpuUsPerJob, 2)])
@@ -97,10 +99,10 @@ export function printCompare (backend: string, runs: LibraryRun[]): PeerRatios[]
     }
   }
 
-  if (runs.some(r => r.results.rpc !== undefined)) {
-    const rows = runs.filter(r => r.results.rpc !== undefined || r.library === 'relayq').map(run => {
+  if (runs.some(r => r.results.rpc !== undefined || failed(r, 'rpc'))) {
+    const rows = runs.filter(r => r.results.rpc !== undefined || r.library === 'relayq' || failed(r, 'rpc')).map(run => {
       const p = run.results.rpc
-      if (p === undefined) return [name(run), na, na, na, na, na, na, na, na]
+      if (p === undefined) return failed(run, 'rpc') ? [name(run), 'FAILED', '', '', '', '', '', '', ''] : [name(run), na, na, na, na, na, na, na, na]
       return [
         name(run), fmt(p.sequential.calls), num(p.sequential.p50Ms, 3), num(p.sequential.p99Ms, 3), fmt(p.sequential.callsPerSec),
         fmt(p.concurrent.callsPerSec), num(p.concurrent.p50Ms, 3), num(p.concurrent.p99Ms, 3), fmt(p.consumerCpuUsPerCall, 2)
@@ -128,6 +130,9 @@ export function printCompare (backend: string, runs: LibraryRun[]): PeerRatios[]
     if (run.cleanup.length > 0) console.log(`    cleanup: ${summarize(run.cleanup)}`)
   }
   if (missing.length > 0) console.log(`Not run: ${missing.join('; ')}`)
+  for (const run of runs) {
+    for (const e of run.errors) console.log(`FAILED: ${run.library} ${e.scenario}: ${e.message}`)
+  }
   console.log()
   return ratios
 }

@@ -39,6 +39,8 @@ export interface LibraryRun {
   readonly limits?: PeerLimits
   /** Cleanup done after its runs. */
   readonly cleanup: string[]
+  /** Scenarios that failed (a job or call did not complete, an error): their results are absent. */
+  readonly errors: Array<{ scenario: 'throughput' | 'rpc', message: string }>
   readonly results: SuiteResults
 }
 
@@ -48,7 +50,7 @@ export async function runCompare (options: CompareOptions): Promise<LibraryRun[]
   const runs: LibraryRun[] = [await runRelayq(options)]
 
   for (const peer of PEERS) {
-    const base = { library: peer.name, packageName: peer.packageName, settings: peer.settings(backend), cleanup: [], results: {} }
+    const base = { library: peer.name, packageName: peer.packageName, settings: peer.settings(backend), cleanup: [], errors: [], results: {} }
     if (!peer.supports(backend)) {
       console.log(`${peer.name}: skipped, it has no ${backend} storage`)
       runs.push({ ...base, status: 'unsupported', note: `no ${backend} storage` })
@@ -65,6 +67,7 @@ export async function runCompare (options: CompareOptions): Promise<LibraryRun[]
     }
     const limits = peer.limits(backend)
     const cleanup: string[] = []
+    const errors: LibraryRun['errors'] = []
     const results = await runSuite(
       () => openPeerTarget(peer, library, { store: backend, url, prefix: `relayq-cmp-${runBase}` }, what => cleanup.push(what)),
       `${runBase}-${peer.id}`,
@@ -73,10 +76,12 @@ export async function runCompare (options: CompareOptions): Promise<LibraryRun[]
         sizes: limits === undefined ? sizes : [...new Set(sizes.map(s => Math.min(s, limits.jobs)))],
         warmupJobs: Math.min(warmupJobs, limits?.jobs ?? warmupJobs),
         rpc: limits?.rpc,
-        label: `${peer.name} `
+        label: `${peer.name} `,
+        // A peer that fails a scenario is reported (row FAILED, exit code 1), the others still run.
+        onError: (scenario, err) => errors.push({ scenario, message: err.message })
       }
     )
-    runs.push({ ...base, version: library.version, status: 'ok', limits, cleanup, results })
+    runs.push({ ...base, version: library.version, status: 'ok', limits, cleanup, errors, results })
   }
   return runs
 }
@@ -88,7 +93,8 @@ async function runRelayq (options: CompareOptions): Promise<LibraryRun> {
     library: 'relayq',
     packageName: 'relayq',
     settings: ['this checkout, through the same Backend as `npm run bench` (Producer; Consumer concurrency 50, defaults)'],
-    results: {}
+    results: {},
+    errors: []
   }
   const open = async (): Promise<ReturnType<typeof relayqTarget>> => relayqTarget(await createBackend(backend, { url, path }))
   try {

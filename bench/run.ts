@@ -102,6 +102,7 @@ if (args.compare) {
   console.log()
   const ratios = printCompare(backendName, runs)
   await writeJson({ compare: true, libraries: runs, ratios })
+  if (runs.some(r => r.errors.length > 0)) process.exitCode = 1 // a job or call did not complete: reported above
 } else {
   await runRelayqOnly()
 }

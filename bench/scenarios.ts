@@ -83,6 +83,16 @@ function phase (latencies: Float64Array, inFlight: number, totalMs: number): Rpc
   }
 }
 
+/** Runs `fn`; if it throws, runs `cleanup` (its own errors ignored) before rethrowing. */
+async function orCleanup<T> (fn: () => Promise<T>, cleanup: () => Promise<unknown>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    await cleanup().catch(() => {})
+    throw err
+  }
+}
+
 /** Enqueues `jobs` jobs one by one, 50 in flight; returns the elapsed ms. */
 async function enqueueAll (producer: BenchProducer, runId: string, jobs: number): Promise<number> {
   const t0 = performance.now()
@@ -124,16 +134,22 @@ async function drain (target: BenchTarget, queue: string, jobs: number): Promise
 export async function throughput (target: BenchTarget, runId: string, jobs: number): Promise<ThroughputResult> {
   const queue = `tp-${runId}`
   const producer = await target.openProducer(queue, 'enqueue')
-  const enqueueMs = await enqueueAll(producer, runId, jobs)
-  const processed = await drain(target, queue, jobs)
+  const { enqueueMs, processed } = await orCleanup(async () => {
+    const enqueueMs = await enqueueAll(producer, runId, jobs)
+    return { enqueueMs, processed: await drain(target, queue, jobs) }
+  }, () => producer.close())
   await producer.close()
 
   let bulkEnqueueMs: number | null = null
   const bulkQueue = `tpb-${runId}`
   const bulk = await target.openProducer(bulkQueue, 'enqueue')
-  if (bulk.enqueueMany !== undefined) {
-    bulkEnqueueMs = await enqueueBulk(bulk.enqueueMany, runId, jobs)
-    await drain(target, bulkQueue, jobs)
+  const enqueueMany = bulk.enqueueMany
+  if (enqueueMany !== undefined) {
+    bulkEnqueueMs = await orCleanup(async () => {
+      const ms = await enqueueBulk(enqueueMany, runId, jobs)
+      await drain(target, bulkQueue, jobs)
+      return ms
+    }, () => bulk.close())
   }
   await bulk.close()
 
@@ -158,7 +174,7 @@ export async function rpc (target: BenchTarget, runId: string, options: { sequen
   const { sequential = 1_000, concurrent = 5_000, warmup = RPC_WARMUP } = options
   const queue = `rpc-${runId}`
   const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'echo', target: 0 })
-  const producer = await target.openProducer(queue, 'rpc')
+  const producer = await orCleanup(() => target.openProducer(queue, 'rpc'), () => consumer.stop())
   let seq = 0
   const call = async (): Promise<number> => {
     const n = seq++
@@ -169,19 +185,25 @@ export async function rpc (target: BenchTarget, runId: string, options: { sequen
     return ms
   }
 
-  // Warm-up (JIT, connections): sequential and concurrent, not measured.
-  for (let i = 0; i < warmup; i++) await call()
-  await inParallel(warmup, IN_FLIGHT, call)
+  const { seqLat, seqMs, conLat, conMs } = await orCleanup(async () => {
+    // Warm-up (JIT, connections): sequential and concurrent, not measured.
+    for (let i = 0; i < warmup; i++) await call()
+    await inParallel(warmup, IN_FLIGHT, call)
 
-  const seqLat = new Float64Array(sequential)
-  let t0 = performance.now()
-  for (let i = 0; i < sequential; i++) seqLat[i] = await call()
-  const seqMs = performance.now() - t0
+    const seqLat = new Float64Array(sequential)
+    let t0 = performance.now()
+    for (let i = 0; i < sequential; i++) seqLat[i] = await call()
+    const seqMs = performance.now() - t0
 
-  const conLat = new Float64Array(concurrent)
-  t0 = performance.now()
-  await inParallel(concurrent, IN_FLIGHT, async i => { conLat[i] = await call() })
-  const conMs = performance.now() - t0
+    const conLat = new Float64Array(concurrent)
+    t0 = performance.now()
+    await inParallel(concurrent, IN_FLIGHT, async i => { conLat[i] = await call() })
+    const conMs = performance.now() - t0
+    return { seqLat, seqMs, conLat, conMs }
+  }, async () => {
+    await producer.close().catch(() => {})
+    await consumer.stop()
+  })
 
   await producer.close()
   const stats = await consumer.stop()

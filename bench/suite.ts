@@ -18,6 +18,11 @@ export interface SuiteOptions {
   readonly rpc?: { readonly warmup: number, readonly sequential: number, readonly concurrent: number }
   /** Printed before each progress line. */
   readonly label?: string
+  /**
+   * Called when a scenario throws; the suite then goes on with the next scenario. Without it, the
+   * error propagates.
+   */
+  readonly onError?: (scenario: 'throughput' | 'rpc', err: Error) => void
 }
 
 export interface SuiteResults {
@@ -41,22 +46,37 @@ async function withTarget<T> (open: () => Promise<BenchTarget>, fn: (target: Ben
 export async function runSuite (open: () => Promise<BenchTarget>, runBase: string, options: SuiteOptions): Promise<SuiteResults> {
   const label = options.label ?? ''
   const results: SuiteResults = {}
-  if (options.scenario === 'throughput' || options.scenario === 'all') {
-    process.stdout.write(`${label}throughput warm-up: ${fmt(options.warmupJobs)} jobs... `)
-    await withTarget(open, t => throughput(t, `${runBase}-warm`, options.warmupJobs))
-    console.log('done')
-    results.throughput = []
-    for (const size of options.sizes) {
-      process.stdout.write(`${label}throughput: ${fmt(size)} jobs... `)
-      const r = await withTarget(open, t => throughput(t, `${runBase}-tp${size}`, size))
-      results.throughput.push(r)
-      console.log(`${fmt(r.processPerSec)} jobs/s processed`)
+  const guarded = async (scenario: 'throughput' | 'rpc', fn: () => Promise<void>): Promise<void> => {
+    if (options.onError === undefined) return await fn()
+    try {
+      await fn()
+    } catch (err) {
+      console.log(`FAILED: ${(err as Error).message}`)
+      options.onError(scenario, err as Error)
     }
   }
+  if (options.scenario === 'throughput' || options.scenario === 'all') {
+    await guarded('throughput', async () => {
+      process.stdout.write(`${label}throughput warm-up: ${fmt(options.warmupJobs)} jobs... `)
+      await withTarget(open, t => throughput(t, `${runBase}-warm`, options.warmupJobs))
+      console.log('done')
+      const list: ThroughputResult[] = []
+      for (const size of options.sizes) {
+        process.stdout.write(`${label}throughput: ${fmt(size)} jobs... `)
+        const r = await withTarget(open, t => throughput(t, `${runBase}-tp${size}`, size))
+        list.push(r)
+        console.log(`${fmt(r.processPerSec)} jobs/s processed`)
+      }
+      results.throughput = list
+    })
+  }
   if (options.scenario === 'rpc' || options.scenario === 'all') {
-    process.stdout.write(`${label}rpc... `)
-    results.rpc = await withTarget(open, t => rpc(t, `${runBase}-rpc`, options.rpc))
-    console.log(`${fmt(results.rpc.concurrent.callsPerSec)} calls/s with 50 in flight`)
+    await guarded('rpc', async () => {
+      process.stdout.write(`${label}rpc... `)
+      const r = await withTarget(open, t => rpc(t, `${runBase}-rpc`, options.rpc))
+      results.rpc = r
+      console.log(`${fmt(r.concurrent.callsPerSec)} calls/s with 50 in flight`)
+    })
   }
   return results
 }
