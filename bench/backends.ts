@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Consumer, MemoryStorage, type Storage } from '../src/index.ts'
+import { CompletionClock } from './completion-clock.ts'
 
 export const BACKEND_NAMES = ['memory', 'redis', 'file'] as const
 export type BackendName = typeof BACKEND_NAMES[number]
@@ -125,32 +126,16 @@ export async function runConsumer (storage: Storage, options: ConsumerOptions, w
   await storage.connect()
   const consumer = new Consumer<{ n: number }, unknown>({ storage, name: options.queue, concurrency: options.concurrency })
   consumer.execute(HANDLERS[options.handler])
-  let completed = 0
-  let last = 0 // when the target was reached, or when stop() was called
-  let isReached = false
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const stats = (): ConsumerStats => {
-    const cpu = process.cpuUsage(cpu0)
-    return { completed, elapsedMs: last - t0, cpuUs: cpu.user + cpu.system, where }
-  }
-  let onReached: (s: ConsumerStats) => void = () => {}
-  const reached = new Promise<ConsumerStats>(resolve => { onReached = resolve })
-  consumer.on('completed', () => {
-    completed++
-    if (completed === options.target) {
-      isReached = true
-      last = performance.now()
-      onReached(stats())
-    }
-  })
+  const clock = new CompletionClock(options.target, where)
+  consumer.on('completed', () => clock.completed())
+  consumer.on('failed', (id, err) => clock.failed(`${id}: ${err.message}`))
   consumer.on('error', err => { console.error(`consumer error: ${err.message}`) })
+  clock.start()
   await consumer.start()
   return {
-    reached,
+    reached: clock.reached,
     async stop () {
-      if (!isReached) last = performance.now()
-      const s = stats()
+      const s = clock.stop()
       await consumer.stop()
       await storage.disconnect()
       return s
@@ -159,8 +144,8 @@ export async function runConsumer (storage: Storage, options: ConsumerOptions, w
 }
 
 /** Messages between the bench and bench/consumer-child.ts. */
-export type ToChild =
-  | { type: 'init', config: BackendConfig }
+export type ToChild<TConfig = BackendConfig> =
+  | { type: 'init', config: TConfig }
   | { type: 'start', options: ConsumerOptions }
   | { type: 'stop' }
 export type FromChild =
@@ -170,9 +155,14 @@ export type FromChild =
   | { type: 'stopped', stats: ConsumerStats }
   | { type: 'error', message: string }
 
-/** Forks bench/consumer-child.ts and starts a consumer in it. */
-export async function forkConsumer (config: BackendConfig, options: ConsumerOptions, children: Set<ChildProcess>): Promise<RunningConsumer> {
-  const child = fork(fileURLToPath(new URL('./consumer-child.ts', import.meta.url)), [], {
+/**
+ * Forks a consumer child (bench/consumer-child.ts by default; bench/peers/consumer-child.ts for the
+ * peer queues), sends it `config` and starts a consumer in it.
+ */
+export async function forkConsumer<TConfig = BackendConfig> (
+  config: TConfig, options: ConsumerOptions, children: Set<ChildProcess>, script = new URL('./consumer-child.ts', import.meta.url)
+): Promise<RunningConsumer> {
+  const child = fork(fileURLToPath(script), [], {
     execPath: process.execPath,
     execArgv: ['--import', 'tsx'],
     cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -201,7 +191,7 @@ export async function forkConsumer (config: BackendConfig, options: ConsumerOpti
     child.on('message', onMessage)
     child.once('exit', onExit)
   })
-  const send = (msg: ToChild): void => { child.send(msg) }
+  const send = (msg: ToChild<TConfig>): void => { child.send(msg) }
   const ready = waitFor('ready')
   send({ type: 'init', config })
   await ready

@@ -2,21 +2,28 @@
  * relayq bench (issue 2, item 7).
  *
  *   npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all]
- *                    [--jobs N] [--depth N] [--json path] [--url redis://...] [--path dir]
+ *                    [--jobs N] [--depth N] [--json path] [--url redis://...] [--path dir] [--compare]
  *
  * throughput runs at --jobs (20,000) and again at --depth (100,000; 0 skips it): the processing
  * rate must not fall with the number of jobs queued. Prints tables and writes JSON to
  * bench/results/<backend>-<timestamp>.json (or --json path).
+ *
+ * --compare also runs the peer queues (BullMQ, bee-queue, @platformatic/job-queue) through the same
+ * scenarios on the same store, and prints relayq's ratios against them (bench/compare.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, platform, release, totalmem, arch } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { BACKEND_NAMES, BackendUnavailableError, createBackend, type Backend, type BackendName } from './backends.ts'
-import { rpc, throughput, type RpcResult, type ThroughputResult } from './scenarios.ts'
+import { BACKEND_NAMES, BackendUnavailableError, createBackend, type BackendName } from './backends.ts'
+import { runCompare } from './compare.ts'
+import { printCompare } from './compare-report.ts'
+import { fmt, table } from './format.ts'
+import { runSuite, type SuiteResults } from './suite.ts'
+import { relayqTarget } from './target.ts'
 
-const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all] [--jobs N] [--depth N] [--json path] [--url URL] [--path DIR]'
+const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all] [--jobs N] [--depth N] [--json path] [--url URL] [--path DIR] [--compare]'
 const SCENARIOS = ['throughput', 'rpc', 'all'] as const
 
 function fail (msg: string): never {
@@ -42,6 +49,7 @@ const { values: args } = (() => {
         json: { type: 'string' },
         url: { type: 'string' },
         path: { type: 'string' },
+        compare: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -78,80 +86,65 @@ const machine = {
   totalMemGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10
 }
 
-/** A fresh backend per run, so one run's leftovers (terminal records, GC pressure) do not skew the next. */
-async function withBackend<T> (fn: (backend: Backend) => Promise<T>): Promise<T> {
-  const backend = await createBackend(backendName, { url: args.url, path: args.path })
+const url = args.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const out = args.json ?? fileURLToPath(new URL(`./results/${backendName}${args.compare ? '-compare' : ''}-${stamp}.json`, import.meta.url))
+const options = { scenario, jobs, depth, warmupJobs: WARMUP_JOBS }
+
+async function writeJson (data: Record<string, unknown>): Promise<void> {
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, JSON.stringify({ backend: backendName, date: new Date().toISOString(), machine, options, ...data }, null, 2) + '\n')
+  console.log(`JSON: ${out}`)
+}
+
+if (args.compare) {
+  console.log(`relayq bench --compare: ${backendName} store${backendName === 'redis' ? ` at ${url}` : ''} (consumers ${backendName === 'memory' ? 'in-process' : 'in child processes'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
+  const runs = await runCompare({ backend: backendName, url, path: args.path, scenario, sizes, warmupJobs: WARMUP_JOBS, runBase })
+  console.log()
+  const ratios = printCompare(backendName, runs)
+  await writeJson({ compare: true, libraries: runs, ratios })
+  if (runs.some(r => r.errors.length > 0)) process.exitCode = 1 // a job or call did not complete: reported above
+} else {
+  await runRelayqOnly()
+}
+
+/** relayq alone: the scenarios, then its tables. */
+async function runRelayqOnly (): Promise<void> {
+  /** A fresh backend per run, so one run's leftovers (terminal records, GC pressure) do not skew the next. */
+  const openRelayq = async (): Promise<ReturnType<typeof relayqTarget>> => relayqTarget(await createBackend(backendName, { url: args.url, path: args.path }))
+
+  let results: SuiteResults
   try {
-    return await fn(backend)
-  } finally {
-    await backend.close()
-  }
-}
-
-const fmt = (n: number, digits = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
-function table (headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
-  const line = (cells: string[]): string => '| ' + cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join(' | ') + ' |'
-  return [line(headers), '|' + widths.map((w, i) => '-'.repeat(w + 1) + (i === 0 ? '-' : ':')).join('|') + '|', ...rows.map(line)].join('\n')
-}
-
-const results: { throughput?: ThroughputResult[], rpc?: RpcResult } = {}
-
-try {
-  await withBackend(async () => {}) // fails early, with a clear message, if the backend's module is missing
-  console.log(`relayq bench: backend ${backendName} (consumer ${backendName === 'memory' ? 'in-process' : 'in a child process'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
-  if (scenario === 'throughput' || scenario === 'all') {
-    await withBackend(b => throughput(b, `${runBase}-warm`, WARMUP_JOBS))
-    results.throughput = []
-    for (const size of sizes) {
-      process.stdout.write(`throughput: ${fmt(size)} jobs... `)
-      const r = await withBackend(b => throughput(b, `${runBase}-tp${size}`, size))
-      results.throughput.push(r)
-      console.log(`${fmt(r.processPerSec)} jobs/s processed`)
+    await (await openRelayq()).close() // fails early, with a clear message, if the backend's module is missing
+    console.log(`relayq bench: backend ${backendName} (consumer ${backendName === 'memory' ? 'in-process' : 'in a child process'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
+    results = await runSuite(openRelayq, runBase, { scenario, sizes, warmupJobs: WARMUP_JOBS })
+  } catch (err) {
+    if (err instanceof BackendUnavailableError) {
+      console.error(`\n${err.message}`)
+      process.exit(1)
     }
+    throw err
   }
-  if (scenario === 'rpc' || scenario === 'all') {
-    process.stdout.write('rpc... ')
-    results.rpc = await withBackend(b => rpc(b, `${runBase}-rpc`))
-    console.log('done')
-  }
-} catch (err) {
-  if (err instanceof BackendUnavailableError) {
-    console.error(`\n${err.message}`)
-    process.exit(1)
-  }
-  throw err
-}
 
-console.log()
-if (results.throughput !== undefined) {
-  console.log(table(
-    ['throughput', 'enqueue jobs/s (50 in flight)', 'bulk enqueue jobs/s (1,000/chunk)', 'processing jobs/s (c=50)', `consumer CPU µs/job${backendName === 'memory' ? ' (process)' : ''}`],
-    results.throughput.map(r => [`${fmt(r.jobs)} jobs`, fmt(r.enqueuePerSec), fmt(r.bulkEnqueuePerSec), fmt(r.processPerSec), fmt(r.consumerCpuUsPerJob, 2)])
-  ))
   console.log()
-}
-if (results.rpc !== undefined) {
-  const r = results.rpc
-  console.log(table(
-    ['rpc (enqueueAndWait)', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'max ms'],
-    [['sequential', r.sequential], ['50 in flight', r.concurrent]].map(([name, p]) => {
-      const ph = p as typeof r.sequential
-      return [name as string, fmt(ph.calls), fmt(ph.callsPerSec), fmt(ph.p50Ms, 4), fmt(ph.p99Ms, 4), fmt(ph.maxMs, 3)]
-    })
-  ))
-  console.log(`consumer CPU per call: ${fmt(r.consumerCpuUsPerCall, 2)} µs (${r.consumerWhere}${r.consumerWhere === 'in-process' ? ', producer included' : ''}; ${fmt(r.warmupCalls)} warm-up calls before)`)
-  console.log()
-}
+  if (results.throughput !== undefined) {
+    console.log(table(
+      ['throughput', 'enqueue jobs/s (50 in flight)', 'bulk enqueue jobs/s (1,000/chunk)', 'processing jobs/s (c=50)', `consumer CPU µs/job${backendName === 'memory' ? ' (process)' : ''}`],
+      results.throughput.map(r => [`${fmt(r.jobs)} jobs`, fmt(r.enqueuePerSec), r.bulkEnqueuePerSec === null ? 'n/a' : fmt(r.bulkEnqueuePerSec), fmt(r.processPerSec), fmt(r.consumerCpuUsPerJob, 2)])
+    ))
+    console.log()
+  }
+  if (results.rpc !== undefined) {
+    const r = results.rpc
+    console.log(table(
+      ['rpc (enqueueAndWait)', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'max ms'],
+      [['sequential', r.sequential], ['50 in flight', r.concurrent]].map(([name, p]) => {
+        const ph = p as typeof r.sequential
+        return [name as string, fmt(ph.calls), fmt(ph.callsPerSec), fmt(ph.p50Ms, 4), fmt(ph.p99Ms, 4), fmt(ph.maxMs, 3)]
+      })
+    ))
+    console.log(`consumer CPU per call: ${fmt(r.consumerCpuUsPerCall, 2)} µs (${r.consumerWhere}${r.consumerWhere === 'in-process' ? ', producer included' : ''}; ${fmt(r.warmupCalls)} warm-up calls before)`)
+    console.log()
+  }
 
-const out = args.json ?? fileURLToPath(new URL(`./results/${backendName}-${stamp}.json`, import.meta.url))
-await mkdir(dirname(out), { recursive: true })
-await writeFile(out, JSON.stringify({
-  backend: backendName,
-  date: new Date().toISOString(),
-  machine,
-  options: { scenario, jobs, depth, warmupJobs: WARMUP_JOBS },
-  results
-}, null, 2) + '\n')
-console.log(`JSON: ${out}`)
+  await writeJson({ results })
+}

@@ -1,9 +1,8 @@
 /**
- * The bench scenarios of issue 2. They only use the {@link Backend} interface, so every backend
- * runs the same code.
+ * The bench scenarios of issue 2. They only use the {@link BenchTarget} interface, so every backend
+ * of relayq, and every peer queue of `--compare`, runs the same code.
  */
-import { Producer } from '../src/index.ts'
-import type { Backend } from './backends.ts'
+import type { BenchProducer, BenchTarget, Payload } from './target.ts'
 
 /** Jobs or calls kept in flight by the concurrent phases. */
 export const IN_FLIGHT = 50
@@ -18,8 +17,6 @@ export const RPC_WARMUP = 5_000
 /** Chunk size of the bulk enqueue variant. */
 export const BULK_CHUNK = 1_000
 
-interface Payload { n: number, s: string }
-
 const payload = (n: number): Payload => ({ n, s: 'hello world' })
 
 export interface ThroughputResult {
@@ -33,9 +30,9 @@ export interface ThroughputResult {
   /** Consumer CPU per job during processing, in µs (whole process for in-process consumers). */
   consumerCpuUsPerJob: number
   consumerWhere: string
-  /** `enqueueMany` in chunks of 1,000. */
-  bulkEnqueuePerSec: number
-  bulkEnqueueMs: number
+  /** `enqueueMany` in chunks of 1,000; null when the library has no bulk enqueue. */
+  bulkEnqueuePerSec: number | null
+  bulkEnqueueMs: number | null
 }
 
 export interface RpcPhase {
@@ -86,21 +83,44 @@ function phase (latencies: Float64Array, inFlight: number, totalMs: number): Rpc
   }
 }
 
-/** Fills `queue` with `jobs` jobs through `enqueue`, 50 in flight; returns the elapsed ms. */
-async function enqueueAll (producer: Producer<Payload, unknown>, runId: string, jobs: number): Promise<number> {
+/** Runs `fn`; if it throws, runs `cleanup` (its own errors ignored) before rethrowing. */
+async function orCleanup<T> (fn: () => Promise<T>, cleanup: () => Promise<unknown>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    await cleanup().catch(() => {})
+    throw err
+  }
+}
+
+/** Enqueues `jobs` jobs one by one, 50 in flight; returns the elapsed ms. */
+async function enqueueAll (producer: BenchProducer, runId: string, jobs: number): Promise<number> {
   const t0 = performance.now()
-  await inParallel(jobs, IN_FLIGHT, async i => {
-    const res = await producer.enqueue(`${runId}-${i}`, payload(i))
-    if (res.status !== 'queued') throw new Error(`job ${runId}-${i}: expected queued, got ${res.status}`)
-  })
+  await inParallel(jobs, IN_FLIGHT, i => producer.enqueue(`${runId}-${i}`, payload(i)))
+  return performance.now() - t0
+}
+
+/** Enqueues `jobs` jobs in chunks of 1,000 through `enqueueMany`; returns the elapsed ms. */
+async function enqueueBulk (enqueueMany: NonNullable<BenchProducer['enqueueMany']>, runId: string, jobs: number): Promise<number> {
+  const t0 = performance.now()
+  for (let start = 0; start < jobs; start += BULK_CHUNK) {
+    const chunk = []
+    for (let i = start; i < Math.min(jobs, start + BULK_CHUNK); i++) chunk.push({ id: `${runId}-b${i}`, payload: payload(i) })
+    await enqueueMany(chunk)
+  }
   return performance.now() - t0
 }
 
 /** Runs a consumer on `queue` until `jobs` jobs completed. */
-async function drain (backend: Backend, queue: string, jobs: number): Promise<{ ms: number, cpuUs: number }> {
-  const consumer = await backend.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'noop', target: jobs })
-  const stats = await consumer.reached
-  await consumer.stop()
+async function drain (target: BenchTarget, queue: string, jobs: number): Promise<{ ms: number, cpuUs: number }> {
+  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'noop', target: jobs })
+  let stats
+  try {
+    stats = await consumer.reached
+  } finally {
+    const atStop = await consumer.stop()
+    if (stats === undefined) console.error(`\n${target.library}: the consumer stopped after ${atStop.completed} of ${jobs} jobs`)
+  }
   return { ms: stats.elapsedMs, cpuUs: stats.cpuUs }
 }
 
@@ -109,28 +129,29 @@ async function drain (backend: Backend, queue: string, jobs: number): Promise<{ 
  * with concurrency 50 and a no-op handler (processing jobs/s, from the consumer's start to the last
  * `completed`). Then the bulk variant: the same number of jobs through `enqueueMany` in chunks of
  * 1,000 on another queue (bulk enqueue jobs/s); those are drained untimed so nothing is left behind.
+ * A library without bulk enqueue skips that variant (null).
  */
-export async function throughput (backend: Backend, runId: string, jobs: number): Promise<ThroughputResult> {
+export async function throughput (target: BenchTarget, runId: string, jobs: number): Promise<ThroughputResult> {
   const queue = `tp-${runId}`
-  const producer = new Producer<Payload, unknown>({ storage: backend.createStorage(), name: queue })
-  await producer.start()
-  const enqueueMs = await enqueueAll(producer, runId, jobs)
-  const processed = await drain(backend, queue, jobs)
-  await producer.stop()
+  const producer = await target.openProducer(queue, 'enqueue')
+  const { enqueueMs, processed } = await orCleanup(async () => {
+    const enqueueMs = await enqueueAll(producer, runId, jobs)
+    return { enqueueMs, processed: await drain(target, queue, jobs) }
+  }, () => producer.close())
+  await producer.close()
 
+  let bulkEnqueueMs: number | null = null
   const bulkQueue = `tpb-${runId}`
-  const bulk = new Producer<Payload, unknown>({ storage: backend.createStorage(), name: bulkQueue })
-  await bulk.start()
-  const t0 = performance.now()
-  for (let start = 0; start < jobs; start += BULK_CHUNK) {
-    const chunk = []
-    for (let i = start; i < Math.min(jobs, start + BULK_CHUNK); i++) chunk.push({ id: `${runId}-b${i}`, payload: payload(i) })
-    const results = await bulk.enqueueMany(chunk)
-    if (results.some(r => r.status !== 'queued')) throw new Error('bulk enqueue: a job was not queued')
+  const bulk = await target.openProducer(bulkQueue, 'enqueue')
+  const enqueueMany = bulk.enqueueMany
+  if (enqueueMany !== undefined) {
+    bulkEnqueueMs = await orCleanup(async () => {
+      const ms = await enqueueBulk(enqueueMany, runId, jobs)
+      await drain(target, bulkQueue, jobs)
+      return ms
+    }, () => bulk.close())
   }
-  const bulkEnqueueMs = performance.now() - t0
-  await drain(backend, bulkQueue, jobs)
-  await bulk.stop()
+  await bulk.close()
 
   return {
     jobs,
@@ -139,8 +160,8 @@ export async function throughput (backend: Backend, runId: string, jobs: number)
     processPerSec: perSec(jobs, processed.ms),
     processMs: processed.ms,
     consumerCpuUsPerJob: processed.cpuUs / jobs,
-    consumerWhere: backend.consumerWhere,
-    bulkEnqueuePerSec: perSec(jobs, bulkEnqueueMs),
+    consumerWhere: target.consumerWhere,
+    bulkEnqueuePerSec: bulkEnqueueMs === null ? null : perSec(jobs, bulkEnqueueMs),
     bulkEnqueueMs
   }
 }
@@ -149,43 +170,49 @@ export async function throughput (backend: Backend, runId: string, jobs: number)
  * rpc: against one consumer (concurrency 50, handler returns `payload.n`): warm-up, then 1,000
  * sequential `enqueueAndWait` calls, then 5,000 calls with 50 in flight. Latency per call.
  */
-export async function rpc (backend: Backend, runId: string, options: { sequential?: number, concurrent?: number, warmup?: number } = {}): Promise<RpcResult> {
+export async function rpc (target: BenchTarget, runId: string, options: { sequential?: number, concurrent?: number, warmup?: number } = {}): Promise<RpcResult> {
   const { sequential = 1_000, concurrent = 5_000, warmup = RPC_WARMUP } = options
   const queue = `rpc-${runId}`
-  const consumer = await backend.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'echo', target: 0 })
-  const producer = new Producer<Payload, number>({ storage: backend.createStorage(), name: queue })
-  await producer.start()
+  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'echo', target: 0 })
+  const producer = await orCleanup(() => target.openProducer(queue, 'rpc'), () => consumer.stop())
   let seq = 0
   const call = async (): Promise<number> => {
     const n = seq++
     const t0 = performance.now()
-    const result = await producer.enqueueAndWait(`${runId}-${n}`, payload(n), { timeout: 30_000 })
+    const result = await producer.call(`${runId}-${n}`, payload(n), 30_000)
     const ms = performance.now() - t0
-    if (result !== n) throw new Error(`rpc ${n}: got ${result}`)
+    if (result !== n) throw new Error(`rpc ${n}: got ${String(result)}`)
     return ms
   }
 
-  // Warm-up (JIT, connections): sequential and concurrent, not measured.
-  for (let i = 0; i < warmup; i++) await call()
-  await inParallel(warmup, IN_FLIGHT, call)
+  const { seqLat, seqMs, conLat, conMs } = await orCleanup(async () => {
+    // Warm-up (JIT, connections): sequential and concurrent, not measured.
+    for (let i = 0; i < warmup; i++) await call()
+    await inParallel(warmup, IN_FLIGHT, call)
 
-  const seqLat = new Float64Array(sequential)
-  let t0 = performance.now()
-  for (let i = 0; i < sequential; i++) seqLat[i] = await call()
-  const seqMs = performance.now() - t0
+    const seqLat = new Float64Array(sequential)
+    let t0 = performance.now()
+    for (let i = 0; i < sequential; i++) seqLat[i] = await call()
+    const seqMs = performance.now() - t0
 
-  const conLat = new Float64Array(concurrent)
-  t0 = performance.now()
-  await inParallel(concurrent, IN_FLIGHT, async i => { conLat[i] = await call() })
-  const conMs = performance.now() - t0
+    const conLat = new Float64Array(concurrent)
+    t0 = performance.now()
+    await inParallel(concurrent, IN_FLIGHT, async i => { conLat[i] = await call() })
+    const conMs = performance.now() - t0
+    return { seqLat, seqMs, conLat, conMs }
+  }, async () => {
+    await producer.close().catch(() => {})
+    await consumer.stop()
+  })
 
-  await producer.stop()
+  await producer.close()
   const stats = await consumer.stop()
+  if (stats.completed !== seq) throw new Error(`${target.library} rpc: ${seq} calls answered but the consumer counted ${stats.completed} completions`)
   return {
     warmupCalls: warmup * 2,
     sequential: phase(seqLat, 1, seqMs),
     concurrent: phase(conLat, IN_FLIGHT, conMs),
     consumerCpuUsPerCall: stats.cpuUs / seq,
-    consumerWhere: backend.consumerWhere
+    consumerWhere: target.consumerWhere
   }
 }

@@ -1,0 +1,69 @@
+/**
+ * What the scenarios drive: one library (relayq or a peer queue) on one store. relayq's
+ * {@link Backend} becomes a target through {@link relayqTarget}; each peer in bench/peers/ provides
+ * its own, so every library runs the very same scenario code.
+ */
+import { Producer } from '../src/index.ts'
+import type { Backend, ConsumerOptions, RunningConsumer } from './backends.ts'
+
+/** The job payload of every scenario. */
+export interface Payload { n: number, s: string }
+
+/** One job of a bulk enqueue. */
+export interface BulkItem { id: string, payload: Payload }
+
+/** How a producer will be used: `rpc` producers wait for results, `enqueue` ones never do. */
+export type ProducerMode = 'enqueue' | 'rpc'
+
+/** The producer side of one queue, in the bench's process. */
+export interface BenchProducer {
+  /** Enqueues one job; rejects unless the library reports it queued. */
+  enqueue (id: string, payload: Payload): Promise<void>
+  /** Enqueues a chunk through the library's bulk API; `undefined` when the library has none. */
+  readonly enqueueMany?: (jobs: BulkItem[]) => Promise<void>
+  /** Request/response: enqueues a job and resolves with its handler's result. */
+  call (id: string, payload: Payload, timeoutMs: number): Promise<unknown>
+  /** Closes the producer and its connections. */
+  close (): Promise<void>
+}
+
+/** One library on one store, as the scenarios see it. */
+export interface BenchTarget {
+  /** Display name, e.g. `relayq` or `BullMQ`. */
+  readonly library: string
+  /** Where the consumer runs: in this process (memory stores) or in a forked child. */
+  readonly consumerWhere: 'in-process' | 'child'
+  /** Opens a producer on `queue`. */
+  openProducer (queue: string, mode: ProducerMode): Promise<BenchProducer>
+  /** Starts a consumer on `queue`; resolves once it is started and claiming (timing has begun). */
+  startConsumer (options: ConsumerOptions): Promise<RunningConsumer>
+  /** Releases what the target holds (child processes, temp dirs, keys it created). */
+  close (): Promise<void>
+}
+
+/** relayq through the existing {@link Backend}: a {@link Producer} per queue, the backend's consumer. */
+export function relayqTarget (backend: Backend): BenchTarget {
+  return {
+    library: 'relayq',
+    consumerWhere: backend.consumerWhere,
+    async openProducer (queue) {
+      const producer = new Producer<Payload, unknown>({ storage: backend.createStorage(), name: queue })
+      await producer.start()
+      return {
+        async enqueue (id, payload) {
+          const res = await producer.enqueue(id, payload)
+          if (res.status !== 'queued') throw new Error(`job ${id}: expected queued, got ${res.status}`)
+        },
+        async enqueueMany (jobs) {
+          const results = await producer.enqueueMany(jobs)
+          const bad = results.findIndex(r => r.status !== 'queued')
+          if (bad !== -1) throw new Error(`bulk enqueue: job ${jobs[bad].id} was ${results[bad].status}, not queued`)
+        },
+        call: (id, payload, timeout) => producer.enqueueAndWait(id, payload, { timeout }),
+        close: () => producer.stop()
+      }
+    },
+    startConsumer: options => backend.startConsumer(options),
+    close: () => backend.close()
+  }
+}
