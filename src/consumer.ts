@@ -250,7 +250,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs: blockTimeout, signal: this.#blockAbort.signal }).then(jobs => {
       this.#blocking = false
       this.#reserved -= max
-      if (jobs.length > 0) this.#empty = false
+      // Fewer than asked: nothing more was ready, so wait again (a blocking claim returns at once
+      // when jobs are ready) rather than probing with a settle call.
+      this.#empty = jobs.length < max
       this.#begin(jobs)
       this.#pump()
     }, (err: Error) => {

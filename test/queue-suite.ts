@@ -140,16 +140,26 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       await assert.rejects(cb.enqueueAndWait('c2', -1, { timeout: 5000, maxAttempts: 1 }), /negative/)
     })
 
-    test('concurrency bounds the jobs running at once', async t => {
+    test('concurrency: as many jobs run at once as allowed, never more', async t => {
       let running = 0
       let peak = 0
+      const full = deferred()
+      const gate = deferred()
       const queue = await make(t, { concurrency: 3 }, async () => {
         running++
         peak = Math.max(peak, running)
-        await new Promise(resolve => setImmediate(resolve))
+        if (running === 3) full.resolve()
+        await gate.promise // every slot stays taken until the test opens the gate
         running--
       })
-      await Promise.all(Array.from({ length: 30 }, (_, i) => queue.enqueueAndWait(`j${i}`, i, { timeout: 10_000 })))
+      const all = Promise.all(Array.from({ length: 30 }, (_, i) => queue.enqueueAndWait(`j${i}`, i, { timeout: 10_000 })))
+      await full.promise
+      // Slots are full and 27 jobs wait: a consumer that over-claims would start a 4th now.
+      for (let i = 0; i < 3; i++) await queue.getStatus('j0')
+      assert.equal(peak, 3)
+      assert.equal(queue.running, 3)
+      gate.resolve()
+      await all
       assert.equal(peak, 3)
     })
 

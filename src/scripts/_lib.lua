@@ -12,6 +12,13 @@
 -- Terminal job (STRING `done:<id>`, expiring after its TTL): state, then bytes 2-17 and 26-33 of
 -- the active record (attempts, maxAttempts, createdAt), then the body (result or error).
 --   state: c completed, e failed, x cancelled
+-- Ready element (LIST `ready`, and `claiming` once a BLMOVE took it): what a claim needs with no
+-- further round trip, so a consumer woken by BLMOVE can start the handler at once.
+--   byte 1 'E' (payload inside) or 'R' (over INLINE_PAYLOAD bytes: only in HASH `payloads`)
+--   2-9 the attempt this run will be   10-33 bytes 10-33 of the record (maxAttempts, resultTTL,
+--   createdAt)   34-37 id length (uint32)   38... id, then the payload ('E')
+-- Elements are built from the record and payload by one function, so a cancel can rebuild the
+-- exact bytes to remove. The payload stays in `payloads` too: retries and requeues need it.
 -- Waiters (HASH `waiters`, field = job id): 36-character tokens of the storage instances that
 -- wait, concatenated; each listens on channel <reply prefix><token>.
 -- Notices: 'D' state inline(1|0) #id ':' id [body] on reply channels (body left out when over
@@ -19,6 +26,9 @@
 -- earliest) on the queue's control channel.
 
 local TOKEN = 36
+-- Largest payload carried inside a ready element (bytes). A constant, not an option: every
+-- instance must build the same element for a job, or a cancel could not find it.
+local INLINE_PAYLOAD = 16384
 
 local function new_meta (st, maxAttempts, resultTTL, createdAt, flags)
   return struct.pack('>c1dddddB', st, 0, maxAttempts, resultTTL, createdAt, 0, flags)
@@ -37,6 +47,20 @@ local function moved (m, st, delta)
   return st .. struct.pack('>d', attempts_of(m) + delta) .. string.sub(m, 10, 42)
 end
 
+-- The ready element of the job with record `m` (see above).
+local function element (id, m, payload)
+  local kind = 'E'
+  if #payload > INLINE_PAYLOAD then
+    kind = 'R'
+    payload = ''
+  end
+  return kind .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(m, 10, 33) .. struct.pack('>I4', #id) .. id .. payload
+end
+
+local function element_id (e)
+  return string.sub(e, 38, 37 + struct.unpack('>I4', e, 34))
+end
+
 local function with_flags (m, fl) return string.sub(m, 1, 41) .. string.char(fl) .. string.sub(m, 43) end
 local function with_stalls (m, sl) return string.sub(m, 1, 33) .. struct.pack('>d', sl) .. string.sub(m, 42) end
 
@@ -48,56 +72,69 @@ local function delayed_head (kDelayed)
 end
 
 -- Moves delayed and failing jobs that are due to the tail of the ready list.
-local function promote (kReady, kJobs, kDelayed, now)
+local function promote (kReady, kJobs, kPayloads, kDelayed, now)
   local due = redis.call('ZRANGEBYSCORE', kDelayed, '-inf', now, 'LIMIT', 0, 1000)
   if #due == 0 then return end
   redis.call('ZREM', kDelayed, unpack(due))
   local metas = redis.call('HMGET', kJobs, unpack(due))
-  local fields, ids = {}, {}
+  local payloads = redis.call('HMGET', kPayloads, unpack(due))
+  local fields, elements = {}, {}
   for i = 1, #due do
     local m = metas[i]
     if m then
       local st = string.sub(m, 1, 1)
       if st == 'd' or st == 'f' then
+        m = 'q' .. string.sub(m, 2)
         fields[#fields + 1] = due[i]
-        fields[#fields + 1] = 'q' .. string.sub(m, 2)
-        ids[#ids + 1] = due[i]
+        fields[#fields + 1] = m
+        elements[#elements + 1] = element(due[i], m, payloads[i] or '')
       end
     end
   end
-  if #ids > 0 then
+  if #elements > 0 then
     redis.call('HSET', kJobs, unpack(fields))
-    redis.call('RPUSH', kReady, unpack(ids))
+    redis.call('RPUSH', kReady, unpack(elements))
   end
 end
 
--- Claims the queued jobs among `ids` (already taken off the ready or claiming list) for `worker`
--- and appends them to `out`, 3 fields each: id, payload, record (attempts, maxAttempts,
--- resultTTL, createdAt are read from it by the client). Ids whose job is gone or not queued
--- (cancelled meanwhile) are dropped.
-local function take (kJobs, kPayloads, kLeases, ids, now, leaseMs, worker, out)
-  if #ids == 0 then return end
+-- Claims the queued jobs of `elements` (already taken off the ready or claiming list) for
+-- `worker` and appends them to `out`, 3 fields each: id, payload, record (attempts, maxAttempts,
+-- resultTTL, createdAt are read from it by the client). An element whose job is gone, not
+-- queued, or in another attempt (cancelled or requeued meanwhile) is dropped.
+local function take (kJobs, kPayloads, kLeases, elements, now, leaseMs, worker, out)
+  if #elements == 0 then return end
+  local ids = {}
+  for i = 1, #elements do ids[i] = element_id(elements[i]) end
   local metas = redis.call('HMGET', kJobs, unpack(ids))
-  local payloads = redis.call('HMGET', kPayloads, unpack(ids))
-  local fields, leases = {}, {}
+  local fields, leases, refs = {}, {}, {}
   local deadline = now + leaseMs
   for i = 1, #ids do
-    local m = metas[i]
-    if m and string.sub(m, 1, 1) == 'q' then
-      local id = ids[i]
-      m = 'p' .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(m, 10, 42) .. worker
+    local m, e, id = metas[i], elements[i], ids[i]
+    if m and string.sub(m, 1, 1) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, 2) then
+      m = 'p' .. string.sub(e, 2, 9) .. string.sub(m, 10, 42) .. worker
       fields[#fields + 1] = id
       fields[#fields + 1] = m
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       out[#out + 1] = id
-      out[#out + 1] = payloads[i] or ''
+      if string.sub(e, 1, 1) == 'E' then
+        out[#out + 1] = string.sub(e, 38 + #id)
+      else
+        out[#out + 1] = ''
+        refs[#refs + 1] = #out
+      end
       out[#out + 1] = m
     end
   end
   if #fields > 0 then
     redis.call('HSET', kJobs, unpack(fields))
     redis.call('ZADD', kLeases, unpack(leases))
+  end
+  if #refs > 0 then
+    local wanted = {}
+    for i = 1, #refs do wanted[i] = out[refs[i] - 1] end
+    local payloads = redis.call('HMGET', kPayloads, unpack(wanted))
+    for i = 1, #refs do out[refs[i]] = payloads[i] or '' end
   end
 end
 

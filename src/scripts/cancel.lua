@@ -22,7 +22,8 @@ end
 -- Queued, delayed or failing. A queued id may sit in `claiming` (taken by a BLMOVE, not yet
 -- activated): removing it there makes that activation find nothing.
 if st == 'q' then
-  if redis.call('LREM', k.ready, 1, id) == 0 then redis.call('LREM', KEYS[8], 1, id) end
+  local e = element(id, m, redis.call('HGET', k.payloads, id) or '')
+  if redis.call('LREM', k.ready, 1, e) == 0 then redis.call('LREM', KEYS[8], 1, e) end
 else
   redis.call('ZREM', k.delayed, id)
 end

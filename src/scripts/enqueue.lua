@@ -49,8 +49,6 @@ for i = 1, n do
         wakeAt = due
       end
       redis.call('ZADD', kDelayed, due, id)
-    else
-      ready[#ready + 1] = id
     end
     created[#created + 1] = { id = id, state = st, notify = notify, payload = ARGV[b + 2], mx = tonumber(ARGV[b + 3]), tl = tonumber(ARGV[b + 4]) }
     fresh[id] = #created
@@ -69,8 +67,10 @@ if #created > 0 then
       waiting[#waiting + 1] = c.id
       waiting[#waiting + 1] = token
     end
+    local m = new_meta(c.state, c.mx, c.tl, now, flags)
     jobs[#jobs + 1] = c.id
-    jobs[#jobs + 1] = new_meta(c.state, c.mx, c.tl, now, flags)
+    jobs[#jobs + 1] = m
+    if c.state == 'q' then ready[#ready + 1] = element(c.id, m, c.payload) end
     payloads[#payloads + 1] = c.id
     payloads[#payloads + 1] = c.payload
   end

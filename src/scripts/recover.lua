@@ -2,10 +2,10 @@
 -- hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua.
 -- Jobs that must end instead (out of attempts or stalls, or cancelled) are returned for reap.lua,
 -- which needs their done:<id> keys in KEYS.
--- KEYS[1] ready  [2] jobs  [3] leases  [4] claiming  [5] seen
+-- KEYS[1] ready  [2] jobs  [3] leases  [4] claiming  [5] seen  [6] payloads
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)
 -- Returns { requeued ids, { id, attempt, ... } to end }
-local kReady, kJobs, kLeases, kClaiming, kSeen = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local kReady, kJobs, kLeases, kClaiming, kSeen, kPayloads = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, maxStalls, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local requeued, ending = {}, {}
 
@@ -24,9 +24,10 @@ for i = 1, #expired do
       ending[#ending + 1] = id
       ending[#ending + 1] = at
     else
-      redis.call('HSET', kJobs, id, moved(m, 'q', 0))
+      m = moved(m, 'q', 0)
+      redis.call('HSET', kJobs, id, m)
       redis.call('ZREM', kLeases, id)
-      redis.call('RPUSH', kReady, id)
+      redis.call('RPUSH', kReady, element(id, m, redis.call('HGET', kPayloads, id) or ''))
       requeued[#requeued + 1] = id
     end
   end
@@ -38,17 +39,18 @@ end
 local stuck = redis.call('LRANGE', kClaiming, 0, -1)
 local present = {}
 for i = 1, #stuck do
-  local id = stuck[i]
+  local e = stuck[i]
+  local id = element_id(e)
   present[id] = true
   local first = redis.call('HGET', kSeen, id)
   if not first then
     redis.call('HSET', kSeen, id, now)
   elseif now - tonumber(first) >= grace then
-    redis.call('LREM', kClaiming, 1, id)
+    redis.call('LREM', kClaiming, 1, e)
     redis.call('HDEL', kSeen, id)
     local m = redis.call('HGET', kJobs, id)
     if m and string.sub(m, 1, 1) == 'q' then
-      redis.call('LPUSH', kReady, id)
+      redis.call('LPUSH', kReady, e)
       requeued[#requeued + 1] = id
     end
   end

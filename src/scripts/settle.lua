@@ -9,7 +9,8 @@
 --         | r retry (n: delay, body: error) | l release (hand back unrun)
 -- A settlement applies only while the job is processing in that very attempt (fencing). A job
 -- whose cancel was requested ends cancelled whatever the settlement says.
--- Returns 3 fields per claimed job: id, payload, record (see _lib.lua)
+-- Returns: due time of the earliest delayed job when fewer than `max` jobs were claimed (-1: none
+--   or not looked up), then 3 fields per claimed job: id, payload, record (see _lib.lua)
 local k = { ready = KEYS[1], jobs = KEYS[2], payloads = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
 local now, leaseMs, max, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local replyPrefix, inline = ARGV[5], tonumber(ARGV[7])
@@ -50,14 +51,16 @@ if n > 0 then
           redis.call('HSET', k.jobs, id, moved(m, 'f', 0))
           redis.call('ZADD', k.delayed, due, id)
         else
-          redis.call('HSET', k.jobs, id, moved(m, 'q', 0))
-          redis.call('RPUSH', k.ready, id)
+          m = moved(m, 'q', 0)
+          redis.call('HSET', k.jobs, id, m)
+          redis.call('RPUSH', k.ready, element(id, m, redis.call('HGET', k.payloads, id) or ''))
         end
       elseif typ == 'l' then
         -- Handed back unrun: the attempt does not count, and the job goes first in line.
+        m = moved(m, 'q', -1)
         redis.call('ZREM', k.leases, id)
-        redis.call('HSET', k.jobs, id, moved(m, 'q', -1))
-        redis.call('LPUSH', k.ready, id)
+        redis.call('HSET', k.jobs, id, m)
+        redis.call('LPUSH', k.ready, element(id, m, redis.call('HGET', k.payloads, id) or ''))
       end
     end
   end
@@ -65,10 +68,16 @@ if n > 0 then
 end
 if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeAt)) end
 
-local out = {}
+local out = { -1 }
 if max > 0 then
-  promote(k.ready, k.jobs, k.delayed, now)
-  local ids = redis.call('LPOP', k.ready, max)
-  if ids then take(k.jobs, k.payloads, k.leases, ids, now, leaseMs, worker, out) end
+  promote(k.ready, k.jobs, k.payloads, k.delayed, now)
+  local elements = redis.call('LPOP', k.ready, max)
+  if elements then take(k.jobs, k.payloads, k.leases, elements, now, leaseMs, worker, out) end
+  -- Fewer than asked: the queue is drained, and the worker will block next. Tell it when the
+  -- earliest delayed job is due, so it can block at once without probing first.
+  if #out - 1 < 3 * max then
+    local h = delayed_head(k.delayed)
+    if h ~= math.huge then out[1] = h end
+  end
 end
 return out

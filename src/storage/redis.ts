@@ -93,6 +93,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   #client: Redis | Cluster | undefined
   #scripts: Scripts | undefined
   #subscriber: Subscriber | undefined
+  /** Per queue and worker: the reply of a pipelined activation, with the jobs it claimed beyond the BLMOVE'd one. */
+  readonly #prefetched = new Map<string, Promise<{ jobs: ClaimedJob[], drained: boolean, nextDue: number }>>()
+  /** Queues this instance last found drained (a settle claimed fewer than asked) → earliest delayed due time (-1: none). */
+  readonly #drained = new Map<string, number>()
   /** Queues whose control channel this instance watches for wake-ups (while claims block). */
   #watching = new Map<string, Promise<unknown>>()
 
@@ -131,6 +135,11 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   async disconnect (): Promise<void> {
     if (this.#refs === 0 || --this.#refs > 0) return
     await this.#opening?.catch(() => {})
+    // Jobs claimed ahead for a consumer that is gone now: back to the queue, attempt not counted.
+    for (const key of [...this.#prefetched.keys()]) {
+      const [queue, workerId] = key.split('\n')
+      await this.#takePrefetched(queue, workerId, 0).catch(() => {})
+    }
     this.#opening = undefined
     this.#close()
   }
@@ -231,21 +240,74 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const k = this.#keysOf(queue)
     const { max, leaseMs, blockMs, signal } = options
     const deadline = Date.now() + blockMs
-    let moved: string[] = []
+    // Jobs the last BLMOVE's activation claimed beyond its own come first.
+    const early = await this.#takePrefetched(queue, workerId, max)
+    if (early.length > 0) return early
+    // Right after this instance found the queue drained, a probe would find nothing either:
+    // block at once (BLMOVE returns at once if a job arrived meanwhile).
+    let nextDue = this.#drained.get(queue)
+    this.#drained.delete(queue)
+    let probe = nextDue === undefined || blockMs <= 0
     for (;;) {
-      const reply: Reply[] = await this.#run().claimBuffer(
-        [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming, k.seen],
-        [this.#clock(), leaseMs, max, workerId, ...moved]
-      ).catch(rethrow('claim'))
-      const jobs = toJobs(reply, 1)
+      if (probe) {
+        const reply: Reply[] = await this.#run().claimBuffer(this.#claimKeys(k), [this.#clock(), leaseMs, max, workerId]).catch(rethrow('claim'))
+        const jobs = toJobs(reply, 1)
+        if (jobs.length > 0 || blockMs <= 0) return jobs
+        nextDue = reply[0] as number
+      }
+      probe = true
       const remaining = deadline - Date.now()
-      if (jobs.length > 0 || remaining <= 0 || signal?.aborted === true || this.#refs === 0) return jobs
+      if (remaining <= 0 || signal?.aborted === true || this.#refs === 0) return []
       // Nothing ready: block until a job arrives, the earliest delayed job is due, or time is up.
-      const nextDue = reply[0] as number
-      const wait = nextDue >= 0 ? Math.max(1, Math.min(remaining, nextDue - this.#clock())) : remaining
-      const id = await this.#blockingMove(queue, k, wait, signal)
-      moved = id === null ? [] : [id]
+      const wait = nextDue !== undefined && nextDue >= 0 ? Math.max(1, Math.min(remaining, nextDue - this.#clock())) : remaining
+      const element = await this.#blockingMove(queue, k, wait, signal)
+      if (element === null) continue
+      const job = fromElement(element)
+      const activation = this.#run().claimBuffer(this.#claimKeys(k), [this.#clock(), leaseMs, max, workerId, element])
+      if (job === undefined) {
+        // A large payload lives in Redis only: it comes with the activation.
+        const jobs = toJobs(await activation.catch(rethrow('claim')), 1)
+        if (jobs.length > 0) return jobs
+        continue
+      }
+      // The element holds the whole job: hand it over now, without waiting for the activation
+      // (which records the claim and lease, and claims up to `max - 1` more jobs for the next
+      // call). This instance's settlement of the job goes out later on the same connection, so
+      // Redis applies it after the activation; if the activation finds the job gone (cancelled
+      // meanwhile), fencing ignores that settlement.
+      this.#prefetched.set(`${queue}\n${workerId}`, activation.then((reply: Reply[]) => {
+        const jobs = toJobs(reply, 1)
+        const mine = jobs.findIndex(j => j.id === job.id && j.attempts === job.attempts)
+        if (mine >= 0) jobs.splice(mine, 1)
+        return { jobs, drained: jobs.length + (mine >= 0 ? 1 : 0) < max, nextDue: reply[0] as number }
+      }, (err: unknown) => {
+        this.#onError(storageError('claim', err))
+        return { jobs: [], drained: false, nextDue: -1 }
+      }))
+      return [job]
     }
+  }
+
+  /**
+   * The jobs a pipelined activation claimed for `workerId` beyond the BLMOVE'd one (at most
+   * `max`; any more are handed back), and whether it found the queue drained.
+   */
+  async #takePrefetched (queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
+    const key = `${queue}\n${workerId}`
+    const pending = this.#prefetched.get(key)
+    if (pending === undefined) return []
+    this.#prefetched.delete(key)
+    const { jobs, drained, nextDue } = await pending
+    if (drained && jobs.length === 0) this.#drained.set(queue, nextDue)
+    if (jobs.length > max) {
+      const back = jobs.splice(max)
+      await this.settle(queue, workerId, back.map(j => ({ type: 'release', id: j.id, attempt: j.attempts })), { max: 0, leaseMs: 0 })
+    }
+    return jobs
+  }
+
+  #claimKeys (k: QueueKeys): string[] {
+    return [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming]
   }
 
   /**
@@ -254,7 +316,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
    * connection that stopped answering. An id moved just as the connection closes stays in
    * `claiming` until the reaper hands it back.
    */
-  async #blockingMove (queue: string, k: QueueKeys, waitMs: number, signal: AbortSignal | undefined): Promise<string | null> {
+  async #blockingMove (queue: string, k: QueueKeys, waitMs: number, signal: AbortSignal | undefined): Promise<Buffer | null> {
     const client = this.#client
     if (client === undefined) return null
     await this.#watch(queue, k)
@@ -263,9 +325,9 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const wait = this.#waits.get(queue) ?? { blocked: 0, at: Infinity, timer: undefined }
     this.#waits.set(queue, wait)
     wait.blocked++
-    return await new Promise<string | null>((resolve, reject) => {
+    return await new Promise<Buffer | null>((resolve, reject) => {
       let settled = false
-      const end = (id: string | null, reuse: boolean, err?: unknown): void => {
+      const end = (element: Buffer | null, reuse: boolean, err?: unknown): void => {
         if (settled) return
         settled = true
         clearTimeout(guard)
@@ -275,13 +337,13 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
         if (reuse && this.#refs > 0) this.#blockers.push(connection)
         else connection.disconnect()
         if (err !== undefined && this.#refs > 0) reject(storageError('claim', err))
-        else resolve(id)
+        else resolve(element)
       }
       const onAbort = (): void => end(null, false)
       const guard = setTimeout(() => end(null, false), waitMs + BLOCK_GUARD_MS)
       signal?.addEventListener('abort', onAbort, { once: true })
-      connection.blmove(k.ready, k.claiming, 'LEFT', 'RIGHT', (waitMs / 1000).toFixed(3)).then(
-        id => end(id, true),
+      connection.blmoveBuffer(k.ready, k.claiming, 'LEFT', 'RIGHT', (waitMs / 1000).toFixed(3)).then(
+        element => end(element, true),
         err => end(null, false, err)
       )
     })
@@ -311,7 +373,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
         wait.timer = setTimeout(() => {
           wait.at = Infinity
           wait.timer = undefined
-          this.#run().claim([k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming, k.seen], [this.#clock(), 1, 0, '']).catch(() => {})
+          this.#run().claim(this.#claimKeys(k), [this.#clock(), 1, 0, '']).catch(() => {})
         }, Math.max(0, at - this.#clock()))
         wait.timer.unref()
       })
@@ -323,6 +385,12 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 
   async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+    const early = await this.#takePrefetched(queue, workerId, next.max)
+    if (early.length > 0) {
+      // Already claimed: settle what there is to settle, and claim only what is still missing.
+      if (settlements.length === 0) return early
+      return early.concat(await this.settle(queue, workerId, settlements, { max: next.max - early.length, leaseMs: next.leaseMs }))
+    }
     const k = this.#keysOf(queue)
     const keys = [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.waiters, k.errors]
     const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline]
@@ -338,7 +406,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       }
     }
     const reply: Reply[] = await this.#run().settleBuffer(keys, args).catch(rethrow('settle'))
-    return toJobs(reply, 0)
+    const jobs = toJobs(reply, 1)
+    if (next.max > 0 && jobs.length < next.max) this.#drained.set(queue, reply[0] as number)
+    else this.#drained.delete(queue)
+    return jobs
   }
 
   async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
@@ -422,7 +493,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const scripts = this.#run()
     const now = this.#clock()
     const [requeued, ending]: [string[], Array<string | number>] = await scripts.recover(
-      [k.ready, k.jobs, k.leases, k.claiming, k.seen], [now, maxStalls, CLAIM_GRACE_MS]
+      [k.ready, k.jobs, k.leases, k.claiming, k.seen, k.payloads], [now, maxStalls, CLAIM_GRACE_MS]
     ).catch(rethrow('recoverStalled'))
     if (ending.length === 0) return { requeued, failed: [] }
     const keys = [k.jobs, k.payloads, k.leases, k.waiters, k.errors]
@@ -481,6 +552,20 @@ function toJobs (reply: Reply[], start: number): ClaimedJob[] {
     })
   }
   return jobs
+}
+
+/** The job inside a ready element (see src/scripts/_lib.lua), or undefined when its payload was too large to be inside. */
+function fromElement (element: Buffer): ClaimedJob | undefined {
+  if (element[0] !== 0x45) return undefined // 'E'
+  const idEnd = 37 + element.readUInt32BE(33)
+  return {
+    id: element.subarray(37, idEnd).toString(),
+    payload: element.subarray(idEnd),
+    attempts: element.readDoubleBE(1),
+    maxAttempts: element.readDoubleBE(9),
+    resultTTL: element.readDoubleBE(17),
+    createdAt: element.readDoubleBE(25)
+  }
 }
 
 /** A job's record from status.lua's reply (formats in src/scripts/_lib.lua). */
