@@ -153,10 +153,13 @@ export class FileStorage implements Storage {
     const space = this.#space(queue)
     if (jobs.length === 0) return []
     return this.#io(async () => {
-      // Every id taken and nobody to register as a waiter: the answer needs no write.
-      this.#sync(space)
-      const known = this.#known(space, jobs)
-      if (known !== undefined) return known
+      // Every id taken and nobody to register as a waiter: the answer needs no write. (Not with
+      // fsync: the frames it rests on may not be on disk yet; a write and its flush make them so.)
+      if (!this.#fsync) {
+        this.#sync(space)
+        const known = this.#known(space, jobs)
+        if (known !== undefined) return known
+      }
       const [outcomes] = this.#commit(space, [{ kind: 'enqueue', jobs }])
       await space.log.durable()
       return outcomes as EnqueueOutcome[]

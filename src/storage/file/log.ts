@@ -59,8 +59,9 @@ export class QueueLog {
   #buf = Buffer.allocUnsafe(256 * 1024)
   #seq = 0
   #pending: Pending | undefined
-  /** The state serialized at our own effective seal, waiting to be written. */
+  /** The state serialized at our own effective seal, waiting to be written as the snapshot of segment `#snapshotOf`. */
   #snapshot: Buffer | undefined
+  #snapshotOf = 0
   /** Where the current segment gets sealed (grows with the snapshot: no rewrite of a big state for a small log). */
   #sealAt = Infinity
   readonly #writer = new Writer(64 * 1024)
@@ -233,7 +234,10 @@ export class QueueLog {
       }
     }
     if (ops[0]?.kind === 'seal') {
-      if (pending?.applied === true && pending.ops === ops) this.#snapshot = this.#encodeState()
+      if (pending?.applied === true && pending.ops === ops) {
+        this.#snapshot = this.#encodeState()
+        this.#snapshotOf = this.#segment + 1
+      }
       return true
     }
     const state = this.state
@@ -270,7 +274,7 @@ export class QueueLog {
     this.#snapshot = undefined
     if (snapshot === undefined) return
     const { dir, fsync } = this.#o
-    const segment = this.#segment // the state at the start of this segment
+    const segment = this.#snapshotOf // the state at the start of that segment
     const tmp = writeTmp(dir, snapshot, fsync)
     renameSync(tmp, join(dir, snapName(segment)))
     if (fsync) fsyncDir(dir)
