@@ -155,6 +155,28 @@ test('file: kill -9 of consumers and of a producer at random moments loses no jo
   assert.deepEqual(await fresh.counts(queue), await storage.counts(queue))
 })
 
+test('file: writers killed in the middle of large writes leave no trace a reader applies', { timeout: 120_000 }, async t => {
+  const basePath = await tempDir(t)
+  const reader = await open(t, { basePath })
+  const acked: string[] = []
+  for (let round = 0; round < 5; round++) {
+    const feeder = child(t)
+    // 200 jobs of 2 KB per write: each write(2) takes long enough for a SIGKILL to land inside it.
+    feeder.send({ type: 'feed', basePath, queue: 'big', prefix: `r${round}`, paceMs: 0, batch: 200, payloadBytes: 2048 })
+    await feeder.next('ready')
+    const chunks = 1 + random(4)
+    await until(() => feeder.inbox.length >= chunks, 30_000)
+    await feeder.kill()
+    acked.push(...feeder.inbox.flatMap(r => r.type === 'acked' ? r.ids : []))
+  }
+  const fresh = await open(t, { basePath })
+  const counts = await fresh.counts('big')
+  assert.deepEqual(await reader.counts('big'), counts)
+  for (const id of acked) assert.equal((await fresh.getStatus('big', id))?.state, 'queued', id)
+  assert.deepEqual(await reader.enqueue('big', [job('last')]), [{ status: 'queued' }])
+  assert.equal((await fresh.counts('big')).queued, counts.queued + 1)
+})
+
 test('file: ids, queue names and lock names never lead outside basePath; nothing is world-accessible', async t => {
   const root = await tempDir(t)
   const basePath = join(root, 'base')

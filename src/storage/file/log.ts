@@ -97,7 +97,9 @@ export class QueueLog {
         this.#buf = Buffer.allocUnsafe(need)
         continue
       }
-      if (n < buf.length || consumed === 0) return applied
+      if (n < buf.length) return applied
+      // A full buffer and no progress: bad bytes longer than the buffer. Read more to get past them.
+      if (consumed === 0) this.#buf = Buffer.allocUnsafe(buf.length * 2)
     }
   }
 
@@ -173,15 +175,13 @@ export class QueueLog {
         return { consumed: off, sealed: false, need: FRAME_HEADER + length, any }
       }
       if (length < 0 || !frameIntact(buf, off, length, seed)) {
-        // Not a frame: the rest of a torn frame, or garbage left by a power loss. Bytes below the
-        // end of the file never change, so what is skipped here is skipped for good.
+        // Not a frame: the rest of a torn frame, or garbage left by a power loss. Skipped only once
+        // a frame header follows it: that proves its writer is done (appends are serialized), so
+        // these bytes are final and not a frame still being copied in or read too early.
         const next = this.#nextFrame(off + 1, n, false)
-        if (next >= 0) {
-          off = next
-          continue
-        }
-        off = Math.max(off, n - FRAME_HEADER + 1) // a header may still start in the last 15 bytes
-        break
+        if (next < 0) break
+        off = next
+        continue
       }
       const sealed = this.#apply(off + FRAME_HEADER, end)
       any = true
