@@ -38,7 +38,7 @@ export interface FileStorageOptions {
    * Log segment size in bytes after which the segment is sealed, the queue's state snapshotted and
    * older segments deleted (at least twice the last snapshot, so a large state is not rewritten for
    * a small log). This is what removes expired records from the disk.
-   * @default 67108864 (64 MiB)
+   * @default 16777216 (16 MiB)
    */
   segmentSize?: number
 }
@@ -70,7 +70,7 @@ interface Space {
   again: boolean
 }
 
-const DEFAULT_SEGMENT = 64 * 1024 * 1024
+const DEFAULT_SEGMENT = 16 * 1024 * 1024
 const NOTHING: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
 
 /**

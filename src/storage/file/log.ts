@@ -120,7 +120,7 @@ export class QueueLog {
     } finally {
       this.#pending = undefined
     }
-    if (this.#pos >= this.#sealAt) this.#seal()
+    if (this.#pos >= this.#sealAt && this.#sealDue()) this.#seal()
     return pending.outcomes
   }
 
@@ -260,6 +260,19 @@ export class QueueLog {
     return w.buf.subarray(0, w.pos)
   }
 
+  /**
+   * True if the current segment should be sealed now: at least `segmentSize` bytes, and twice the
+   * snapshot it starts from (read now: this process may not have seen that snapshot written).
+   */
+  #sealDue (): boolean {
+    try {
+      this.#sealAt = Math.max(this.#sealAt, 2 * statSync(join(this.#o.dir, snapName(this.#segment))).size)
+    } catch {
+      // No snapshot for this segment (the first one, or its sealer died): the base size applies.
+    }
+    return this.#pos >= this.#sealAt
+  }
+
   /** Appends a seal; if ours is the one that counts, writes the snapshot and drops old files. */
   #seal (): void {
     const pending: Pending = { seq: ++this.#seq, ops: [SEAL], applied: false, outcomes: [] }
@@ -376,12 +389,7 @@ export class QueueLog {
     }
     this.#open(next)
     if (!exists && fsync) fsyncDir(dir)
-    this.#sealAt = this.#o.segmentSize
-    try {
-      this.#sealAt = Math.max(this.#sealAt, 2 * statSync(join(dir, snapName(next))).size)
-    } catch {
-      // No snapshot yet for this segment (its sealer writes it right now, or died): seal at the base size.
-    }
+    this.#sealAt = this.#o.segmentSize // raised by #sealDue once the segment gets there
   }
 
   /** True when segment `next` is missing because newer segments or snapshots replaced it. */

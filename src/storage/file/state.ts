@@ -99,20 +99,20 @@ const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 const NO_RECOVERY: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
 
 export class QueueState {
-  readonly jobs = new Map<string, Rec>()
+  readonly #jobs = new Map<string, Rec>()
   /** Ready jobs in claim order; entries whose job left `queued` are skipped lazily. */
-  readonly ready = new Deque<Rec>()
-  readonly delayed = new DueHeap()
+  readonly #ready = new Deque<Rec>()
+  readonly #delayed = new DueHeap()
   /** Processing jobs in claim order (the reaper's scan order). */
-  readonly processing = new Set<Rec>()
+  readonly #processing = new Set<Rec>()
   /** Terminal records by expiry (lazy: a changed `expiresAt` re-pushes). */
-  readonly expiries = new MinHeap<Rec>()
+  readonly #expiries = new MinHeap<Rec>()
   /** Notices the applied operations produced, for the owner to deliver. */
   readonly notices: Notice[] = []
   /** The log's clock: the latest frame time applied. */
-  now = 0
+  #now = 0
   /** Last `dueSeq` handed out. */
-  seq = 0
+  #seq = 0
   /** This instance's token: `done` notices of jobs it waits for are collected. */
   readonly #self: number
 
@@ -122,12 +122,12 @@ export class QueueState {
 
   /** Moves the log clock to a frame's time (never backwards) and drops records expired by then. */
   advance (time: number): number {
-    if (time > this.now) this.now = time
-    const now = this.now
-    const expiries = this.expiries
+    if (time > this.#now) this.#now = time
+    const now = this.#now
+    const expiries = this.#expiries
     while (expiries.peekKey() <= now) {
       const rec = expiries.pop() as Rec
-      if (rec.expiresAt <= now && this.jobs.get(rec.id) === rec) this.jobs.delete(rec.id)
+      if (rec.expiresAt <= now && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
     }
     return now
   }
@@ -164,12 +164,12 @@ export class QueueState {
         error: undefined,
         waiters: job.notify === true ? [token] : undefined
       }
-      this.jobs.set(job.id, rec)
+      this.#jobs.set(job.id, rec)
       if (job.delay > 0) {
         rec.state = 'delayed'
         this.#schedule(rec, now + job.delay)
       } else {
-        this.ready.push(rec)
+        this.#ready.push(rec)
       }
       outcomes[i] = QUEUED
     }
@@ -179,7 +179,7 @@ export class QueueState {
   claim (now: number, worker: string, max: number, leaseMs: number): ClaimedJob[] {
     this.#promote(now)
     const jobs: ClaimedJob[] = []
-    const ready = this.ready
+    const ready = this.#ready
     while (jobs.length < max && ready.size > 0) {
       const rec = ready.shift() as Rec
       if (!this.#isReady(rec)) continue
@@ -187,7 +187,7 @@ export class QueueState {
       rec.attempts++
       rec.worker = worker
       rec.leaseUntil = now + leaseMs
-      this.processing.add(rec)
+      this.#processing.add(rec)
       jobs.push(rec)
     }
     return jobs
@@ -202,7 +202,7 @@ export class QueueState {
     const lost: string[] = []
     const aborted: string[] = []
     for (const id of ids) {
-      const rec = this.jobs.get(id)
+      const rec = this.#jobs.get(id)
       if (rec === undefined || rec.state !== 'processing' || rec.worker !== worker) {
         lost.push(id)
         continue
@@ -218,7 +218,7 @@ export class QueueState {
     if (rec === undefined) return 'not_found'
     if (TERMINAL.has(rec.state)) return 'completed'
     if (rec.state === 'processing') return 'processing'
-    this.jobs.delete(id)
+    this.#jobs.delete(id)
     // Marked so the lazy queue and heap entries are skipped even if the id is enqueued again.
     rec.state = 'cancelled'
     this.#done(rec, 'cancelled', undefined, undefined)
@@ -243,7 +243,7 @@ export class QueueState {
     if (rec === undefined) return 'not_found'
     if (!TERMINAL.has(rec.state)) return 'not_terminal'
     rec.expiresAt = now + ttl
-    this.expiries.push(rec.expiresAt, rec)
+    this.#expiries.push(rec.expiresAt, rec)
     return 'updated'
   }
 
@@ -251,7 +251,7 @@ export class QueueState {
     if (!this.hasExpiredLease(now)) return NO_RECOVERY
     const requeued: string[] = []
     const failed: string[] = []
-    for (const rec of this.processing) {
+    for (const rec of this.#processing) {
       if (rec.leaseUntil > now) continue
       rec.stalls++
       if (rec.cancelRequested) {
@@ -260,10 +260,10 @@ export class QueueState {
         this.#terminate(rec, 'failed', undefined, error, rec.resultTTL, now)
         failed.push(rec.id)
       } else {
-        this.processing.delete(rec)
+        this.#processing.delete(rec)
         rec.state = 'queued'
         rec.worker = ''
-        this.ready.push(rec)
+        this.#ready.push(rec)
         requeued.push(rec.id)
       }
     }
@@ -274,7 +274,7 @@ export class QueueState {
 
   /** The live record of `id` at `now`, without dropping anything. */
   peek (id: string, now: number): Rec | undefined {
-    const rec = this.jobs.get(id)
+    const rec = this.#jobs.get(id)
     return rec !== undefined && rec.expiresAt > now ? rec : undefined
   }
 
@@ -294,13 +294,13 @@ export class QueueState {
 
   counts (now: number): StateCounts {
     const counts: StateCounts = { queued: 0, delayed: 0, processing: 0, failing: 0, completed: 0, failed: 0, cancelled: 0 }
-    for (const rec of this.jobs.values()) if (rec.expiresAt > now) counts[rec.state]++
+    for (const rec of this.#jobs.values()) if (rec.expiresAt > now) counts[rec.state]++
     return counts
   }
 
   /** True when a claim at `now` would get a job. Drops stale queue entries it passes (they never come back). */
   claimable (now: number): boolean {
-    const ready = this.ready
+    const ready = this.#ready
     while (ready.size > 0) {
       const rec = ready.shift() as Rec
       if (this.#isReady(rec)) {
@@ -314,12 +314,12 @@ export class QueueState {
   /** The earliest due time of a delayed or failing job, or Infinity. */
   nextDue (): number {
     let rec: Rec | undefined
-    while ((rec = this.delayed.peek()) !== undefined && !this.#isDelayed(rec)) this.delayed.pop()
+    while ((rec = this.#delayed.peek()) !== undefined && !this.#isDelayed(rec)) this.#delayed.pop()
     return rec === undefined ? Infinity : rec.dueAt
   }
 
   hasExpiredLease (now: number): boolean {
-    for (const rec of this.processing) if (rec.leaseUntil <= now) return true
+    for (const rec of this.#processing) if (rec.leaseUntil <= now) return true
     return false
   }
 
@@ -327,12 +327,12 @@ export class QueueState {
 
   /** Writes the state (live records and every order) so that {@link QueueState.decode} continues it exactly. */
   encode (w: Writer): void {
-    const now = this.now
+    const now = this.#now
     w.f64(now)
-    w.f64(this.seq)
+    w.f64(this.#seq)
     const index = new Map<Rec, number>()
     const live: Rec[] = []
-    for (const rec of this.jobs.values()) {
+    for (const rec of this.#jobs.values()) {
       if (rec.expiresAt <= now) continue
       index.set(rec, live.length)
       live.push(rec)
@@ -361,21 +361,21 @@ export class QueueState {
     }
     // The ready queue in order, its stale entries left out. A full rotation leaves it as it was.
     const order: number[] = []
-    for (let i = 0, n = this.ready.size; i < n; i++) {
-      const rec = this.ready.shift() as Rec
-      this.ready.push(rec)
+    for (let i = 0, n = this.#ready.size; i < n; i++) {
+      const rec = this.#ready.shift() as Rec
+      this.#ready.push(rec)
       if (this.#isReady(rec)) order.push(index.get(rec) as number)
     }
     w.u32(order.length)
     for (const i of order) w.u32(i)
-    w.u32(this.processing.size)
-    for (const rec of this.processing) w.u32(index.get(rec) as number)
+    w.u32(this.#processing.size)
+    for (const rec of this.#processing) w.u32(index.get(rec) as number)
   }
 
   static decode (r: Reader, self: number): QueueState {
     const state = new QueueState(self)
-    state.now = r.f64()
-    state.seq = r.f64()
+    state.#now = r.f64()
+    state.#seq = r.f64()
     const recs: Rec[] = new Array(r.u32())
     for (let i = 0; i < recs.length; i++) {
       const id = r.str()
@@ -406,17 +406,17 @@ export class QueueState {
         for (let k = 0; k < waiters; k++) rec.waiters.push(r.f64())
       }
       recs[i] = rec
-      state.jobs.set(id, rec)
-      if (TERMINAL.has(rec.state)) state.expiries.push(rec.expiresAt, rec)
-      else if (rec.state === 'delayed' || rec.state === 'failing') state.delayed.push(rec)
+      state.#jobs.set(id, rec)
+      if (TERMINAL.has(rec.state)) state.#expiries.push(rec.expiresAt, rec)
+      else if (rec.state === 'delayed' || rec.state === 'failing') state.#delayed.push(rec)
     }
     const at = (i: number): Rec => {
       const rec = recs[i]
       if (rec === undefined) throw new DecodeError(`Bad record index ${i}`)
       return rec
     }
-    for (let n = r.u32(); n > 0; n--) state.ready.push(at(r.u32()))
-    for (let n = r.u32(); n > 0; n--) state.processing.add(at(r.u32()))
+    for (let n = r.u32(); n > 0; n--) state.#ready.push(at(r.u32()))
+    for (let n = r.u32(); n > 0; n--) state.#processing.add(at(r.u32()))
     return state
   }
 
@@ -424,24 +424,26 @@ export class QueueState {
 
   /** The record of `id` unless it expired by `now` (an expired one is dropped: same at this log position everywhere). */
   #live (id: string, now: number): Rec | undefined {
-    const rec = this.jobs.get(id)
+    const rec = this.#jobs.get(id)
     if (rec !== undefined && rec.expiresAt <= now) {
-      this.jobs.delete(id)
+      this.#jobs.delete(id)
       return undefined
     }
     return rec
   }
 
+  // The state alone tells whether a queue or heap entry is still valid: a record only leaves the
+  // map terminal (expiry) or marked `cancelled` (cancel), so no map lookup is needed.
   #isReady (rec: Rec): boolean {
-    return rec.state === 'queued' && this.jobs.get(rec.id) === rec
+    return rec.state === 'queued'
   }
 
   #isDelayed (rec: Rec): boolean {
-    return (rec.state === 'delayed' || rec.state === 'failing') && this.jobs.get(rec.id) === rec
+    return rec.state === 'delayed' || rec.state === 'failing'
   }
 
   #apply (now: number, s: Settlement): void {
-    const rec = this.jobs.get(s.id)
+    const rec = this.#jobs.get(s.id)
     // Fencing: only the attempt that holds the job may settle it.
     if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt) return
     if (rec.cancelRequested) {
@@ -459,7 +461,7 @@ export class QueueState {
         this.#terminate(rec, 'cancelled', undefined, undefined, s.ttl, now)
         break
       case 'retry':
-        this.processing.delete(rec)
+        this.#processing.delete(rec)
         rec.state = 'failing'
         rec.error = s.error
         rec.worker = ''
@@ -467,45 +469,45 @@ export class QueueState {
           this.#schedule(rec, now + s.delay)
         } else {
           rec.state = 'queued'
-          this.ready.push(rec)
+          this.#ready.push(rec)
         }
         break
       case 'release':
-        this.processing.delete(rec)
+        this.#processing.delete(rec)
         rec.state = 'queued'
         rec.attempts--
         rec.worker = ''
-        this.ready.unshift(rec)
+        this.#ready.unshift(rec)
         break
     }
   }
 
   #schedule (rec: Rec, dueAt: number): void {
     rec.dueAt = dueAt
-    rec.dueSeq = ++this.seq
-    this.delayed.push(rec)
+    rec.dueSeq = ++this.#seq
+    this.#delayed.push(rec)
   }
 
   /** Moves due delayed and failing jobs to the tail of the ready queue, in (dueAt, dueSeq) order. */
   #promote (now: number): void {
     let rec: Rec | undefined
-    while ((rec = this.delayed.peek()) !== undefined && rec.dueAt <= now) {
-      this.delayed.pop()
+    while ((rec = this.#delayed.peek()) !== undefined && rec.dueAt <= now) {
+      this.#delayed.pop()
       if (!this.#isDelayed(rec)) continue
       rec.state = 'queued'
-      this.ready.push(rec)
+      this.#ready.push(rec)
     }
   }
 
   #terminate (rec: Rec, state: TerminalState, result: Buffer | undefined, error: Buffer | undefined, ttl: number, now: number): void {
-    this.processing.delete(rec)
+    this.#processing.delete(rec)
     rec.state = state
     rec.payload = EMPTY // nobody needs it any more; free it while the record waits out its TTL
     rec.result = result
     rec.error = error ?? (state === 'failed' ? rec.error : undefined)
     rec.worker = ''
     rec.expiresAt = now + ttl
-    this.expiries.push(rec.expiresAt, rec)
+    this.#expiries.push(rec.expiresAt, rec)
     this.#done(rec, state, rec.result, rec.error)
   }
 
