@@ -333,6 +333,7 @@ test('file: a blocked claim wakes when a delayed job falls due, and ends on disc
   assert.deepEqual(claimed.map(j => j.id), ['later'])
   const other = new FileStorage({ basePath })
   await other.connect()
+  t.after(() => other.disconnect()) // a no-op once the test disconnected it
   const waiting = other.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 60_000 })
   await other.disconnect()
   assert.deepEqual(await waiting, [])

@@ -96,6 +96,7 @@ export class FileStorage implements Storage {
   /** Tags this instance's frames and its `done` waits in the log. */
   readonly #token = randomBytes(6).readUIntBE(0, 6)
   readonly #spaces = new Map<string, Space>()
+  #seq = 0
   #seed = 0
   #refs = 0
   #poller: ReturnType<typeof setInterval> | undefined
@@ -196,8 +197,11 @@ export class FileStorage implements Storage {
       const ops: Op[] = []
       if (settlements.length > 0) ops.push({ kind: 'settle', settlements })
       if (next.max > 0) {
-        // Only a claim: append it only if there is something to claim.
-        if (ops.length === 0 && !(this.#sync(space), space.log.state.claimable(this.#clock()))) return []
+        if (ops.length === 0) {
+          // Only a claim: worth a frame only if there is something to claim.
+          this.#sync(space)
+          if (!space.log.state.claimable(this.#clock())) return []
+        }
         ops.push({ kind: 'claim', worker: workerId, max: next.max, leaseMs: next.leaseMs })
       }
       if (ops.length === 0) return []
@@ -315,7 +319,15 @@ export class FileStorage implements Storage {
     let log: QueueLog
     try {
       mkdirSync(dir, { recursive: true, mode: DIR_MODE })
-      log = new QueueLog({ dir, seed: this.#seed, token: this.#token, clock: this.#clock, fsync: this.#fsync, segmentSize: this.#segmentSize })
+      log = new QueueLog({
+        dir,
+        seed: this.#seed,
+        token: this.#token,
+        nextSeq: () => ++this.#seq,
+        clock: this.#clock,
+        fsync: this.#fsync,
+        segmentSize: this.#segmentSize
+      })
     } catch (err) {
       throw new StorageError(`Cannot open queue ${JSON.stringify(queue)} in ${this.#basePath}: ${(err as Error).message}`, err)
     }

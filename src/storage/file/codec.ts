@@ -16,7 +16,9 @@
  */
 import * as zlib from 'node:zlib'
 
-export const FRAME_MAGIC = 0x31465152 // 'RQF1' read as little-endian u32
+/** First 4 bytes of every frame: 'RQF1' read as a little-endian u32. */
+export const FRAME_MAGIC = 0x31465152
+/** Bytes of a frame header (magic, length, header check, body check). */
 export const FRAME_HEADER = 16
 /** Larger declared lengths are garbage, not frames (a frame holds one call's jobs). */
 export const MAX_FRAME = 1 << 30

@@ -19,13 +19,19 @@ import { SEAL, applyOp, decodeFrameBody, encodeFrameBody, type Op } from './ops.
 import { FILE_MODE, fsyncDir, writeTmp } from './paths.ts'
 import { QueueState } from './state.ts'
 
+/** What a {@link QueueLog} needs from its storage instance. */
 export interface LogOptions {
+  /** The queue's directory (exists). */
   readonly dir: string
   /** Checksum seed of the directory. */
   readonly seed: number
   /** This storage instance's token (tags its frames; selects its `done` notices). */
   readonly token: number
+  /** The instance's frame numbers: unique across all its queues and reconnections, so (token, seq) names one frame. */
+  readonly nextSeq: () => number
+  /** Epoch ms written into each frame. */
   readonly clock: () => number
+  /** Flush frames before `durable()` resolves; fsync snapshots, new segments and the directory. */
   readonly fsync: boolean
   /** Bytes after which a segment is sealed and the state snapshotted. */
   readonly segmentSize: number
@@ -47,6 +53,7 @@ const TMP_MAX_AGE = 60_000
 const segName = (n: number): string => `seg-${String(n).padStart(12, '0')}.log`
 const snapName = (n: number): string => `snap-${String(n).padStart(12, '0')}.bin`
 
+/** A queue's log opened by one storage instance: its state, kept current by {@link QueueLog.sync}. */
 export class QueueLog {
   state: QueueState
   /** Set when the log had to be reloaded from a snapshot (this process fell too far behind): notices may be lost. */
@@ -57,7 +64,6 @@ export class QueueLog {
   /** Offset in the current segment of the first byte not yet applied. */
   #pos = 0
   #buf = Buffer.allocUnsafe(256 * 1024)
-  #seq = 0
   #pending: Pending | undefined
   /** The state serialized at our own effective seal, waiting to be written as the snapshot of segment `#snapshotOf`. */
   #snapshot: Buffer | undefined
@@ -105,7 +111,7 @@ export class QueueLog {
 
   /** Appends `ops` as one frame, reads up to it and returns the outcome of each op. */
   commit (ops: readonly Op[]): unknown[] {
-    const pending: Pending = { seq: ++this.#seq, ops, applied: false, outcomes: [] }
+    const pending: Pending = { seq: this.#o.nextSeq(), ops, applied: false, outcomes: [] }
     const frame = this.#frame(pending.seq, ops)
     this.#pending = pending
     try {
@@ -275,7 +281,7 @@ export class QueueLog {
 
   /** Appends a seal; if ours is the one that counts, writes the snapshot and drops old files. */
   #seal (): void {
-    const pending: Pending = { seq: ++this.#seq, ops: [SEAL], applied: false, outcomes: [] }
+    const pending: Pending = { seq: this.#o.nextSeq(), ops: [SEAL], applied: false, outcomes: [] }
     this.#pending = pending
     try {
       this.#append(this.#frame(pending.seq, pending.ops))

@@ -11,6 +11,7 @@ import type { NewJob, Settlement } from '../types.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
 import type { QueueState } from './state.ts'
 
+/** One operation of a frame: what a Storage call asks of the queue state. */
 export type Op =
   | { readonly kind: 'enqueue', readonly jobs: readonly NewJob[] }
   | { readonly kind: 'claim', readonly worker: string, readonly max: number, readonly leaseMs: number }
@@ -34,6 +35,7 @@ export interface Frame {
 const CODE = { enqueue: 1, claim: 2, settle: 3, extend: 4, cancel: 5, abort: 6, ttl: 7, recover: 8, seal: 9 } as const
 const SETTLE_CODE = { complete: 1, fail: 2, retry: 3, release: 4, cancel: 5 } as const
 
+/** Writes a frame body (the caller wraps it with {@link sealFrame}). */
 export function encodeFrameBody (w: Writer, token: number, seq: number, time: number, ops: readonly Op[]): void {
   w.f64(token)
   w.f64(seq)
@@ -113,6 +115,7 @@ function encodeSettlement (w: Writer, s: Settlement): void {
   }
 }
 
+/** Reads a frame body; throws DecodeError on anything {@link encodeFrameBody} cannot have written. */
 export function decodeFrameBody (r: Reader): Frame {
   const token = r.f64()
   const seq = r.f64()
@@ -176,6 +179,7 @@ function decodeSettlement (r: Reader): Settlement {
   }
 }
 
+/** The op of a seal frame (it is alone in its frame). */
 export const SEAL: Op = Object.freeze({ kind: 'seal' })
 
 /** Applies one op at log time `now` for the frame of instance `token`; returns its outcome. */

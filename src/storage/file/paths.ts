@@ -29,10 +29,12 @@ export function entryName (name: string): string {
   return `${readable}-${hash}`
 }
 
+/** The directory of queue `queue`. */
 export function queueDir (basePath: string, queue: string): string {
   return join(basePath, 'queues', entryName(queue))
 }
 
+/** The directory of lock `name`. */
 export function lockDir (basePath: string, name: string): string {
   return join(basePath, 'locks', entryName(name))
 }

@@ -98,6 +98,7 @@ const EMPTY = Buffer.alloc(0)
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 const NO_RECOVERY: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
 
+/** One queue's jobs, queues and notices, changed only by the log's ops (or read). */
 export class QueueState {
   readonly #jobs = new Map<string, Rec>()
   /** Ready jobs in claim order; entries whose job left `queued` are skipped lazily. */
