@@ -68,6 +68,8 @@ interface Space {
   /** Re-entrancy guard of `#after` (a listener may call back into the storage). */
   busy: boolean
   again: boolean
+  /** Set by disconnect: late timer or watcher callbacks leave it alone. */
+  closed: boolean
 }
 
 const DEFAULT_SEGMENT = 16 * 1024 * 1024
@@ -137,6 +139,7 @@ export class FileStorage implements Storage {
     const spaces = [...this.#spaces.values()]
     this.#spaces.clear()
     for (const space of spaces) {
+      space.closed = true
       space.watcher?.close()
       clearTimeout(space.dueTimer)
       for (const waiter of space.waiters.splice(0)) resolveWaiter(waiter, [])
@@ -331,7 +334,7 @@ export class FileStorage implements Storage {
     } catch (err) {
       throw new StorageError(`Cannot open queue ${JSON.stringify(queue)} in ${this.#basePath}: ${(err as Error).message}`, err)
     }
-    space = { log, waiters: [], listeners: new Set(), watcher: undefined, dueTimer: undefined, dueAt: Infinity, busy: false, again: false }
+    space = { log, waiters: [], listeners: new Set(), watcher: undefined, dueTimer: undefined, dueAt: Infinity, busy: false, again: false, closed: false }
     this.#spaces.set(queue, space)
     if (this.#watch) this.#watchSpace(space, dir)
     return space
@@ -376,7 +379,7 @@ export class FileStorage implements Storage {
 
   /** Background check (fs.watch event or poll tick); failures surface on the next call instead. */
   #check (space: Space): void {
-    if (this.#spaces.size === 0) return
+    if (space.closed) return
     try {
       this.#sync(space)
       if (space.waiters.length > 0) this.#after(space)
@@ -408,14 +411,13 @@ export class FileStorage implements Storage {
     if (log.reloaded) {
       // This process fell behind and the log it missed is gone: waiters must check their jobs.
       log.reloaded = false
-      for (const l of space.listeners) l.fn({ type: 'gap' })
+      for (const l of space.listeners) call(l, { type: 'gap' })
     }
     const notices = log.state.notices
     if (notices.length === 0) return
     const batch = notices.splice(0)
-    if (space.listeners.size === 0) return
     for (const notice of batch) {
-      for (const l of space.listeners) if (l.type === undefined || l.type === notice.type) l.fn(notice)
+      for (const l of space.listeners) if (l.type === undefined || l.type === notice.type) call(l, notice)
     }
   }
 
@@ -470,6 +472,18 @@ export class FileStorage implements Storage {
       outcomes.push(existingOutcome(rec))
     }
     return outcomes
+  }
+}
+
+/**
+ * Calls a listener. One that throws must not cost the other listeners their notices: its error is
+ * rethrown on its own, as an uncaught exception, like that of an event listener.
+ */
+function call (listener: Listener, notice: Notice): void {
+  try {
+    listener.fn(notice)
+  } catch (err) {
+    queueMicrotask(() => { throw err })
   }
 }
 
