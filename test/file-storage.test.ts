@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { appendFileSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -284,6 +284,27 @@ test('file: full segments are sealed into snapshots; expired records leave the d
   // The delayed jobs come out of the snapshot in due order.
   clock.advance(60_000)
   assert.deepEqual((await fresh.claim('q', 'w', claimNow)).map(j => j.id), Array.from({ length: 40 }, (_, i) => `j${i * 10}`))
+})
+
+test('file: a snapshot cut short falls back to the previous generation; a crash\'s temporary files are swept', async t => {
+  const basePath = await tempDir(t)
+  const writer = await open(t, { basePath, segmentSize: 2048 })
+  for (let i = 0; i < 120; i++) await writer.enqueue('q', [job(`j${i}`, 'x'.repeat(60))])
+  const dir = queueDir(basePath, 'q')
+  const snaps = readdirSync(dir).filter(f => f.startsWith('snap-')).sort()
+  assert.equal(snaps.length, 2, readdirSync(dir).join())
+  // The newest snapshot loses its second half (a power loss right after its rename), and a
+  // process died while writing a temporary file a while ago.
+  const newest = join(dir, snaps[1])
+  writeFileSync(newest, readFileSync(newest).subarray(0, 100))
+  const leftover = join(dir, '.tmp-999999-deadbeef0000')
+  writeFileSync(leftover, 'half a snapshot')
+  const old = new Date(Date.now() - 120_000)
+  utimesSync(leftover, old, old)
+  const fresh = await open(t, { basePath })
+  assert.equal((await fresh.counts('q')).queued, 120)
+  assert.deepEqual((await fresh.claim('q', 'w', { ...claimNow, max: 2 })).map(j => j.id), ['j0', 'j1'])
+  assert.ok(!readdirSync(dir).includes('.tmp-999999-deadbeef0000'))
 })
 
 test('file: a process that fell behind rotated-away segments reloads from a snapshot and hears a gap', async t => {
