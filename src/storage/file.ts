@@ -1,0 +1,494 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, watch, type FSWatcher } from 'node:fs'
+import type {
+  AbortOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome, JobRecord, LeaseReport,
+  NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, UpdateTTLOutcome
+} from './types.ts'
+import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
+import { checkId, optInt } from '../options.ts'
+import { acquireLock, releaseLock } from './file/lock.ts'
+import { QueueLog } from './file/log.ts'
+import type { Op } from './file/ops.ts'
+import { DIR_MODE, lockDir, openBase, queueDir } from './file/paths.ts'
+import { existingOutcome } from './file/state.ts'
+
+/** Options of {@link FileStorage}. */
+export interface FileStorageOptions {
+  /** Directory of the queues; created (mode 0o700) if missing. Every process sharing the queues uses the same one. */
+  basePath: string
+  /** Source of the current time in epoch ms (leases, delays, TTLs, lock expiry). @default Date.now */
+  clock?: () => number
+  /**
+   * Make every operation survive a power loss or kernel crash: its log frame is flushed with
+   * fdatasync (one flush covers all the operations waiting for it) before its promise resolves, and
+   * new segments and snapshots are fsynced with their directory. Without it, everything survives the
+   * crash of any process (kill -9) but the last few seconds may be lost to a power loss.
+   * @default false
+   */
+  fsync?: boolean
+  /**
+   * How often each open queue checks its log for frames that fs.watch did not report, in ms. fs.watch
+   * only hints; this check alone is enough to see every notice and wake every blocked claim.
+   * @default 100
+   */
+  pollInterval?: number
+  /** Use fs.watch to hear other processes' writes at once. Off: they are seen within `pollInterval`. @default true */
+  watch?: boolean
+  /**
+   * Log segment size in bytes after which the segment is sealed, the queue's state snapshotted and
+   * older segments deleted (at least twice the last snapshot, so a large state is not rewritten for
+   * a small log). This is what removes expired records from the disk.
+   * @default 16777216 (16 MiB)
+   */
+  segmentSize?: number
+}
+
+interface Waiter {
+  readonly workerId: string
+  readonly max: number
+  readonly leaseMs: number
+  resolve: (jobs: ClaimedJob[]) => void
+  timer: ReturnType<typeof setTimeout> | undefined
+  cleanup: (() => void) | undefined
+}
+
+interface Listener {
+  readonly type: Notice['type'] | undefined
+  readonly fn: (notice: Notice) => void
+}
+
+/** One open queue of this instance. */
+interface Space {
+  readonly log: QueueLog
+  readonly waiters: Waiter[]
+  readonly listeners: Set<Listener>
+  watcher: FSWatcher | undefined
+  dueTimer: ReturnType<typeof setTimeout> | undefined
+  dueAt: number
+  /** Re-entrancy guard of `#after` (a listener may call back into the storage). */
+  busy: boolean
+  again: boolean
+  /** Set by disconnect: late timer or watcher callbacks leave it alone. */
+  closed: boolean
+}
+
+const DEFAULT_SEGMENT = 16 * 1024 * 1024
+const NOTHING: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
+
+/**
+ * A persistent queue in a directory, shared by any number of processes on one host: no server.
+ *
+ * Each queue is an append-only log of checksummed frames (one per operation) that every process
+ * replays into the same state, so claims, dedup and leases are decided identically everywhere by
+ * the order of the frames in the file. Appends are O(1) whatever the queue depth; notices (results
+ * for `enqueueAndWait`, cancel requests) reach every process by reading the log, with fs.watch as a
+ * wake-up hint and a poll as the guarantee. See the README section "FileStorage" for the layout
+ * and the durability guarantees.
+ *
+ * @example
+ * const queue = new Queue({ storage: new FileStorage({ basePath: '/var/lib/myapp/queue' }) })
+ */
+export class FileStorage implements Storage {
+  readonly #basePath: string
+  readonly #clock: () => number
+  readonly #fsync: boolean
+  readonly #pollInterval: number
+  readonly #watch: boolean
+  readonly #segmentSize: number
+  /** Tags this instance's frames and its `done` waits in the log. */
+  readonly #token = randomBytes(6).readUIntBE(0, 6)
+  readonly #spaces = new Map<string, Space>()
+  #seq = 0
+  #seed = 0
+  #refs = 0
+  #poller: ReturnType<typeof setInterval> | undefined
+
+  constructor (options: FileStorageOptions) {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected FileStorage options to be an object')
+    const { basePath, clock, fsync, watch } = options
+    if (typeof basePath !== 'string' || basePath.length === 0 || basePath.includes('\0')) {
+      throw new InvalidArgumentError(`Expected \`basePath\` to be a non-empty path, got ${JSON.stringify(basePath)}`)
+    }
+    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('Expected `clock` to be a function')
+    if (fsync !== undefined && typeof fsync !== 'boolean') throw new InvalidArgumentError('Expected `fsync` to be a boolean')
+    if (watch !== undefined && typeof watch !== 'boolean') throw new InvalidArgumentError('Expected `watch` to be a boolean')
+    this.#basePath = basePath
+    this.#clock = clock ?? Date.now
+    this.#fsync = fsync ?? false
+    this.#watch = watch ?? true
+    this.#pollInterval = optInt('pollInterval', options.pollInterval, 100, 1, 2 ** 31 - 1)
+    this.#segmentSize = optInt('segmentSize', options.segmentSize, DEFAULT_SEGMENT, 1024, 2 ** 31 - 1)
+  }
+
+  async connect (): Promise<void> {
+    if (this.#refs++ > 0) return
+    try {
+      this.#seed = openBase(this.#basePath)
+    } catch (err) {
+      this.#refs--
+      throw new StorageError(`Cannot open the queue directory ${this.#basePath}: ${(err as Error).message}`, err)
+    }
+    this.#poller = setInterval(() => { for (const space of this.#spaces.values()) this.#check(space) }, this.#pollInterval)
+    this.#poller.unref()
+  }
+
+  async disconnect (): Promise<void> {
+    if (this.#refs === 0 || --this.#refs > 0) return
+    clearInterval(this.#poller)
+    this.#poller = undefined
+    const spaces = [...this.#spaces.values()]
+    this.#spaces.clear()
+    for (const space of spaces) {
+      space.closed = true
+      space.watcher?.close()
+      clearTimeout(space.dueTimer)
+      for (const waiter of space.waiters.splice(0)) resolveWaiter(waiter, [])
+    }
+    await Promise.all(spaces.map(space => space.log.close()))
+  }
+
+  async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    if (!Array.isArray(jobs)) throw new InvalidArgumentError('Expected `jobs` to be an array')
+    for (const job of jobs) {
+      if (typeof job?.id !== 'string' || job.id.length === 0 || !Buffer.isBuffer(job.payload)) {
+        throw new InvalidArgumentError('Expected every job to have a non-empty string `id` and a Buffer `payload`')
+      }
+    }
+    const space = this.#space(queue)
+    if (jobs.length === 0) return []
+    return this.#io(async () => {
+      // Every id taken and nobody to register as a waiter: the answer needs no write. (Not with
+      // fsync: the frames it rests on may not be on disk yet; a write and its flush make them so.)
+      if (!this.#fsync) {
+        this.#sync(space)
+        const known = this.#known(space, jobs)
+        if (known !== undefined) return known
+      }
+      const [outcomes] = this.#commit(space, [{ kind: 'enqueue', jobs }])
+      await space.log.durable()
+      return outcomes as EnqueueOutcome[]
+    })
+  }
+
+  async claim (queue: string, workerId: string, options: BlockingClaimOptions): Promise<ClaimedJob[]> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      let jobs: ClaimedJob[] = []
+      if (space.log.state.claimable(this.#clock())) {
+        jobs = this.#commit(space, [{ kind: 'claim', worker: workerId, max: options.max, leaseMs: options.leaseMs }])[0] as ClaimedJob[]
+      }
+      if (jobs.length > 0 || options.blockMs <= 0 || this.#refs === 0 || options.signal?.aborted === true) return jobs
+      return new Promise<ClaimedJob[]>(resolve => {
+        const waiter: Waiter = { workerId, max: options.max, leaseMs: options.leaseMs, resolve, timer: undefined, cleanup: undefined }
+        waiter.timer = setTimeout(() => this.#dropWaiter(space, waiter), options.blockMs)
+        const signal = options.signal
+        if (signal !== undefined) {
+          const onAbort = (): void => this.#dropWaiter(space, waiter)
+          signal.addEventListener('abort', onAbort, { once: true })
+          waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
+        }
+        space.waiters.push(waiter)
+        this.#armDue(space)
+      })
+    })
+  }
+
+  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      const ops: Op[] = []
+      if (settlements.length > 0) ops.push({ kind: 'settle', settlements })
+      if (next.max > 0) {
+        if (ops.length === 0) {
+          // Only a claim: worth a frame only if there is something to claim.
+          this.#sync(space)
+          if (!space.log.state.claimable(this.#clock())) return []
+        }
+        ops.push({ kind: 'claim', worker: workerId, max: next.max, leaseMs: next.leaseMs })
+      }
+      if (ops.length === 0) return []
+      const outcomes = this.#commit(space, ops)
+      await space.log.durable()
+      return next.max > 0 ? outcomes[ops.length - 1] as ClaimedJob[] : []
+    })
+  }
+
+  async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
+    const space = this.#space(queue)
+    if (ids.length === 0) return { lost: [], aborted: [] }
+    return this.#io(async () => this.#commit(space, [{ kind: 'extend', worker: workerId, ids, leaseMs }])[0] as LeaseReport)
+  }
+
+  async cancel (queue: string, id: string): Promise<CancelOutcome> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      const rec = space.log.state.peek(id, this.#clock())
+      if (rec === undefined) return 'not_found'
+      if (rec.state === 'processing') return 'processing'
+      if (rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled') return 'completed'
+      const [outcome] = this.#commit(space, [{ kind: 'cancel', id }])
+      await space.log.durable()
+      return outcome as CancelOutcome
+    })
+  }
+
+  async abort (queue: string, id: string, ttl: number): Promise<AbortOutcome> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      const rec = space.log.state.peek(id, this.#clock())
+      if (rec === undefined) return 'not_found'
+      if (rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled') return 'completed'
+      const [outcome] = this.#commit(space, [{ kind: 'abort', id, ttl }])
+      await space.log.durable()
+      return outcome as AbortOutcome
+    })
+  }
+
+  async getStatus (queue: string, id: string): Promise<JobRecord | null> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      return space.log.state.status(id, this.#clock())
+    })
+  }
+
+  async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      const rec = space.log.state.peek(id, this.#clock())
+      if (rec === undefined) return 'not_found'
+      if (rec.state !== 'completed' && rec.state !== 'failed' && rec.state !== 'cancelled') return 'not_terminal'
+      const [outcome] = this.#commit(space, [{ kind: 'ttl', id, ttl }])
+      await space.log.durable()
+      return outcome as UpdateTTLOutcome
+    })
+  }
+
+  async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
+    const space = this.#space(queue)
+    // An object per call: the same function subscribed twice gets two independent subscriptions.
+    const entry: Listener = { type, fn: listener }
+    space.listeners.add(entry)
+    return async () => { space.listeners.delete(entry) }
+  }
+
+  async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      // No lease has expired by our clock: nothing to write (the reaper asks every few seconds).
+      if (!space.log.state.hasExpiredLease(this.#clock())) return NOTHING
+      const [outcome] = this.#commit(space, [{ kind: 'recover', maxStalls, error }])
+      await space.log.durable()
+      return outcome as RecoveryOutcome
+    })
+  }
+
+  async acquireLock (name: string, owner: string, ttl: number): Promise<boolean> {
+    checkId('name', name)
+    this.#connected()
+    return this.#io(async () => acquireLock(lockDir(this.#basePath, name), owner, ttl, this.#clock()))
+  }
+
+  async releaseLock (name: string, owner: string): Promise<void> {
+    checkId('name', name)
+    this.#connected()
+    return this.#io(async () => releaseLock(lockDir(this.#basePath, name), owner))
+  }
+
+  async counts (queue: string): Promise<StateCounts> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#sync(space)
+      return space.log.state.counts(this.#clock())
+    })
+  }
+
+  #connected (): void {
+    if (this.#refs === 0) throw new StorageError('The FileStorage is not connected: call connect() first')
+  }
+
+  /** The open queue `queue`, opened (log loaded and replayed, watcher set) on first use. */
+  #space (queue: string): Space {
+    checkId('queue', queue)
+    this.#connected()
+    let space = this.#spaces.get(queue)
+    if (space !== undefined) return space
+    const dir = queueDir(this.#basePath, queue)
+    let log: QueueLog
+    try {
+      mkdirSync(dir, { recursive: true, mode: DIR_MODE })
+      log = new QueueLog({
+        dir,
+        seed: this.#seed,
+        token: this.#token,
+        nextSeq: () => ++this.#seq,
+        clock: this.#clock,
+        fsync: this.#fsync,
+        segmentSize: this.#segmentSize
+      })
+    } catch (err) {
+      throw new StorageError(`Cannot open queue ${JSON.stringify(queue)} in ${this.#basePath}: ${(err as Error).message}`, err)
+    }
+    space = { log, waiters: [], listeners: new Set(), watcher: undefined, dueTimer: undefined, dueAt: Infinity, busy: false, again: false, closed: false }
+    this.#spaces.set(queue, space)
+    if (this.#watch) this.#watchSpace(space, dir)
+    return space
+  }
+
+  #watchSpace (space: Space, dir: string): void {
+    const s = space
+    try {
+      // Not persistent: a watcher alone does not keep the process alive. Events from all writes
+      // to one file coalesce in the kernel while unread, and each one only triggers a read.
+      s.watcher = watch(dir, { persistent: false }, () => this.#check(s))
+      s.watcher.on('error', () => {
+        // e.g. the inotify limit: carry on with the poll alone.
+        s.watcher?.close()
+        s.watcher = undefined
+      })
+    } catch {
+      s.watcher = undefined
+    }
+  }
+
+  /** Runs `fn`, turning file-system failures into StorageError. */
+  async #io<T> (fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof QueueError) throw err
+      throw new StorageError(`File storage operation failed: ${(err as Error).message}`, err)
+    }
+  }
+
+  /** Catches up with the log, then delivers notices and wakes blocked claims. */
+  #sync (space: Space): void {
+    if (space.log.sync() || space.log.state.notices.length > 0 || space.log.reloaded) this.#after(space)
+  }
+
+  #commit (space: Space, ops: readonly Op[]): unknown[] {
+    const outcomes = space.log.commit(ops)
+    this.#after(space)
+    return outcomes
+  }
+
+  /** Background check (fs.watch event or poll tick); failures surface on the next call instead. */
+  #check (space: Space): void {
+    if (space.closed) return
+    try {
+      this.#sync(space)
+      if (space.waiters.length > 0) this.#after(space)
+    } catch {
+      // e.g. EIO: the next operation on this queue reads the log again and reports it.
+    }
+  }
+
+  /** Delivers the notices the log produced and hands ready jobs to blocked claims. */
+  #after (space: Space): void {
+    if (space.busy) {
+      space.again = true
+      return
+    }
+    space.busy = true
+    try {
+      do {
+        space.again = false
+        this.#deliver(space)
+        this.#wake(space)
+      } while (space.again || space.log.state.notices.length > 0)
+    } finally {
+      space.busy = false
+    }
+  }
+
+  #deliver (space: Space): void {
+    const log = space.log
+    if (log.reloaded) {
+      // This process fell behind and the log it missed is gone: waiters must check their jobs.
+      log.reloaded = false
+      for (const l of space.listeners) call(l, { type: 'gap' })
+    }
+    const notices = log.state.notices
+    if (notices.length === 0) return
+    const batch = notices.splice(0)
+    for (const notice of batch) {
+      for (const l of space.listeners) if (l.type === undefined || l.type === notice.type) call(l, notice)
+    }
+  }
+
+  #wake (space: Space): void {
+    const waiters = space.waiters
+    if (waiters.length > 0 && this.#refs > 0) {
+      const state = space.log.state
+      while (waiters.length > 0 && state.claimable(this.#clock())) {
+        const w = waiters[0]
+        const jobs = space.log.commit([{ kind: 'claim', worker: w.workerId, max: w.max, leaseMs: w.leaseMs }])[0] as ClaimedJob[]
+        if (state.notices.length > 0) space.again = true
+        if (jobs.length === 0) break // another process was faster; keep waiting
+        waiters.shift()
+        resolveWaiter(w, jobs)
+      }
+    }
+    this.#armDue(space)
+  }
+
+  /** Keeps one timer at the earliest due time while claims wait, so delayed jobs need no polling. */
+  #armDue (space: Space): void {
+    const due = space.waiters.length > 0 ? space.log.state.nextDue() : Infinity
+    if (due === space.dueAt) return
+    clearTimeout(space.dueTimer)
+    space.dueTimer = undefined
+    space.dueAt = due
+    if (due === Infinity) return
+    space.dueTimer = setTimeout(() => {
+      space.dueTimer = undefined
+      space.dueAt = Infinity
+      this.#check(space)
+    }, Math.max(1, due - this.#clock()))
+    space.dueTimer.unref()
+  }
+
+  #dropWaiter (space: Space, waiter: Waiter): void {
+    const i = space.waiters.indexOf(waiter)
+    if (i >= 0) space.waiters.splice(i, 1)
+    resolveWaiter(waiter, [])
+  }
+
+  /** The outcomes of an enqueue that needs no write (every id taken, no new waiter), else undefined. */
+  #known (space: Space, jobs: readonly NewJob[]): EnqueueOutcome[] | undefined {
+    const state = space.log.state
+    const now = this.#clock()
+    const outcomes: EnqueueOutcome[] = []
+    for (const job of jobs) {
+      const rec = state.peek(job.id, now)
+      if (rec === undefined) return undefined
+      const terminal = rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled'
+      if (job.notify === true && !terminal && rec.waiters?.includes(this.#token) !== true) return undefined
+      outcomes.push(existingOutcome(rec))
+    }
+    return outcomes
+  }
+}
+
+/**
+ * Calls a listener. One that throws must not cost the other listeners their notices: its error is
+ * rethrown on its own, as an uncaught exception, like that of an event listener.
+ */
+function call (listener: Listener, notice: Notice): void {
+  try {
+    listener.fn(notice)
+  } catch (err) {
+    queueMicrotask(() => { throw err })
+  }
+}
+
+function resolveWaiter (waiter: Waiter, jobs: ClaimedJob[]): void {
+  clearTimeout(waiter.timer)
+  waiter.cleanup?.()
+  waiter.resolve(jobs)
+}
