@@ -217,13 +217,26 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
-  /** One settle-and-claim call: the settlements gathered so far, and up to `max` next jobs. */
+  /**
+   * One settle-and-claim call: up to a batch of the settlements gathered so far, and up to `max`
+   * next jobs. Capping settlements like claims keeps the two calls in flight alike: one call
+   * with every settlement and one with none fall into lockstep, the storage and the handlers
+   * taking turns again.
+   */
   #send (max: number): void {
     const { storage, name, workerId, visibilityTimeout } = this.#config
-    const settlements = this.#settlements
-    const announcements = this.#announcements
-    this.#settlements = []
-    this.#announcements = []
+    let settlements = this.#settlements
+    let announcements = this.#announcements
+    const batch = this.#batch
+    if (settlements.length > batch) {
+      this.#settlements = settlements.slice(batch)
+      this.#announcements = announcements.slice(4 * batch)
+      settlements = settlements.slice(0, batch)
+      announcements = announcements.slice(0, 4 * batch)
+    } else {
+      this.#settlements = []
+      this.#announcements = []
+    }
     this.#settling++
     this.#reserved += max
     storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(jobs => {

@@ -26,6 +26,10 @@ interface Pending {
 export interface BulkJob<TPayload> { id: string, payload: TPayload, options?: EnqueueOptions }
 
 const QUEUED = Object.freeze({ status: 'queued' as const })
+/** Enqueue calls a producer keeps in flight. */
+const MAX_INFLIGHT = 2
+/** Pending jobs from which an idle producer splits them over two calls. */
+const SPLIT_BATCH = 16
 
 /**
  * The producing side: enqueue jobs, wait for their results, cancel them, read their status.
@@ -44,8 +48,10 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #stopping: Promise<void> | undefined
   #subscribing: Promise<() => Promise<void>> | undefined
   #subscribed = false
-  #inflight = false
+  /** Enqueue calls in flight (at most {@link MAX_INFLIGHT}). */
+  #inflight = 0
   #pending: Pending[] = []
+  #flushing = false
 
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: CommonConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
@@ -179,23 +185,47 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   /**
-   * Sends one job to the storage. While a call is in flight, later jobs wait and go together in
-   * the next call: one round trip per batch under load, no added latency when idle.
+   * Sends one job to the storage. Jobs submitted in the same tick go together, and while two
+   * calls are in flight later jobs wait for the next one: one round trip per batch under load,
+   * no added latency when idle.
    */
   #submit (job: NewJob): Promise<EnqueueOutcome>
   #submit (job: NewJob, waiter: Waiter): void
   #submit (job: NewJob, waiter?: Waiter): Promise<EnqueueOutcome> | undefined {
     if (waiter !== undefined) {
-      const onOutcome = (outcome: EnqueueOutcome): void => this.#waitOutcome(job.id, waiter, outcome)
-      const onError = (err: unknown): void => this.#finish(job.id, waiter, undefined, err as Error)
-      if (this.#inflight) this.#pending.push({ job, resolve: onOutcome, reject: onError })
-      else this.#send([{ job, resolve: onOutcome, reject: onError }])
+      this.#queue({ job, resolve: outcome => this.#waitOutcome(job.id, waiter, outcome), reject: err => this.#finish(job.id, waiter, undefined, err as Error) })
       return
     }
-    return new Promise((resolve, reject) => {
-      if (this.#inflight) this.#pending.push({ job, resolve, reject })
-      else this.#send([{ job, resolve, reject }])
-    })
+    return new Promise((resolve, reject) => this.#queue({ job, resolve, reject }))
+  }
+
+  #queue (pending: Pending): void {
+    this.#pending.push(pending)
+    if (!this.#flushing && this.#inflight < MAX_INFLIGHT) {
+      this.#flushing = true
+      process.nextTick(this.#flush)
+    }
+  }
+
+  /**
+   * Sends what is pending. With nothing in flight, a large batch goes as two calls, so that the
+   * storage works on one while this process encodes the other (measured on Redis with 50
+   * enqueues in flight: one call at a time makes the two take turns).
+   */
+  readonly #flush = (): void => {
+    this.#flushing = false
+    const pending = this.#pending
+    if (pending.length === 0 || this.#inflight >= MAX_INFLIGHT) return
+    if (this.#inflight === 0 && pending.length >= SPLIT_BATCH) {
+      const half = Math.ceil(pending.length / 2)
+      this.#pending = pending.slice(half)
+      this.#send(pending.slice(0, half))
+      this.#flushing = true
+      process.nextTick(this.#flush)
+      return
+    }
+    this.#pending = []
+    this.#send(pending)
   }
 
   /** What an enqueue outcome means for a pending `enqueueAndWait`. */
@@ -217,27 +247,18 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #send (batch: Pending[]): void {
-    this.#inflight = true
+    this.#inflight++
     const jobs = new Array<NewJob>(batch.length)
     for (let i = 0; i < batch.length; i++) jobs[i] = batch[i].job
     this.#config.storage.enqueue(this.#config.name, jobs).then(outcomes => {
+      this.#inflight--
       for (let i = 0; i < batch.length; i++) batch[i].resolve(outcomes[i])
-      this.#next()
+      this.#flush()
     }, err => {
+      this.#inflight--
       for (const p of batch) p.reject(err)
-      this.#next()
+      this.#flush()
     })
-  }
-
-  /** After a storage call: send what queued up meanwhile as one batch, or go idle. */
-  #next (): void {
-    const batch = this.#pending
-    if (batch.length === 0) {
-      this.#inflight = false
-      return
-    }
-    this.#pending = []
-    this.#send(batch)
   }
 
   #subscribe (): Promise<unknown> {

@@ -12,13 +12,15 @@
 -- Terminal job (STRING `done:<id>`, expiring after its TTL): state, then bytes 2-17 and 26-33 of
 -- the active record (attempts, maxAttempts, createdAt), then the body (result or error).
 --   state: c completed, e failed, x cancelled
--- Ready element (LIST `ready`, and `claiming` once a BLMOVE took it): what a claim needs with no
--- further round trip, so a consumer woken by BLMOVE can start the handler at once.
---   byte 1 'E' (payload inside) or 'R' (over INLINE_PAYLOAD bytes: only in HASH `payloads`)
---   2-9 the attempt this run will be   10-33 bytes 10-33 of the record (maxAttempts, resultTTL,
---   createdAt)   34-37 id length (uint32)   38... id, then the payload ('E')
--- Elements are built from the record and payload by one function, so a cancel can rebuild the
--- exact bytes to remove. The payload stays in `payloads` too: retries and requeues need it.
+-- Element (HASH `elements`, field = job id): the job as the client built it at enqueue, so a
+-- claim needs no further round trip and a consumer woken by BLMOVE can start the handler at once.
+--   byte 1 'E' (payload small enough to travel in the ready list) or 'R' (larger: it stays in
+--   `elements` only)   2-9 the attempt the next run will be   10-33 maxAttempts, resultTTL,
+--   createdAt (as bytes 10-33 of the record)   34-37 id length (uint32)   38... id, then payload
+-- The ready list (LIST `ready`, and `claiming` once a BLMOVE took a job) holds the job's ready
+-- element: the stored element with the attempt of its next run, without the payload for 'R'.
+-- It is derived from the stored element and the record by `ready_element` only, so a cancel
+-- can rebuild the exact bytes to remove.
 -- Waiters (HASH `waiters`, field = job id): 36-character tokens of the storage instances that
 -- wait, concatenated; each listens on channel <reply prefix><token>.
 -- Notices: 'D' state inline(1|0) #id ':' id [body] on reply channels (body left out when over
@@ -26,10 +28,6 @@
 -- earliest) on the queue's control channel.
 
 local TOKEN = 36
--- Largest payload carried inside a ready element (bytes). A constant, not an option: every
--- instance must build the same element for a job, or a cancel could not find it.
-local INLINE_PAYLOAD = 16384
-
 local function new_meta (st, maxAttempts, resultTTL, createdAt, flags)
   return struct.pack('>c1dddddB', st, 0, maxAttempts, resultTTL, createdAt, 0, flags)
 end
@@ -47,14 +45,11 @@ local function moved (m, st, delta)
   return st .. struct.pack('>d', attempts_of(m) + delta) .. string.sub(m, 10, 42)
 end
 
--- The ready element of the job with record `m` (see above).
-local function element (id, m, payload)
-  local kind = 'E'
-  if #payload > INLINE_PAYLOAD then
-    kind = 'R'
-    payload = ''
-  end
-  return kind .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(m, 10, 33) .. struct.pack('>I4', #id) .. id .. payload
+-- The ready element of a job, from its stored element and its record `m` (see above).
+local function ready_element (stored, m)
+  local e = string.sub(stored, 1, 1) .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(stored, 10)
+  if string.sub(e, 1, 1) == 'R' then return string.sub(e, 1, 37 + struct.unpack('>I4', e, 34)) end
+  return e
 end
 
 local function element_id (e)
@@ -72,12 +67,12 @@ local function delayed_head (kDelayed)
 end
 
 -- Moves delayed and failing jobs that are due to the tail of the ready list.
-local function promote (kReady, kJobs, kPayloads, kDelayed, now)
+local function promote (kReady, kJobs, kElements, kDelayed, now)
   local due = redis.call('ZRANGEBYSCORE', kDelayed, '-inf', now, 'LIMIT', 0, 1000)
   if #due == 0 then return end
   redis.call('ZREM', kDelayed, unpack(due))
   local metas = redis.call('HMGET', kJobs, unpack(due))
-  local payloads = redis.call('HMGET', kPayloads, unpack(due))
+  local stored = redis.call('HMGET', kElements, unpack(due))
   local fields, elements = {}, {}
   for i = 1, #due do
     local m = metas[i]
@@ -87,7 +82,7 @@ local function promote (kReady, kJobs, kPayloads, kDelayed, now)
         m = 'q' .. string.sub(m, 2)
         fields[#fields + 1] = due[i]
         fields[#fields + 1] = m
-        elements[#elements + 1] = element(due[i], m, payloads[i] or '')
+        elements[#elements + 1] = ready_element(stored[i], m)
       end
     end
   end
@@ -101,7 +96,7 @@ end
 -- `worker` and appends them to `out`, 3 fields each: id, payload, record (attempts, maxAttempts,
 -- resultTTL, createdAt are read from it by the client). An element whose job is gone, not
 -- queued, or in another attempt (cancelled or requeued meanwhile) is dropped.
-local function take (kJobs, kPayloads, kLeases, elements, now, leaseMs, worker, out)
+local function take (kJobs, kElements, kLeases, elements, now, leaseMs, worker, out)
   if #elements == 0 then return end
   local ids = {}
   for i = 1, #elements do ids[i] = element_id(elements[i]) end
@@ -133,8 +128,8 @@ local function take (kJobs, kPayloads, kLeases, elements, now, leaseMs, worker, 
   if #refs > 0 then
     local wanted = {}
     for i = 1, #refs do wanted[i] = out[refs[i] - 1] end
-    local payloads = redis.call('HMGET', kPayloads, unpack(wanted))
-    for i = 1, #refs do out[refs[i]] = payloads[i] or '' end
+    local stored = redis.call('HMGET', kElements, unpack(wanted))
+    for i = 1, #refs do out[refs[i]] = string.sub(stored[i] or '', 38 + #wanted[i]) end
   end
 end
 
@@ -169,7 +164,7 @@ end
 local function drop (k, gone)
   if #gone == 0 then return end
   redis.call('HDEL', k.jobs, unpack(gone))
-  redis.call('HDEL', k.payloads, unpack(gone))
+  redis.call('HDEL', k.elements, unpack(gone))
   redis.call('ZREM', k.leases, unpack(gone))
 end
 

@@ -1,10 +1,10 @@
 -- reap: ends the stalled jobs recover.lua could not requeue: failed, or cancelled when a cancel
 -- was requested. Each only if it is still processing in that attempt with its lease expired.
--- KEYS[1] jobs  [2] payloads  [3] leases  [4] waiters  [5] errors  [5 + i] done:<id of job i>
+-- KEYS[1] jobs  [2] elements  [3] leases  [4] waiters  [5] errors  [5 + i] done:<id of job i>
 -- ARGV[1] now (ms)  [2] reply channel prefix  [3] inline limit (bytes)  [4] error of failed jobs
 --      then 2 per job: id, attempt
 -- Returns the ids that ended failed.
-local k = { jobs = KEYS[1], payloads = KEYS[2], leases = KEYS[3], waiters = KEYS[4], errors = KEYS[5] }
+local k = { jobs = KEYS[1], elements = KEYS[2], leases = KEYS[3], waiters = KEYS[4], errors = KEYS[5] }
 local now, replyPrefix, inline, err = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local failed, gone, seen = {}, {}, {}
 for i = 1, (#ARGV - 4) / 2 do

@@ -2,10 +2,10 @@
 -- hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua.
 -- Jobs that must end instead (out of attempts or stalls, or cancelled) are returned for reap.lua,
 -- which needs their done:<id> keys in KEYS.
--- KEYS[1] ready  [2] jobs  [3] leases  [4] claiming  [5] seen  [6] payloads
+-- KEYS[1] ready  [2] jobs  [3] leases  [4] claiming  [5] seen  [6] elements
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)
 -- Returns { requeued ids, { id, attempt, ... } to end }
-local kReady, kJobs, kLeases, kClaiming, kSeen, kPayloads = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local kReady, kJobs, kLeases, kClaiming, kSeen, kElements = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, maxStalls, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local requeued, ending = {}, {}
 
@@ -27,7 +27,7 @@ for i = 1, #expired do
       m = moved(m, 'q', 0)
       redis.call('HSET', kJobs, id, m)
       redis.call('ZREM', kLeases, id)
-      redis.call('RPUSH', kReady, element(id, m, redis.call('HGET', kPayloads, id) or ''))
+      redis.call('RPUSH', kReady, ready_element(redis.call('HGET', kElements, id), m))
       requeued[#requeued + 1] = id
     end
   end

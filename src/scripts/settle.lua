@@ -1,44 +1,45 @@
 -- settle: ends a batch of attempts (each atomically with its notice), then leases up to `max`
 -- ready jobs to the same worker: a busy consumer spends one round trip per batch.
--- KEYS[1] ready  [2] jobs  [3] payloads  [4] delayed  [5] leases  [6] waiters  [7] errors
+-- KEYS[1] ready  [2] jobs  [3] elements  [4] delayed  [5] leases  [6] waiters  [7] errors
 --      [7 + i] done:<id of settlement i>
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] max  [4] worker id  [5] reply channel prefix
---      [6] control channel  [7] inline limit (bytes)
---      then 5 per settlement: type, id, attempt, n, body
+--      [6] control channel  [7] inline limit (bytes)  [8] length of the done:<id> keys' prefix
+--      then 1 per settlement: a type byte, attempt and n as big-endian doubles, then the body
 --      type c complete (n: ttl, body: result) | e fail (n: ttl, body: error) | x cancel (n: ttl)
 --         | r retry (n: delay, body: error) | l release (hand back unrun)
 -- A settlement applies only while the job is processing in that very attempt (fencing). A job
 -- whose cancel was requested ends cancelled whatever the settlement says.
 -- Returns: due time of the earliest delayed job when fewer than `max` jobs were claimed (-1: none
 --   or not looked up), then 3 fields per claimed job: id, payload, record (see _lib.lua)
-local k = { ready = KEYS[1], jobs = KEYS[2], payloads = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
+local k = { ready = KEYS[1], jobs = KEYS[2], elements = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
 local now, leaseMs, max, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local replyPrefix, inline = ARGV[5], tonumber(ARGV[7])
-local n = (#ARGV - 7) / 5
+local replyPrefix, inline, idFrom = ARGV[5], tonumber(ARGV[7]), tonumber(ARGV[8]) + 1
+local n = #ARGV - 8
 local head, wakeAt
 local gone, seen = {}, {}
 
 if n > 0 then
   local ids = {}
-  for i = 1, n do ids[i] = ARGV[7 + (i - 1) * 5 + 2] end
+  for i = 1, n do ids[i] = string.sub(KEYS[7 + i], idFrom) end
   local metas = redis.call('HMGET', k.jobs, unpack(ids))
   for i = 1, n do
-    local b = 7 + (i - 1) * 5
-    local typ, id, m = ARGV[b + 1], ids[i], metas[i]
-    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == tonumber(ARGV[b + 3]) then
+    local s = ARGV[8 + i]
+    local typ, attempt, num = struct.unpack('>c1dd', s)
+    local id, m = ids[i], metas[i]
+    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == attempt then
       seen[id] = true
-      local num, kDone = tonumber(ARGV[b + 4]), KEYS[7 + i]
+      local kDone = KEYS[7 + i]
       if bit.band(flags_of(m), 1) ~= 0 then
         if typ == 'r' or typ == 'l' then num = ttl_of(m) end
         finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
       elseif typ == 'c' then
-        finish(k, kDone, id, m, 'c', ARGV[b + 5], num, gone, replyPrefix, inline)
+        finish(k, kDone, id, m, 'c', string.sub(s, 18), num, gone, replyPrefix, inline)
       elseif typ == 'e' then
-        finish(k, kDone, id, m, 'e', ARGV[b + 5], num, gone, replyPrefix, inline)
+        finish(k, kDone, id, m, 'e', string.sub(s, 18), num, gone, replyPrefix, inline)
       elseif typ == 'x' then
         finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
       elseif typ == 'r' then
-        redis.call('HSET', k.errors, id, ARGV[b + 5])
+        redis.call('HSET', k.errors, id, string.sub(s, 18))
         redis.call('ZREM', k.leases, id)
         m = with_flags(m, bit.bor(flags_of(m), 4))
         if num > 0 then
@@ -53,14 +54,14 @@ if n > 0 then
         else
           m = moved(m, 'q', 0)
           redis.call('HSET', k.jobs, id, m)
-          redis.call('RPUSH', k.ready, element(id, m, redis.call('HGET', k.payloads, id) or ''))
+          redis.call('RPUSH', k.ready, ready_element(redis.call('HGET', k.elements, id), m))
         end
       elseif typ == 'l' then
         -- Handed back unrun: the attempt does not count, and the job goes first in line.
         m = moved(m, 'q', -1)
         redis.call('ZREM', k.leases, id)
         redis.call('HSET', k.jobs, id, m)
-        redis.call('LPUSH', k.ready, element(id, m, redis.call('HGET', k.payloads, id) or ''))
+        redis.call('LPUSH', k.ready, ready_element(redis.call('HGET', k.elements, id), m))
       end
     end
   end
@@ -70,9 +71,9 @@ if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeA
 
 local out = { -1 }
 if max > 0 then
-  promote(k.ready, k.jobs, k.payloads, k.delayed, now)
+  promote(k.ready, k.jobs, k.elements, k.delayed, now)
   local elements = redis.call('LPOP', k.ready, max)
-  if elements then take(k.jobs, k.payloads, k.leases, elements, now, leaseMs, worker, out) end
+  if elements then take(k.jobs, k.elements, k.leases, elements, now, leaseMs, worker, out) end
   -- Fewer than asked: the queue is drained, and the worker will block next. Tell it when the
   -- earliest delayed job is due, so it can block at once without probing first.
   if #out - 1 < 3 * max then

@@ -18,8 +18,8 @@ export class QueueKeys {
   readonly ready: string
   /** HASH id → active job record (state, attempts, ...; see src/scripts/_lib.lua). */
   readonly jobs: string
-  /** HASH id → payload bytes of active jobs. */
-  readonly payloads: string
+  /** HASH id → element of active jobs: the job as enqueued, payload included (see src/scripts/_lib.lua). */
+  readonly elements: string
   /** ZSET of delayed and failing jobs by due time (ms). */
   readonly delayed: string
   /** ZSET of processing jobs by lease deadline (ms). */
@@ -42,7 +42,7 @@ export class QueueKeys {
     const base = `{${escape(prefix)}:${escape(queue)}}:`
     this.ready = base + 'ready'
     this.jobs = base + 'jobs'
-    this.payloads = base + 'payloads'
+    this.elements = base + 'elements'
     this.delayed = base + 'delayed'
     this.leases = base + 'leases'
     this.waiters = base + 'waiters'
@@ -52,7 +52,11 @@ export class QueueKeys {
     this.control = base + 'control'
     this.replyPrefix = base + 'reply:'
     this.#done = base + 'done:'
+    this.donePrefixBytes = Buffer.byteLength(this.#done)
   }
+
+  /** Bytes before the id in a `done:` key: scripts read ids back from the keys they are given. */
+  readonly donePrefixBytes: number
 
   /** STRING holding a finished job's state and result (or error), expiring with its result TTL. */
   done (id: string): string {
@@ -66,7 +70,7 @@ export class QueueKeys {
 
   /** Every key this queue may create except the per-job `done:` records (for cleanup and tests). */
   get fixed (): string[] {
-    return [this.ready, this.jobs, this.payloads, this.delayed, this.leases, this.waiters, this.errors, this.claiming, this.seen]
+    return [this.ready, this.jobs, this.elements, this.delayed, this.leases, this.waiters, this.errors, this.claiming, this.seen]
   }
 }
 

@@ -214,14 +214,28 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 
   async #enqueue (k: QueueKeys, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
-    const keys = [k.ready, k.jobs, k.payloads, k.delayed, k.waiters]
-    const args: Array<string | number | Buffer> = [this.#clock(), this.#token, k.control]
+    const now = this.#clock()
+    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.waiters]
+    const flags = Buffer.alloc(jobs.length)
+    const delays: number[] = []
+    const args: Array<string | number | Buffer> = [now, this.#token, k.control, k.donePrefixBytes, flags, EMPTY]
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]
       keys.push(k.done(job.id))
-      args.push(job.id, job.payload, job.maxAttempts, job.resultTTL, job.delay, job.notify === true ? 1 : 0)
+      if (job.notify === true) flags[i] = 1
+      if (job.delay > 0) {
+        flags[i] += 2
+        delays.push(job.delay)
+      }
+      args.push(toElement(job, now))
     }
-    const reply: Reply[] = await this.#run().enqueueBuffer(keys, args).catch(rethrow('enqueue'))
+    if (delays.length > 0) {
+      const packed = Buffer.allocUnsafe(8 * delays.length)
+      for (let i = 0; i < delays.length; i++) packed.writeDoubleBE(delays[i], 8 * i)
+      args[5] = packed
+    }
+    const reply: Reply[] | number = await this.#run().enqueueBuffer(keys, args).catch(rethrow('enqueue'))
+    if (typeof reply === 'number') return new Array<EnqueueOutcome>(jobs.length).fill(QUEUED)
     const outcomes: EnqueueOutcome[] = new Array(jobs.length)
     for (let i = 0; i < jobs.length; i++) {
       const data = reply[2 * i + 1] as Buffer
@@ -307,7 +321,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 
   #claimKeys (k: QueueKeys): string[] {
-    return [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.claiming]
+    return [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.claiming]
   }
 
   /**
@@ -392,18 +406,12 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       return early.concat(await this.settle(queue, workerId, settlements, { max: next.max - early.length, leaseMs: next.leaseMs }))
     }
     const k = this.#keysOf(queue)
-    const keys = [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.waiters, k.errors]
-    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline]
+    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors]
+    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, k.donePrefixBytes]
     for (let i = 0; i < settlements.length; i++) {
       const s = settlements[i]
       keys.push(k.done(s.id))
-      switch (s.type) {
-        case 'complete': args.push('c', s.id, s.attempt, s.ttl, s.result); break
-        case 'fail': args.push('e', s.id, s.attempt, s.ttl, s.error); break
-        case 'retry': args.push('r', s.id, s.attempt, s.delay, s.error); break
-        case 'cancel': args.push('x', s.id, s.attempt, s.ttl, ''); break
-        case 'release': args.push('l', s.id, s.attempt, 0, ''); break
-      }
+      args.push(settlementArg(s))
     }
     const reply: Reply[] = await this.#run().settleBuffer(keys, args).catch(rethrow('settle'))
     const jobs = toJobs(reply, 1)
@@ -430,7 +438,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   async #cancel (queue: string, id: string, mode: 'cancel' | 'abort', ttl: number): Promise<CancelOutcome | AbortOutcome> {
     const k = this.#keysOf(queue)
     return await this.#run().cancel(
-      [k.ready, k.jobs, k.payloads, k.delayed, k.leases, k.waiters, k.errors, k.claiming, k.done(id)],
+      [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors, k.claiming, k.done(id)],
       [id, mode, ttl, k.replyPrefix, k.control, this.#inline]
     ).catch(rethrow(mode))
   }
@@ -493,10 +501,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const scripts = this.#run()
     const now = this.#clock()
     const [requeued, ending]: [string[], Array<string | number>] = await scripts.recover(
-      [k.ready, k.jobs, k.leases, k.claiming, k.seen, k.payloads], [now, maxStalls, CLAIM_GRACE_MS]
+      [k.ready, k.jobs, k.leases, k.claiming, k.seen, k.elements], [now, maxStalls, CLAIM_GRACE_MS]
     ).catch(rethrow('recoverStalled'))
     if (ending.length === 0) return { requeued, failed: [] }
-    const keys = [k.jobs, k.payloads, k.leases, k.waiters, k.errors]
+    const keys = [k.jobs, k.elements, k.leases, k.waiters, k.errors]
     for (let i = 0; i < ending.length; i += 2) keys.push(k.done(ending[i] as string))
     const failed: string[] = await scripts.reap(keys, [now, k.replyPrefix, this.#inline, error, ...ending]).catch(rethrow('recoverStalled'))
     return { requeued, failed }
@@ -536,6 +544,19 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 }
 
+const SETTLEMENT_TYPES = { complete: 0x63, fail: 0x65, cancel: 0x78, retry: 0x72, release: 0x6c } as const // c e x r l
+
+/** One settlement as settle.lua reads it: type byte, attempt and n (ttl or delay) as doubles, body. */
+function settlementArg (s: Settlement): Buffer {
+  const body = s.type === 'complete' ? s.result : s.type === 'fail' || s.type === 'retry' ? s.error : EMPTY
+  const arg = Buffer.allocUnsafe(17 + body.length)
+  arg[0] = SETTLEMENT_TYPES[s.type]
+  arg.writeDoubleBE(s.attempt, 1)
+  arg.writeDoubleBE(s.type === 'retry' ? s.delay : s.type === 'release' ? 0 : s.ttl, 9)
+  body.copy(arg, 17)
+  return arg
+}
+
 /** Reads claimed jobs from a script reply, 3 fields each (id, payload, active record), from `start`. */
 function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
@@ -552,6 +573,27 @@ function toJobs (reply: Reply[], start: number): ClaimedJob[] {
     })
   }
   return jobs
+}
+
+/** Payloads up to this size travel inside the ready list, so a BLMOVE delivers the whole job (bytes). */
+const INLINE_PAYLOAD = 16_384
+
+/**
+ * A job's element (see src/scripts/_lib.lua), built here rather than in Lua because the client
+ * has every field at hand: one argument per job, stored and pushed by the script as it is.
+ */
+function toElement (job: NewJob, now: number): Buffer {
+  const idBytes = Buffer.byteLength(job.id)
+  const element = Buffer.allocUnsafe(37 + idBytes + job.payload.length)
+  element[0] = job.payload.length <= INLINE_PAYLOAD ? 0x45 : 0x52 // 'E' | 'R'
+  element.writeDoubleBE(1, 1) // the first run is attempt 1
+  element.writeDoubleBE(job.maxAttempts, 9)
+  element.writeDoubleBE(job.resultTTL, 17)
+  element.writeDoubleBE(now, 25)
+  element.writeUInt32BE(idBytes, 33)
+  element.write(job.id, 37)
+  job.payload.copy(element, 37 + idBytes)
+  return element
 }
 
 /** The job inside a ready element (see src/scripts/_lib.lua), or undefined when its payload was too large to be inside. */
