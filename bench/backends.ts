@@ -148,6 +148,7 @@ export type ToChild<TConfig = BackendConfig> =
   | { type: 'init', config: TConfig }
   | { type: 'start', options: ConsumerOptions }
   | { type: 'stop' }
+  | { type: 'exit' }
 export type FromChild =
   | { type: 'ready' }
   | { type: 'started' }
@@ -162,7 +163,8 @@ export type FromChild =
 export async function forkConsumer<TConfig = BackendConfig> (
   config: TConfig, options: ConsumerOptions, children: Set<ChildProcess>, script = new URL('./consumer-child.ts', import.meta.url)
 ): Promise<RunningConsumer> {
-  const child = fork(fileURLToPath(script), [], {
+  const path = fileURLToPath(script)
+  const child = idle.get(path)?.pop() ?? fork(path, [], {
     execPath: process.execPath,
     execArgv: ['--import', 'tsx'],
     cwd: fileURLToPath(new URL('..', import.meta.url)),
@@ -204,13 +206,31 @@ export async function forkConsumer<TConfig = BackendConfig> (
     reached: reachedMsg.then(m => m.stats),
     async stop () {
       const stopped = waitFor('stopped')
-      const exited = new Promise(resolve => child.once('exit', resolve))
       send({ type: 'stop' })
       const { stats } = await stopped
-      await exited
+      // Back to the pool: the next drain of this script runs in the same, warm process.
+      children.delete(child)
+      const pool = idle.get(path) ?? []
+      pool.push(child)
+      idle.set(path, pool)
       return stats
     }
   }
+}
+
+/** Consumer children between drains, per script. */
+const idle = new Map<string, ChildProcess[]>()
+
+/** Ends the pooled consumer children; the bench calls it once it is done. */
+export async function closeConsumerPool (): Promise<void> {
+  const all = [...idle.values()].flat()
+  idle.clear()
+  await Promise.all(all.map(async child => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    child.send({ type: 'exit' })
+    await exited
+  }))
 }
 
 export interface BackendOptions {

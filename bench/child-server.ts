@@ -3,7 +3,11 @@
  *   bench → child `init { config }`   child prepares (opens connections), answers `ready`
  *   bench → child `start { options }` child starts a consumer (timing starts), answers `started`,
  *                                     then `reached { stats }` once `options.target` jobs completed
- *   bench → child `stop`              child stops, answers `stopped { stats }` and exits
+ *   bench → child `stop`              child stops the consumer, releases what `init` opened,
+ *                                     answers `stopped { stats }`, and waits for the next `init`
+ *   bench → child `exit`              child exits
+ * A child serves one drain after another, so the JIT warm-up of one run carries over to the next
+ * (a fresh process per drain measured its own start-up, not the steady state).
  * Stats include this process's CPU time (`process.cpuUsage()`), i.e. the consumer's alone.
  */
 import type { ConsumerOptions, FromChild, RunningConsumer, ToChild } from './backends.ts'
@@ -42,10 +46,15 @@ export function serveConsumer<TConfig> (script: string, prepare: (config: TConfi
         break
       }
       case 'stop': {
-        stopped = true
         const stats = running !== undefined ? await running.stop() : { completed: 0, elapsedMs: 0, cpuUs: 0, where: 'child' as const }
+        running = undefined
         await host?.close()
+        host = undefined
         send({ type: 'stopped', stats })
+        break
+      }
+      case 'exit': {
+        stopped = true
         process.disconnect() // nothing else keeps this process alive: it exits
         break
       }

@@ -16,7 +16,7 @@ import { cpus, platform, release, totalmem, arch } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { BACKEND_NAMES, BackendUnavailableError, createBackend, type BackendName } from './backends.ts'
+import { BACKEND_NAMES, closeConsumerPool, BackendUnavailableError, createBackend, type BackendName } from './backends.ts'
 import { runCompare } from './compare.ts'
 import { printCompare } from './compare-report.ts'
 import { fmt, table } from './format.ts'
@@ -106,6 +106,7 @@ if (args.compare) {
 } else {
   await runRelayqOnly()
 }
+await closeConsumerPool()
 
 /** relayq alone: the scenarios, then its tables. */
 async function runRelayqOnly (): Promise<void> {
