@@ -9,11 +9,13 @@
  *   over IPC), as a real deployment would, so producer and consumer CPU are measured apart.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Consumer, MemoryStorage, type Storage } from '../src/index.ts'
+import { deleteKeys } from './peers/redis-keys.ts'
 import { CompletionClock } from './completion-clock.ts'
 
 export const BACKEND_NAMES = ['memory', 'redis', 'file'] as const
@@ -24,6 +26,8 @@ export interface BackendConfig {
   readonly name: BackendName
   /** redis: server URL. */
   readonly url?: string
+  /** redis: key prefix of this backend's keys, all deleted by `close`. */
+  readonly keyPrefix?: string
   /** file: directory of the queue files. */
   readonly basePath?: string
 }
@@ -99,9 +103,10 @@ export async function loadStorageFactory (config: BackendConfig): Promise<() => 
     case 'memory':
       return () => new MemoryStorage()
     case 'redis': {
-      const RedisStorage = await importStorageClass<{ url: string }>('redis.ts', 'RedisStorage', 'redis')
+      const RedisStorage = await importStorageClass<{ url: string, keyPrefix?: string }>('redis.ts', 'RedisStorage', 'redis')
       const url = config.url ?? 'redis://127.0.0.1:6379'
-      return () => new RedisStorage({ url })
+      const keyPrefix = config.keyPrefix
+      return () => new RedisStorage({ url, keyPrefix })
     }
     case 'file': {
       const FileStorage = await importStorageClass<{ basePath: string }>('file.ts', 'FileStorage', 'file')
@@ -257,7 +262,8 @@ export async function createBackend (name: BackendName, options: BackendOptions 
   let tempDir: string | undefined
   let config: BackendConfig
   if (name === 'redis') {
-    config = { name, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }
+    // A prefix of its own, so `close` can remove every key the run left (terminal records live an hour).
+    config = { name, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `relayq-bench-${randomUUID()}` }
   } else {
     if (options.path === undefined) tempDir = await mkdtemp(join(tmpdir(), 'relayq-bench-'))
     config = { name, basePath: options.path ?? tempDir }
@@ -279,6 +285,7 @@ export async function createBackend (name: BackendName, options: BackendOptions 
     async close () {
       for (const child of children) child.kill()
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true })
+      if (config.url !== undefined && config.keyPrefix !== undefined) await deleteKeys(config.url, `{${config.keyPrefix}:`)
     }
   }
 }

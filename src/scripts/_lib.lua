@@ -23,9 +23,8 @@
 -- can rebuild the exact bytes to remove.
 -- Waiters (HASH `waiters`, field = job id): 36-character tokens of the storage instances that
 -- wait, concatenated; each listens on channel <reply prefix><token>.
--- Notices: 'D' state inline(1|0) #id ':' id [body] on reply channels (body left out when over
--- the inline limit); 'A' id (abort a running job) and 'W' dueAt (a delayed job became the
--- earliest) on the queue's control channel.
+-- Notices: on a reply channel, 'D' then one record per ended job (see `flush`); on the queue's
+-- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
 local TOKEN = 36
 local function new_meta (st, maxAttempts, resultTTL, createdAt, flags)
@@ -133,39 +132,72 @@ local function take (kJobs, kElements, kLeases, elements, now, leaseMs, worker, 
   end
 end
 
--- Publishes a job's terminal notice to every instance waiting for it, and forgets the waiters.
-local function notify (kWaiters, replyPrefix, inline, id, st, body)
-  local tokens = redis.call('HGET', kWaiters, id)
-  if not tokens then return end
-  redis.call('HDEL', kWaiters, id)
-  local msg
-  if #body <= inline then
-    msg = 'D' .. st .. '1' .. #id .. ':' .. id .. body
-  else
-    msg = 'D' .. st .. '0' .. #id .. ':' .. id
-  end
-  for i = 1, #tokens, TOKEN do
-    redis.call('PUBLISH', replyPrefix .. string.sub(tokens, i, i + TOKEN - 1), msg)
-  end
+-- The jobs one script ends: their active data is removed and their waiters told by `flush`, once
+-- per script: one command per key, and one message per waiting instance however many of its
+-- jobs ended (a message per job cost Redis a PUBLISH and the waiter an event each).
+local function new_batch ()
+  return { gone = {}, errors = {}, told = {} }
+end
+
+-- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
+local function tell (batch, id, st, body)
+  local t = batch.told
+  t[#t + 1] = id
+  t[#t + 1] = st
+  t[#t + 1] = body
 end
 
 -- Writes a job's terminal record (state and body in one value, so it is never seen without its
--- result) and notifies its waiters. The job's active data is dropped by `drop`, once per batch:
--- the caller appends the id to `gone` and must not finish the same id twice.
-local function finish (k, kDone, id, m, st, body, ttl, gone, replyPrefix, inline)
+-- result). Its active data goes and its waiters are told when the batch is flushed; the caller
+-- must not finish the same id twice in one batch.
+local function finish (kDone, id, m, st, body, ttl, batch)
   redis.call('SET', kDone, st .. string.sub(m, 2, 17) .. string.sub(m, 26, 33) .. body, 'PX', ttl)
-  gone[#gone + 1] = id
+  batch.gone[#batch.gone + 1] = id
   local fl = flags_of(m)
-  if bit.band(fl, 4) ~= 0 then redis.call('HDEL', k.errors, id) end
-  if bit.band(fl, 2) ~= 0 then notify(k.waiters, replyPrefix, inline, id, st, body) end
+  if bit.band(fl, 4) ~= 0 then batch.errors[#batch.errors + 1] = id end
+  if bit.band(fl, 2) ~= 0 then tell(batch, id, st, body) end
 end
 
--- Removes the active data of the jobs in `gone`: one command per key for the whole batch.
-local function drop (k, gone)
-  if #gone == 0 then return end
-  redis.call('HDEL', k.jobs, unpack(gone))
-  redis.call('HDEL', k.elements, unpack(gone))
-  redis.call('ZREM', k.leases, unpack(gone))
+-- Applies a batch: removes the active data of its jobs, then publishes to each waiting instance
+-- one message 'D' followed by a record per job: state (upper case when the body is left out,
+-- over the inline limit), #id ':' id, #body ':' body.
+local function flush (k, batch, replyPrefix, inline)
+  local gone = batch.gone
+  if #gone > 0 then
+    redis.call('HDEL', k.jobs, unpack(gone))
+    redis.call('HDEL', k.elements, unpack(gone))
+    redis.call('ZREM', k.leases, unpack(gone))
+  end
+  if #batch.errors > 0 then redis.call('HDEL', k.errors, unpack(batch.errors)) end
+  local t = batch.told
+  if #t == 0 then return end
+  local ids = {}
+  for i = 1, #t, 3 do ids[#ids + 1] = t[i] end
+  local waiting = redis.call('HMGET', k.waiters, unpack(ids))
+  redis.call('HDEL', k.waiters, unpack(ids))
+  local messages, order = {}, {}
+  for j = 1, #ids do
+    local tokens = waiting[j]
+    if tokens then
+      local id, st, body = ids[j], t[3 * j - 1], t[3 * j]
+      if #body > inline then
+        st = string.upper(st)
+        body = ''
+      end
+      local record = st .. #id .. ':' .. id .. #body .. ':' .. body
+      for i = 1, #tokens, TOKEN do
+        local token = string.sub(tokens, i, i + TOKEN - 1)
+        local list = messages[token]
+        if not list then
+          list = {}
+          messages[token] = list
+          order[#order + 1] = token
+        end
+        list[#list + 1] = record
+      end
+    end
+  end
+  for i = 1, #order do redis.call('PUBLISH', replyPrefix .. order[i], 'D' .. table.concat(messages[order[i]])) end
 end
 
 -- Adds `token` to the waiters of an active job (a second enqueueAndWait on a running id).

@@ -27,11 +27,13 @@ if st == 'q' then
 else
   redis.call('ZREM', k.delayed, id)
 end
+local batch = new_batch()
 if mode == 'abort' then
-  finish(k, KEYS[9], id, m, 'x', '', tonumber(ARGV[3]), {}, ARGV[4], tonumber(ARGV[6]))
+  finish(KEYS[9], id, m, 'x', '', tonumber(ARGV[3]), batch)
 else
-  if bit.band(fl, 4) ~= 0 then redis.call('HDEL', k.errors, id) end
-  if bit.band(fl, 2) ~= 0 then notify(k.waiters, ARGV[4], tonumber(ARGV[6]), id, 'x', '') end
+  batch.gone[1] = id
+  if bit.band(fl, 4) ~= 0 then batch.errors[1] = id end
+  if bit.band(fl, 2) ~= 0 then tell(batch, id, 'x', '') end
 end
-drop(k, { id })
+flush(k, batch, ARGV[4], tonumber(ARGV[6]))
 return 'cancelled'

@@ -6,7 +6,7 @@
 -- Returns the ids that ended failed.
 local k = { jobs = KEYS[1], elements = KEYS[2], leases = KEYS[3], waiters = KEYS[4], errors = KEYS[5] }
 local now, replyPrefix, inline, err = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local failed, gone, seen = {}, {}, {}
+local failed, batch, seen = {}, new_batch(), {}
 for i = 1, (#ARGV - 4) / 2 do
   local id, attempt = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
   local m = not seen[id] and redis.call('HGET', k.jobs, id)
@@ -15,13 +15,13 @@ for i = 1, (#ARGV - 4) / 2 do
     local lease = tonumber(redis.call('ZSCORE', k.leases, id))
     if lease and lease <= now then
       if bit.band(flags_of(m), 1) ~= 0 then
-        finish(k, KEYS[5 + i], id, m, 'x', '', ttl_of(m), gone, replyPrefix, inline)
+        finish(KEYS[5 + i], id, m, 'x', '', ttl_of(m), batch)
       else
-        finish(k, KEYS[5 + i], id, m, 'e', err, ttl_of(m), gone, replyPrefix, inline)
+        finish(KEYS[5 + i], id, m, 'e', err, ttl_of(m), batch)
         failed[#failed + 1] = id
       end
     end
   end
 end
-drop(k, gone)
+flush(k, batch, replyPrefix, inline)
 return failed

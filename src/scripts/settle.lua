@@ -16,7 +16,7 @@ local now, leaseMs, max, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber
 local replyPrefix, inline, idFrom = ARGV[5], tonumber(ARGV[7]), tonumber(ARGV[8]) + 1
 local n = #ARGV - 8
 local head, wakeAt
-local gone, seen = {}, {}
+local batch, seen = new_batch(), {}
 
 if n > 0 then
   local ids = {}
@@ -31,13 +31,13 @@ if n > 0 then
       local kDone = KEYS[7 + i]
       if bit.band(flags_of(m), 1) ~= 0 then
         if typ == 'r' or typ == 'l' then num = ttl_of(m) end
-        finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
+        finish(kDone, id, m, 'x', '', num, batch)
       elseif typ == 'c' then
-        finish(k, kDone, id, m, 'c', string.sub(s, 18), num, gone, replyPrefix, inline)
+        finish(kDone, id, m, 'c', string.sub(s, 18), num, batch)
       elseif typ == 'e' then
-        finish(k, kDone, id, m, 'e', string.sub(s, 18), num, gone, replyPrefix, inline)
+        finish(kDone, id, m, 'e', string.sub(s, 18), num, batch)
       elseif typ == 'x' then
-        finish(k, kDone, id, m, 'x', '', num, gone, replyPrefix, inline)
+        finish(kDone, id, m, 'x', '', num, batch)
       elseif typ == 'r' then
         redis.call('HSET', k.errors, id, string.sub(s, 18))
         redis.call('ZREM', k.leases, id)
@@ -65,7 +65,7 @@ if n > 0 then
       end
     end
   end
-  drop(k, gone)
+  flush(k, batch, replyPrefix, inline)
 end
 if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeAt)) end
 

@@ -462,10 +462,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     this.#gapListeners.add(gapListener)
     try {
       if (type === undefined || type === 'done') {
-        removers.push(await this.#subscribe(k.replyPrefix + this.#token, message => {
-          const notice = decodeDone(message)
-          if (notice !== undefined) listener(notice)
-        }))
+        removers.push(await this.#subscribe(k.replyPrefix + this.#token, message => decodeDone(message, listener)))
       }
       if (type === undefined || type === 'abort') {
         removers.push(await this.#subscribe(k.control, message => {
@@ -626,18 +623,27 @@ function toRecord (id: string, reply: Reply[]): JobRecord {
   return { id, state, attempts, maxAttempts, createdAt: data.readDoubleBE(17), ...outcome }
 }
 
-/** Decodes a reply-channel message: 'D' state inline #id ':' id [body] (see _lib.lua). */
-function decodeDone (message: Buffer): Notice | undefined {
-  if (message[0] !== 0x44) return undefined // 'D'
-  const colon = message.indexOf(0x3a, 3)
-  if (colon < 0) return undefined
-  const idEnd = colon + 1 + Number(message.subarray(3, colon).toString())
-  const id = message.subarray(colon + 1, idEnd).toString()
-  const inline = message[2] === 0x31 // '1'
-  switch (message[1]) {
-    case 0x63: return { type: 'done', id, state: 'completed', ...(inline && { result: message.subarray(idEnd) }) } // 'c'
-    case 0x65: return { type: 'done', id, state: 'failed', ...(inline && { error: message.subarray(idEnd) }) } // 'e'
-    default: return { type: 'done', id, state: 'cancelled' }
+/**
+ * Decodes a reply-channel message: 'D' then one record per job (see `flush` in _lib.lua): state
+ * (c e x, upper case when the body was left out), #id ':' id, #body ':' body. Lengths in bytes.
+ */
+function decodeDone (message: Buffer, listener: (notice: Notice) => void): void {
+  if (message[0] !== 0x44) return // 'D'
+  let at = 1
+  while (at < message.length) {
+    const state = message[at] | 0x20 // lower case
+    const inline = message[at] === state
+    const idColon = message.indexOf(0x3a, at + 1)
+    const idEnd = idColon + 1 + Number(message.subarray(at + 1, idColon).toString())
+    const bodyColon = message.indexOf(0x3a, idEnd)
+    const bodyEnd = bodyColon + 1 + Number(message.subarray(idEnd, bodyColon).toString())
+    if (idColon < 0 || bodyColon < 0 || bodyEnd > message.length) return // not ours: ignore the rest
+    const id = message.subarray(idColon + 1, idEnd).toString()
+    const body = message.subarray(bodyColon + 1, bodyEnd)
+    at = bodyEnd
+    if (state === 0x63) listener({ type: 'done', id, state: 'completed', ...(inline && { result: body }) }) // 'c'
+    else if (state === 0x65) listener({ type: 'done', id, state: 'failed', ...(inline && { error: body }) }) // 'e'
+    else listener({ type: 'done', id, state: 'cancelled' })
   }
 }
 
