@@ -3,7 +3,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
-import type { AfterExecutionContext, AsyncJobHandler, CallbackJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
+import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
 type AbortKind = 'cancel' | 'lease' | 'shutdown'
@@ -19,13 +19,16 @@ class RunningJob<TPayload> implements Job<TPayload> {
   aborted: AbortKind | undefined
   /** Set once the job's settlement is decided; later handler outcomes are ignored. */
   done = false
+  /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
+  readonly startedAt: number
 
-  constructor (claimed: ClaimedJob, payload: TPayload) {
+  constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
     this.id = claimed.id
     this.payload = payload
     this.attempts = claimed.attempts
     this.maxAttempts = claimed.maxAttempts
     this.claimed = claimed
+    this.startedAt = startedAt
   }
 
   get signal (): AbortSignal {
@@ -99,8 +102,6 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   /** Sets the handler: `async job => result`, or callback style `(job, done) => ...`. */
-  execute (handler: AsyncJobHandler<TPayload, TResult>): void
-  execute (handler: CallbackJobHandler<TPayload, TResult>): void
   execute (handler: JobHandler<TPayload, TResult>): void {
     if (typeof handler !== 'function') throw new InvalidArgumentError(`Expected \`handler\` to be a function, got ${typeof handler}`)
     this.#handler = handler.length >= 2 ? fromCallback(handler as any) : handler as AsyncJobHandler<TPayload, TResult>
@@ -316,7 +317,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#announcements.push('failed', claimed.id, error, 0)
       return
     }
-    const job = new RunningJob<TPayload>(claimed, payload)
+    const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
     try {
@@ -335,7 +336,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #succeeded (job: RunningJob<TPayload>, value: TResult): void {
     if (this.#claim(job)) return
     if (this.#config.afterExecution !== undefined) {
-      this.#afterExecution(job, { id: job.id, payload: job.payload, attempts: job.attempts, status: 'completed', result: value, ttl: job.claimed.resultTTL })
+      this.#afterExecution(job, this.#context(job, 'completed', value, undefined))
       return
     }
     this.#complete(job, value, job.claimed.resultTTL)
@@ -362,7 +363,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     if (this.#config.afterExecution !== undefined) {
-      this.#afterExecution(job, { id: job.id, payload: job.payload, attempts: job.attempts, status: 'failed', error, ttl: job.claimed.resultTTL })
+      this.#afterExecution(job, this.#context(job, 'failed', undefined, error))
       return
     }
     this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, 'failed', error)
@@ -379,6 +380,24 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return true
     }
     return false
+  }
+
+  #context (job: RunningJob<TPayload>, status: 'completed' | 'failed', result: TResult | undefined, error: Error | undefined): AfterExecutionContext<TPayload, TResult> {
+    const finishedAt = Date.now()
+    return {
+      id: job.id,
+      payload: job.payload,
+      attempts: job.attempts,
+      maxAttempts: job.maxAttempts,
+      createdAt: job.claimed.createdAt,
+      status,
+      ...(status === 'completed' ? { result } : { error }),
+      ttl: job.claimed.resultTTL,
+      workerId: this.#config.workerId,
+      startedAt: job.startedAt,
+      finishedAt,
+      durationMs: finishedAt - job.startedAt
+    }
   }
 
   #afterExecution (job: RunningJob<TPayload>, context: AfterExecutionContext<TPayload, TResult>): void {

@@ -6,21 +6,26 @@ export { Reaper } from './reaper.ts'
 export type { ReaperEvents } from './reaper.ts'
 export { MemoryStorage } from './storage/memory.ts'
 export type { MemoryStorageOptions } from './storage/memory.ts'
+export { RedisStorage } from './storage/redis.ts'
+export type { RedisStorageOptions, RedisStorageEvents } from './storage/redis.ts'
 export { FileStorage } from './storage/file.ts'
 export type { FileStorageOptions } from './storage/file.ts'
-export { JsonSerde, MsgpackSerde } from './serde.ts'
+export { JsonSerde, MsgpackSerde, createJsonSerde } from './serde.ts'
+export { generateId, contentId } from './ids.ts'
 export type { Serde } from './serde.ts'
 export { DEFAULTS } from './options.ts'
 export {
   QueueError, TimeoutError, JobFailedError, JobCancelledError, MaxRetriesError, JobNotFoundError, StorageError,
   InvalidArgumentError, QueueClosedError
 } from './errors.ts'
+/** The name @platformatic/job-queue gives its base error class: the same class. */
+export { QueueError as JobQueueError } from './errors.ts'
 export type {
   Job, JobHandler, AsyncJobHandler, CallbackJobHandler, QueueConfig, ConsumerConfig, CommonConfig, ReaperConfig,
   EnqueueOptions, EnqueueAndWaitOptions, EnqueueResult, CancelResult, MessageStatus, UpdateResultTTLResult,
-  SerializedError, QueueEvents, AfterExecutionContext, BackoffOption, LeaderElectionOptions, Logger
+  SerializedError, QueueEvents, AfterExecutionContext, AfterExecutionHook, BackoffOption, LeaderElectionOptions, Logger
 } from './types.ts'
 export type {
-  Storage, JobState, TerminalState, ActiveState, NewJob, EnqueueOutcome, ClaimedJob, Settlement, ClaimOptions,
+  Storage, JobState, JobState as MessageState, TerminalState, ActiveState, NewJob, EnqueueOutcome, ClaimedJob, Settlement, ClaimOptions,
   BlockingClaimOptions, CancelOutcome, AbortOutcome, UpdateTTLOutcome, JobRecord, Notice, LeaseReport, RecoveryOutcome, StateCounts
 } from './storage/types.ts'

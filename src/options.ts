@@ -142,6 +142,8 @@ export function resolveConfig<TPayload, TResult> (config: Record<string, any>): 
   const c = config
   if (c.workerId !== undefined) checkId('workerId', c.workerId)
   if (c.reaper !== undefined && typeof c.reaper !== 'boolean') throw new InvalidArgumentError(`Expected \`reaper\` to be a boolean, got ${describe(c.reaper)}`)
+  // Accepted (and checked) for compatibility with @platformatic/job-queue; nothing here needs it.
+  if (c.processingQueueTTL !== undefined) checkInt('processingQueueTTL', c.processingQueueTTL, 1)
   if (c.afterExecution !== undefined && typeof c.afterExecution !== 'function') {
     throw new InvalidArgumentError(`Expected \`afterExecution\` to be a function, got ${describe(c.afterExecution)}`)
   }

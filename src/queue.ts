@@ -4,7 +4,7 @@ import { QueueClosedError } from './errors.ts'
 import { Producer, type BulkJob } from './producer.ts'
 import { Reaper } from './reaper.ts'
 import type {
-  AsyncJobHandler, CallbackJobHandler, CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, MessageStatus, QueueConfig,
+  AsyncJobHandler, CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, MessageStatus, QueueConfig,
   QueueEvents, UpdateResultTTLResult
 } from './types.ts'
 
@@ -43,8 +43,6 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
   }
 
   /** Sets the job handler (`async job => result` or `(job, done) => ...`); the queue consumes once started. */
-  execute (handler: AsyncJobHandler<TPayload, TResult>): void
-  execute (handler: CallbackJobHandler<TPayload, TResult>): void
   execute (handler: JobHandler<TPayload, TResult>): void {
     this.#consumer.execute(handler as AsyncJobHandler<TPayload, TResult>)
     this.#handlerSet = true

@@ -40,6 +40,9 @@ export class Reaper extends Emitter<ReaperEvents> {
     this.#lockName = `reaper:${this.#config.name}`
   }
 
+  /** This reaper's id: the owner of the leader lock while it leads. */
+  get reaperId (): string { return this.#owner }
+
   /** True while this reaper holds the lock (always true without leader election once started). */
   get isLeader (): boolean { return this.#leader }
 

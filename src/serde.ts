@@ -30,6 +30,11 @@ export class JsonSerde<T = unknown> implements Serde<T> {
   }
 }
 
+/** A new {@link JsonSerde} (the factory @platformatic/job-queue users know). */
+export function createJsonSerde<T> (): Serde<T> {
+  return new JsonSerde<T>()
+}
+
 /** MessagePack via msgpackr: smaller and faster for binary-heavy data; keeps Dates, Maps, Buffers. */
 export class MsgpackSerde<T = unknown> implements Serde<T> {
   readonly #packr = new Packr({ useRecords: false, moreTypes: true })

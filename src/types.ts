@@ -26,19 +26,36 @@ export type AsyncJobHandler<TPayload, TResult> = (job: Job<TPayload>) => Promise
 /** Callback style. */
 export type CallbackJobHandler<TPayload, TResult> = (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => void
 /** A job handler in either style (told apart by arity: two parameters means callback style). */
-export type JobHandler<TPayload, TResult> = AsyncJobHandler<TPayload, TResult> | CallbackJobHandler<TPayload, TResult>
+export type JobHandler<TPayload, TResult> = (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => Promise<TResult> | TResult | void
+// One signature rather than a union of the two styles: TypeScript then infers the parameters of
+// `async job => ...` and of `(job, done) => ...` alike (with a union it can infer only one of them).
 
 /** Given to `afterExecution`; it may change `result`, `error` and `ttl` before they are stored. */
 export interface AfterExecutionContext<TPayload, TResult> {
   readonly id: string
   readonly payload: TPayload
+  /** Attempts including the last one. */
   readonly attempts: number
+  readonly maxAttempts: number
+  /** Epoch ms of the job's first enqueue. */
+  readonly createdAt: number
   readonly status: 'completed' | 'failed'
   result?: TResult
   error?: Error
   /** How long the terminal record is kept, in ms. */
   ttl: number
+  /** The worker that ran the last attempt. */
+  readonly workerId: string
+  /** Epoch ms when the last attempt's handler started. */
+  readonly startedAt: number
+  /** Epoch ms when it finished. */
+  readonly finishedAt: number
+  /** `finishedAt - startedAt`, in ms. */
+  readonly durationMs: number
 }
+
+/** The `afterExecution` hook. */
+export type AfterExecutionHook<TPayload, TResult> = (context: AfterExecutionContext<TPayload, TResult>) => void | Promise<void>
 
 /**
  * Retry delay policy. A function gets the attempt that just failed (1-based) and its error and
@@ -94,12 +111,19 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   /** How long `stop()` waits for running jobs before aborting and handing them back, in ms. @default 10000 */
   shutdownTimeout?: number
   /** Runs after the last attempt, before the terminal state is stored. */
-  afterExecution?: (context: AfterExecutionContext<TPayload, TResult>) => void | Promise<void>
+  afterExecution?: AfterExecutionHook<TPayload, TResult>
+  /**
+   * Accepted for compatibility with @platformatic/job-queue, where it bounds the life of a
+   * worker's processing list. relayq keeps none: leases expire instead (see `visibilityTimeout`).
+   */
+  processingQueueTTL?: number
 }
 
 /** Options of a Reaper. */
 export interface ReaperConfig {
   storage: Storage
+  /** Accepted for compatibility with @platformatic/job-queue; a reaper never decodes payloads. */
+  payloadSerde?: Serde<unknown>
   /** Queue namespace. @default 'default' */
   name?: string
   /** Lease length, used to pace the scans: every `visibilityTimeout / 2` ms unless `interval` is set. @default 30000 */

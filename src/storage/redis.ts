@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'iovalkey'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
+import type { Logger } from '../types.ts'
 import { lockKey, QueueKeys } from './redis-keys.ts'
 import { defineScripts, type Reply, type Scripts } from './redis-scripts.ts'
 import { Subscriber } from './redis-subscriber.ts'
@@ -33,6 +34,8 @@ export interface RedisStorageOptions {
   inlineLimit?: number
   /** Source of the current time in epoch ms, for leases, delays and locks. @default Date.now */
   clock?: () => number
+  /** A pino-style logger for connection errors (which also go to `error` listeners). @default silent */
+  logger?: Logger
 }
 
 /** Events of a RedisStorage. */
@@ -186,7 +189,9 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 
   readonly #onError = (err: Error): void => {
-    if (this.listenerCount('error') > 0) this.emit('error', storageError('connection', err))
+    const error = storageError('connection', err)
+    this.#options.logger?.error({ err: error }, 'relayq: Redis connection error')
+    if (this.listenerCount('error') > 0) this.emit('error', error)
   }
 
   /** The scripts, or a StorageError when not connected. */
