@@ -169,14 +169,19 @@ export async function forkConsumer<TConfig = BackendConfig> (
   config: TConfig, options: ConsumerOptions, children: Set<ChildProcess>, script = new URL('./consumer-child.ts', import.meta.url)
 ): Promise<RunningConsumer> {
   const path = fileURLToPath(script)
-  const child = idle.get(path)?.pop() ?? fork(path, [], {
-    execPath: process.execPath,
-    execArgv: ['--import', 'tsx'],
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  children.add(child)
-  child.once('exit', () => children.delete(child))
+  let child = idle.get(path)?.pop()
+  if (child === undefined) {
+    child = fork(path, [], {
+      execPath: process.execPath,
+      execArgv: ['--import', 'tsx'],
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    })
+  }
+  const forked = child
+  children.add(forked)
+  const onExit = (): void => { children.delete(forked) }
+  forked.once('exit', onExit)
   const waitFor = <T extends FromChild['type']>(type: T): Promise<Extract<FromChild, { type: T }>> => new Promise((resolve, reject) => {
     const onMessage = (msg: FromChild): void => {
       if (msg.type === type) {
@@ -215,6 +220,7 @@ export async function forkConsumer<TConfig = BackendConfig> (
       const { stats } = await stopped
       // Back to the pool: the next drain of this script runs in the same, warm process.
       children.delete(child)
+      child.off('exit', onExit)
       const pool = idle.get(path) ?? []
       pool.push(child)
       idle.set(path, pool)
