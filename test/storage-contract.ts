@@ -397,6 +397,15 @@ export function storageContract (name: string, factory: StorageFactory): void {
       }
     })
 
+    test('a waiting repeat of an id within one enqueue batch makes the job waited for', async t => {
+      const { storage, q } = await setup(t)
+      const seen = await notices(t, storage, q)
+      assert.deepEqual(await storage.enqueue(q, [job('x'), awaited('x')]), [{ status: 'queued' }, { status: 'duplicate', state: 'queued' }])
+      const [x] = await storage.claim(q, 'w', claimNow)
+      await storage.settle(q, 'w', [{ type: 'complete', id: 'x', attempt: x.attempts, result: Buffer.from('rx'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
+      await until(() => seen.some(n => n.type === 'done' && n.id === 'x'))
+    })
+
     test('a typed subscription hears at least the notices of its type', async t => {
       const { storage, q } = await setup(t)
       const aborts: Notice[] = []

@@ -19,42 +19,51 @@ for i = 1, n do
   ids[i] = string.sub(doneKeys[i], idFrom)
 end
 local metas = redis.call('HMGET', kJobs, unpack(ids))
-local records = redis.call('MGET', unpack(doneKeys))
+local records_done = redis.call('MGET', unpack(doneKeys))
 
-local out = {}
-local all = true -- every job queued so far
-local fresh = {} -- id -> state of a job this call created (a batch may repeat an id)
-local jobs, elements, ready = {}, {}, {}
-local waits, waiting = {}, {} -- ids whose enqueuer waits: a set, and the same in order
+local out -- built only once a job is not simply queued: the common all-queued batch returns n
+local fresh = {} -- id -> index of its record in `records` (a batch may repeat an id)
+local records, elements, ready, waiting = {}, {}, {}, {}
 local head, wakeAt
 local delayed = 0
+
+-- Records the outcome of job i when it is not 'queued': starts the full reply on first need.
+local function answer (i, code, data)
+  if not out then
+    out = {}
+    for j = 1, i - 1 do
+      out[2 * j - 1] = 0
+      out[2 * j] = ''
+    end
+  end
+  out[2 * i - 1] = code
+  out[2 * i] = data
+end
+
 for i = 1, n do
   local id, fl = ids[i], string.byte(flags, i)
   local notify = fl % 2 == 1
-  local m, rec = metas[i], records[i]
   local delay = 0
   if fl >= 2 then
     delay = struct.unpack('>d', delays, 1 + 8 * delayed)
     delayed = delayed + 1
   end
-  if fresh[id] then
-    all = false
-    out[#out + 1] = 1
-    out[#out + 1] = fresh[id]
-    if notify and not waits[id] then
+  local c = fresh[id]
+  if c then
+    local r = records[c]
+    answer(i, 1, string.sub(r, 1, 1))
+    if notify and bit.band(flags_of(r), 2) == 0 then
       -- A repeat that waits, of a job this call created: it becomes a waited-for job.
-      waits[id] = true
+      records[c] = with_flags(r, 2)
       waiting[#waiting + 1] = id
+      waiting[#waiting + 1] = token
     end
-  elseif m then
-    all = false
-    out[#out + 1] = 1
-    out[#out + 1] = string.sub(m, 1, 1)
-    if notify then add_waiter(kJobs, kWaiters, id, m, token) end
-  elseif rec then
-    all = false
-    out[#out + 1] = TERMINAL[string.sub(rec, 1, 1)]
-    out[#out + 1] = string.sub(rec, 26)
+  elseif metas[i] then
+    answer(i, 1, string.sub(metas[i], 1, 1))
+    if notify then add_waiter(kJobs, kWaiters, id, metas[i], token) end
+  elseif records_done[i] then
+    local rec = records_done[i]
+    answer(i, TERMINAL[string.sub(rec, 1, 1)], string.sub(rec, 26))
   else
     local e = ARGV[6 + i]
     local st = 'q'
@@ -72,45 +81,35 @@ for i = 1, n do
     else
       ready[#ready + 1] = string.sub(e, 1, 37 + struct.unpack('>I4', e, 34))
     end
+    local fl2 = 0
     if notify then
-      waits[id] = true
+      fl2 = 2
       waiting[#waiting + 1] = id
+      waiting[#waiting + 1] = token
     end
-    fresh[id] = st
     local mx, tl = struct.unpack('>dd', e, 10)
-    jobs[#jobs + 1] = id
-    jobs[#jobs + 1] = st
-    jobs[#jobs + 1] = mx
-    jobs[#jobs + 1] = tl
+    records[#records + 1] = new_meta(st, mx, tl, now, fl2)
+    fresh[id] = #records
     elements[#elements + 1] = id
     elements[#elements + 1] = e
-    out[#out + 1] = 0
-    out[#out + 1] = ''
+    if out then
+      out[2 * i - 1] = 0
+      out[2 * i] = ''
+    end
   end
 end
 
-if #elements > 0 then
-  -- Records are made last: whether someone waits is known only once the whole batch was read.
-  local records = {}
-  for j = 1, #jobs, 4 do
-    local id = jobs[j]
-    local fl = 0
-    if waits[id] then fl = 2 end
-    records[#records + 1] = id
-    records[#records + 1] = new_meta(jobs[j + 1], jobs[j + 2], jobs[j + 3], now, fl)
+if #records > 0 then
+  local fields = {}
+  for c = 1, #records do
+    fields[2 * c - 1] = elements[2 * c - 1]
+    fields[2 * c] = records[c]
   end
-  redis.call('HSET', kJobs, unpack(records))
+  redis.call('HSET', kJobs, unpack(fields))
   redis.call('HSET', kElements, unpack(elements))
   if #ready > 0 then redis.call('RPUSH', kReady, unpack(ready)) end
 end
-if #waiting > 0 then
-  local fields = {}
-  for j = 1, #waiting do
-    fields[#fields + 1] = waiting[j]
-    fields[#fields + 1] = token
-  end
-  redis.call('HSET', kWaiters, unpack(fields))
-end
+if #waiting > 0 then redis.call('HSET', kWaiters, unpack(waiting)) end
 if wakeAt then redis.call('PUBLISH', ARGV[3], 'W' .. string.format('%.0f', wakeAt)) end
-if all then return n end
+if not out then return n end
 return out
