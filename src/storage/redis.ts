@@ -44,8 +44,12 @@ export interface RedisStorageEvents {
   error: [error: StorageError]
 }
 
-/** Jobs per enqueue script call: bounds the script's run time and Lua's `unpack` stack. */
-const ENQUEUE_CHUNK = 1000
+/**
+ * Jobs per enqueue script call. Chunks of a large batch are sent back to back, so Redis runs one
+ * while this process encodes the next (measured: 250 gave 130-170k jobs/s in bulk against 120-140k
+ * for 1,000); it also bounds a script's run time and Lua's `unpack` stack.
+ */
+const ENQUEUE_CHUNK = 250
 /** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
 const CLAIM_GRACE_MS = 1000
 /** Slack beyond a blocking command's own timeout before its connection is presumed wedged (ms). */
