@@ -76,7 +76,7 @@ test('a wrong password: connect rejects with StorageError, and no error, event o
     assertNoSecret(inspect(err, { depth: null }), wrong, 'util.inspect(err)')
     assert.ok(errors.length > 0, 'the auth failure is reported as an error event')
     for (const event of errors) {
-      assert.ok(event instanceof StorageError)
+      assert.ok(event instanceof StorageError, `an error event that is not a StorageError: ${inspect(event)}`)
       assertNoSecret(inspect(event, { depth: null }), wrong, 'an error event')
     }
 
