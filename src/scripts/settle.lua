@@ -7,8 +7,8 @@
 --      then 5 per settlement: type, id, attempt, n, body
 --      type c complete (n: ttl, body: result) | e fail (n: ttl, body: error) | x cancel (n: ttl)
 --         | r retry (n: delay, body: error) | l release (hand back unrun)
--- A settlement applies only while the job is processing in that very attempt (fencing). A job
--- whose cancel was requested ends cancelled whatever the settlement says.
+-- A settlement applies only while the job is processing in that very attempt, leased to that very
+-- worker (fencing). A job whose cancel was requested ends cancelled whatever the settlement says.
 -- Returns: due time of the earliest delayed job when fewer than `max` jobs were claimed (-1: none
 --   or not looked up), then 3 fields per claimed job: id, payload, record (see _lib.lua)
 local k = { ready = KEYS[1], jobs = KEYS[2], payloads = KEYS[3], delayed = KEYS[4], leases = KEYS[5], waiters = KEYS[6], errors = KEYS[7] }
@@ -25,7 +25,9 @@ if n > 0 then
   for i = 1, n do
     local b = 7 + (i - 1) * 5
     local typ, id, m = ARGV[b + 1], ids[i], metas[i]
-    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == tonumber(ARGV[b + 3]) then
+    -- The worker too: an id handed back from `claiming` is claimed again in the same attempt,
+    -- and the worker that BLMOVE'd it may have run the handler although its activation came late.
+    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == tonumber(ARGV[b + 3]) and worker_of(m) == worker then
       seen[id] = true
       local num, kDone = tonumber(ARGV[b + 4]), KEYS[7 + i]
       if bit.band(flags_of(m), 1) ~= 0 then
