@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, test } from 'node:test'
+import { setTimeout as delay } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import { Queue, StorageError } from '../src/index.ts'
 import { RedisStorage, type RedisStorageOptions } from '../src/storage/redis.ts'
 import { startRedis } from './fixtures/redis-server.ts'
 import { hasOpenssl, startTlsRedis } from './fixtures/redis-tls.ts'
 import { adminClient, lifo, recordingLogger, type Defer } from './fixtures/redis-tools.ts'
+import { startProxy } from './fixtures/tcp-proxy.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
@@ -160,4 +162,40 @@ test('TLS: rediss:// with the CA runs jobs; an untrusted server is a StorageErro
   // Without the CA the certificate is not trusted: connect fails, it does not hang.
   const untrusted = storageFor({ url: tls.url, redisOptions: { tls: {} } })
   await assert.rejects(untrusted.storage.connect(), StorageError)
+})
+
+test('a command in flight when its connection drops fails with a StorageError while AUTH keeps being refused', {
+  todo: 'iovalkey keeps the commands in flight at a disconnect in `prevCommandQueue`, to send them again once ready. ' +
+    'maxRetriesPerRequest and a refused AUTH flush only the offline and current queues, so while reconnecting reaches TCP ' +
+    'but its handshake fails (password rotated, ACL user disabled, maxclients) such a command waits as long as that lasts. ' +
+    'A fix needs iovalkey internals or a deadline per command (a timer per call on the hot path).'
+}, async t => {
+  const defer = lifo(t)
+  const user = `relayq-${randomUUID()}`
+  const pass = `pass-${randomUUID()}`
+  await admin.call('ACL', 'SETUSER', user, 'on', `>${pass}`, '~*', '&*', '+@all')
+  const proxy = await startProxy(server.port)
+  defer(() => proxy.close())
+  // Gives up on a command after one failed reconnection.
+  const { storage } = storageFor({ url: `redis://${user}:${encodeURIComponent(pass)}@127.0.0.1:${new URL(proxy.url).port}`, redisOptions: { maxRetriesPerRequest: 1 } })
+  await storage.connect()
+  defer(() => storage.disconnect())
+
+  // The command is on its way (held in the proxy) when the connection drops; every reconnection
+  // is then refused.
+  proxy.hold(0)
+  const inFlight = storage.enqueue('q', [{ id: 'a', payload: Buffer.from('1'), maxAttempts: 1, resultTTL: 60_000, delay: 0 }])
+  inFlight.catch(() => {})
+  await admin.call('ACL', 'SETUSER', user, 'resetpass', `>other-${randomUUID()}`)
+  proxy.cut()
+  proxy.restore()
+  // Restored at the end, so the command goes through and nothing is left pending.
+  defer(() => admin.call('ACL', 'SETUSER', user, 'resetpass', `>${pass}`))
+  // Commands issued now are refused within ~150 ms (maxRetriesPerRequest 1): 2 s is a deadline.
+  const deadline = new AbortController()
+  const outcome = await Promise.race([
+    inFlight.then(() => 'resolved', (err: unknown) => err),
+    delay(2000, 'still pending after 2 s', { signal: deadline.signal })
+  ]).finally(() => deadline.abort())
+  assert.ok(outcome instanceof StorageError, `expected a StorageError, got ${inspect(outcome)}`)
 })

@@ -145,7 +145,7 @@ test('a job that kills its worker every time ends failed after maxAttempts, it d
   await until(async () => (await storage.getStatus(name, 'poison'))?.state === 'failed', 20_000)
   const record = await storage.getStatus(name, 'poison')
   assert.equal(record?.attempts, 3)
-  assert.equal(pool.deaths(), 3, 'one worker died per attempt')
+  assert.equal(pool.deaths(), 3, `one worker should die per attempt: ${pool.deaths()} died for ${record?.attempts} attempts`)
   await until(async () => (await storage.getStatus(name, 'fine'))?.state === 'completed', 10_000)
 })
 
