@@ -133,7 +133,8 @@ test('a job that kills its worker every time ends failed after maxAttempts, it d
   reaper.on('error', err => { throw err })
   await reaper.start()
   defer(() => reaper.stop())
-  const pool = workers(defer, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '2', RELAYQ_VISIBILITY_TIMEOUT: '500' })
+  // One job per worker: a job claimed alongside the poison would stall with it.
+  const pool = workers(defer, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '1', RELAYQ_VISIBILITY_TIMEOUT: '500' })
   // A supervisor: a dead worker is replaced (until the test ends).
   let supervising = true
   defer(() => { supervising = false })
