@@ -189,8 +189,11 @@ test('a command in flight when its connection drops fails with a StorageError wh
   await admin.call('ACL', 'SETUSER', user, 'resetpass', `>other-${randomUUID()}`)
   proxy.cut()
   proxy.restore()
-  // Restored at the end, so the command goes through and nothing is left pending.
-  defer(() => admin.call('ACL', 'SETUSER', user, 'resetpass', `>${pass}`))
+  // Restored at the end: the command goes through, and the storage closes a live connection.
+  defer(async () => {
+    await admin.call('ACL', 'SETUSER', user, 'resetpass', `>${pass}`)
+    await inFlight.catch(() => {})
+  })
   // Commands issued now are refused within ~150 ms (maxRetriesPerRequest 1): 2 s is a deadline.
   const deadline = new AbortController()
   const outcome = await Promise.race([

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { after, test } from 'node:test'
 import { inspect } from 'node:util'
-import { Consumer, JobCancelledError, Producer, Queue, StorageError, type Job } from '../src/index.ts'
+import { Consumer, JobCancelledError, Producer, Queue, Reaper, StorageError, type Job } from '../src/index.ts'
 import { RedisStorage, type RedisStorageOptions } from '../src/storage/redis.ts'
 import type { Notice } from '../src/storage/types.ts'
 import { startRedis } from './fixtures/redis-server.ts'
@@ -215,5 +215,41 @@ test('a consumer that lost its subscription still aborts a job cancelled meanwhi
   await assert.rejects(result, JobCancelledError)
   assert.equal((await producer.getStatus('y'))?.state, 'cancelled')
   await until(() => notices.some(n => n.type === 'gap'))
+  for (const err of errors) assert.ok(err instanceof StorageError, `an error that is not a StorageError: ${inspect(err)}`)
+})
+
+test('a blocking connection that goes silent cannot wedge the consumer: the BLMOVE guard gives up on it', async t => {
+  const defer = lifo(t)
+  const prefix = `t-${randomUUID()}`
+  const name = 'silent'
+  const errors: unknown[] = []
+  const proxy = await startProxy(server.port)
+  defer(() => proxy.close())
+  const consumerStorage = new RedisStorage({ url: proxy.url, keyPrefix: prefix })
+  consumerStorage.on('error', err => errors.push(err))
+  // Short blocking claims: without the guard, the loop would still wait forever on a reply that
+  // never comes.
+  const consumer = new Consumer<number, number>({ storage: consumerStorage, name, blockTimeout: 200 })
+  consumer.on('error', err => errors.push(err))
+  consumer.execute(async job => job.payload * 10)
+  await consumer.start()
+  defer(() => consumer.stop())
+  // Hands back an id a silent BLMOVE may have moved to `claiming`.
+  const reaper = new Reaper({ storage: storage(prefix, errors), name, visibilityTimeout: 30_000, interval: 200, leaderElection: { enabled: false } })
+  reaper.on('error', err => errors.push(err))
+  await reaper.start()
+  defer(() => reaper.stop())
+  const producer = new Producer<number, number>({ storage: storage(prefix, errors), name })
+  await producer.start()
+  defer(() => producer.stop())
+  assert.equal(await producer.enqueueAndWait('first', 1, { timeout: 10_000 }), 10)
+
+  // Connections of the consumer's storage, in order: main, subscriber, blocking. The blocking
+  // one goes silent both ways (a half-open TCP connection: no error, no close).
+  await until(async () => proxy.accepted >= 3 && await blockedClients() >= 1)
+  proxy.hold(2)
+  defer(() => proxy.release(2))
+  assert.equal(await producer.enqueueAndWait('second', 2, { timeout: 20_000 }), 20)
+  assert.equal(await producer.enqueueAndWait('third', 3, { timeout: 10_000 }), 30)
   for (const err of errors) assert.ok(err instanceof StorageError, `an error that is not a StorageError: ${inspect(err)}`)
 })
