@@ -208,7 +208,7 @@ export function storageContract (name: string, factory: StorageFactory): void {
       assert.equal(first.attempts, 1)
     })
 
-    test('a settlement for another attempt is ignored (fencing)', async t => {
+    test('a settlement for another attempt or from another worker is ignored (fencing)', async t => {
       const { storage, q } = await setup(t)
       await storage.enqueue(q, [job('a')])
       await storage.claim(q, 'w', claimNow)
@@ -216,6 +216,9 @@ export function storageContract (name: string, factory: StorageFactory): void {
       assert.equal((await storage.getStatus(q, 'a'))?.state, 'processing')
       await storage.settle(q, 'w', [{ type: 'complete', id: 'nope', attempt: 1, result: Buffer.from('x'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
       assert.equal(await storage.getStatus(q, 'nope'), null)
+      // The right attempt from a worker that does not hold the job is ignored too.
+      await storage.settle(q, 'intruder', [{ type: 'complete', id: 'a', attempt: 1, result: Buffer.from('x'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
+      assert.equal((await storage.getStatus(q, 'a'))?.state, 'processing')
     })
 
     test('a delayed job is claimable only once due', async t => {

@@ -7,7 +7,8 @@
 --      then 1 per settlement: a type byte, attempt and n as big-endian doubles, then the body
 --      type c complete (n: ttl, body: result) | e fail (n: ttl, body: error) | x cancel (n: ttl)
 --         | r retry (n: delay, body: error) | l release (hand back unrun)
--- A settlement applies only while the job is processing in that very attempt (fencing). A job
+-- A settlement applies only while the job is processing in that very attempt, held by this very
+-- worker (fencing). A job
 -- whose cancel was requested ends cancelled whatever the settlement says.
 -- Returns: due time of the earliest delayed job when fewer than `max` jobs were claimed (-1: none
 --   or not looked up), then 3 fields per claimed job: id, payload, record (see _lib.lua)
@@ -26,7 +27,9 @@ if n > 0 then
     local s = ARGV[8 + i]
     local typ, attempt, num = struct.unpack('>c1dd', s)
     local id, m = ids[i], metas[i]
-    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == attempt then
+    -- The worker too: an id handed back from `claiming` is claimed again in the same attempt,
+    -- and the worker that BLMOVE'd it may have run the handler although its activation came late.
+    if m and not seen[id] and string.sub(m, 1, 1) == 'p' and attempts_of(m) == attempt and worker_of(m) == worker then
       seen[id] = true
       local kDone = KEYS[7 + i]
       if bit.band(flags_of(m), 1) ~= 0 then

@@ -198,7 +198,7 @@ export class FileStorage implements Storage {
     const space = this.#space(queue)
     return this.#io(async () => {
       const ops: Op[] = []
-      if (settlements.length > 0) ops.push({ kind: 'settle', settlements })
+      if (settlements.length > 0) ops.push({ kind: 'settle', worker: workerId, settlements })
       if (next.max > 0) {
         if (ops.length === 0) {
           // Only a claim: worth a frame only if there is something to claim.

@@ -179,7 +179,7 @@ export class MemoryStorage implements Storage {
   async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
     const space = this.#space(queue)
     const now = this.#clock()
-    for (let i = 0; i < settlements.length; i++) this.#apply(space, settlements[i], now)
+    for (let i = 0; i < settlements.length; i++) this.#apply(space, workerId, settlements[i], now)
     if (next.max <= 0) return []
     this.#promote(space, now)
     return this.#take(space, workerId, next.max, next.leaseMs, now)
@@ -329,10 +329,10 @@ export class MemoryStorage implements Storage {
     return rec
   }
 
-  #apply (space: Space, s: Settlement, now: number): void {
+  #apply (space: Space, workerId: string, s: Settlement, now: number): void {
     const rec = space.jobs.get(s.id)
-    // Fencing: only the attempt that holds the job may settle it.
-    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt) return
+    // Fencing: only the attempt and worker that hold the job may settle it.
+    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== workerId) return
     if (rec.cancelRequested) {
       this.#terminate(space, rec, 'cancelled', undefined, undefined, s.type === 'release' || s.type === 'retry' ? rec.resultTTL : s.ttl, now)
       return

@@ -102,6 +102,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   #subscriber: Subscriber | undefined
   /** Per queue and worker: the reply of a pipelined activation, with the jobs it claimed beyond the BLMOVE'd one. */
   readonly #prefetched = new Map<string, Promise<{ jobs: ClaimedJob[], drained: boolean, nextDue: number }>>()
+  /** Per queue and worker: the last pipelined activation until Redis answered it, even once a claim took its jobs (see `#activated`). */
+  readonly #activating = new Map<string, Promise<unknown>>()
   /** Queues this instance last found drained (a settle claimed fewer than asked) → earliest delayed due time (-1: none). */
   readonly #drained = new Map<string, number>()
   /** Queues whose control channel this instance watches for wake-ups (while claims block). */
@@ -295,10 +297,11 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       }
       // The element holds the whole job: hand it over now, without waiting for the activation
       // (which records the claim and lease, and claims up to `max - 1` more jobs for the next
-      // call). This instance's settlement of the job goes out later on the same connection, so
-      // Redis applies it after the activation; if the activation finds the job gone (cancelled
-      // meanwhile), fencing ignores that settlement.
-      this.#prefetched.set(`${queue}\n${workerId}`, activation.then((reply: Reply[]) => {
+      // call). This instance's settlement of the job waits until the activation is answered (see
+      // `#activated`), so Redis applies it after the activation; if the activation finds the job
+      // gone (cancelled meanwhile), fencing ignores that settlement.
+      const key = `${queue}\n${workerId}`
+      const answered = activation.then((reply: Reply[]) => {
         const jobs = toJobs(reply, 1)
         const mine = jobs.findIndex(j => j.id === job.id && j.attempts === job.attempts)
         if (mine >= 0) jobs.splice(mine, 1)
@@ -306,7 +309,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       }, (err: unknown) => {
         this.#onError(storageError('claim', err))
         return { jobs: [], drained: false, nextDue: -1 }
-      }))
+      })
+      this.#prefetched.set(key, answered)
+      this.#activating.set(key, answered)
+      answered.then(() => { if (this.#activating.get(key) === answered) this.#activating.delete(key) }, () => {})
       return [job]
     }
   }
@@ -407,7 +413,20 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     return watching
   }
 
+  /**
+   * Resolves once the last activation sent for `workerId` was answered (at once if none is
+   * pending). Calls about its jobs must reach Redis after it: sent later on the same connection
+   * they normally do, but an activation that failed with NOSCRIPT (scripts flushed: SCRIPT FLUSH,
+   * a restart, a failover) goes out again as EVAL behind them, and a next claim may already have
+   * taken over the wait for its jobs.
+   */
+  #activated (queue: string, workerId: string): Promise<unknown> | undefined {
+    return this.#activating.size === 0 ? undefined : this.#activating.get(`${queue}\n${workerId}`)
+  }
+
   async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+    const activated = this.#activated(queue, workerId)
+    if (activated !== undefined) await activated
     const early = await this.#takePrefetched(queue, workerId, next.max)
     if (early.length > 0) {
       // Already claimed: settle what there is to settle, and claim only what is still missing.
@@ -431,6 +450,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
 
   async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
     if (ids.length === 0) return { lost: [], aborted: [] }
+    const activated = this.#activated(queue, workerId)
+    if (activated !== undefined) await activated
     const k = this.#keysOf(queue)
     const [lost, aborted]: [string[], string[]] = await this.#run().extend([k.jobs, k.leases], [this.#clock(), leaseMs, workerId, ...ids]).catch(rethrow('extendLeases'))
     return { lost, aborted }

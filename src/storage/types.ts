@@ -7,8 +7,9 @@
  * so `t.mock.timers` drives every backend the same way in tests.
  *
  * Fencing: a claim increments `attempts`; every settlement names the attempt it settles, and the
- * backend ignores it unless the job is still `processing` in that very attempt. A worker whose
- * lease was taken away (reaped and re-run elsewhere) therefore cannot overwrite the new run.
+ * backend ignores it unless the job is still `processing` in that very attempt, held by the
+ * settling worker. A worker whose lease was taken away (reaped and re-run elsewhere, or handed
+ * back unrun and claimed again in the same attempt) therefore cannot overwrite the new run.
  */
 
 /** Where a job is in its life. `failing`: an attempt failed and a retry waits out its backoff. */

@@ -15,7 +15,7 @@ import type { QueueState } from './state.ts'
 export type Op =
   | { readonly kind: 'enqueue', readonly jobs: readonly NewJob[] }
   | { readonly kind: 'claim', readonly worker: string, readonly max: number, readonly leaseMs: number }
-  | { readonly kind: 'settle', readonly settlements: readonly Settlement[] }
+  | { readonly kind: 'settle', readonly worker: string, readonly settlements: readonly Settlement[] }
   | { readonly kind: 'extend', readonly worker: string, readonly ids: readonly string[], readonly leaseMs: number }
   | { readonly kind: 'cancel', readonly id: string }
   | { readonly kind: 'abort', readonly id: string, readonly ttl: number }
@@ -64,6 +64,7 @@ function encodeOp (w: Writer, op: Op): void {
       w.f64(op.leaseMs)
       break
     case 'settle':
+      w.str(op.worker)
       w.u32(op.settlements.length)
       for (const s of op.settlements) encodeSettlement(w, s)
       break
@@ -139,9 +140,10 @@ function decodeOp (r: Reader): Op {
     case CODE.claim:
       return { kind: 'claim', worker: r.str(), max: r.f64(), leaseMs: r.f64() }
     case CODE.settle: {
+      const worker = r.str()
       const settlements: Settlement[] = new Array(r.u32())
       for (let i = 0; i < settlements.length; i++) settlements[i] = decodeSettlement(r)
-      return { kind: 'settle', settlements }
+      return { kind: 'settle', worker, settlements }
     }
     case CODE.extend: {
       const worker = r.str()
@@ -187,7 +189,7 @@ export function applyOp (state: QueueState, now: number, token: number, op: Op):
   switch (op.kind) {
     case 'enqueue': return state.enqueue(now, token, op.jobs)
     case 'claim': return state.claim(now, op.worker, op.max, op.leaseMs)
-    case 'settle': return state.settle(now, op.settlements)
+    case 'settle': return state.settle(now, op.worker, op.settlements)
     case 'extend': return state.extend(now, op.worker, op.ids, op.leaseMs)
     case 'cancel': return state.cancel(now, op.id)
     case 'abort': return state.abort(now, op.id, op.ttl)

@@ -194,8 +194,8 @@ export class QueueState {
     return jobs
   }
 
-  settle (now: number, settlements: readonly Settlement[]): void {
-    for (let i = 0; i < settlements.length; i++) this.#apply(now, settlements[i])
+  settle (now: number, worker: string, settlements: readonly Settlement[]): void {
+    for (let i = 0; i < settlements.length; i++) this.#apply(now, worker, settlements[i])
   }
 
   extend (now: number, worker: string, ids: readonly string[], leaseMs: number): LeaseReport {
@@ -443,10 +443,10 @@ export class QueueState {
     return rec.state === 'delayed' || rec.state === 'failing'
   }
 
-  #apply (now: number, s: Settlement): void {
+  #apply (now: number, worker: string, s: Settlement): void {
     const rec = this.#jobs.get(s.id)
-    // Fencing: only the attempt that holds the job may settle it.
-    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt) return
+    // Fencing: only the attempt and worker that hold the job may settle it.
+    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== worker) return
     if (rec.cancelRequested) {
       this.#terminate(rec, 'cancelled', undefined, undefined, s.type === 'release' || s.type === 'retry' ? rec.resultTTL : s.ttl, now)
       return
