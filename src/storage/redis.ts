@@ -101,7 +101,9 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   #scripts: Scripts | undefined
   #subscriber: Subscriber | undefined
   /** Per queue and worker: the reply of a pipelined activation, with the jobs it claimed beyond the BLMOVE'd one. */
-  readonly #prefetched = new Map<string, Promise<{ jobs: ClaimedJob[], drained: boolean, nextDue: number }>>()
+  readonly #prefetched = new Map<string, { queue: string, workerId: string, answered: Promise<{ jobs: ClaimedJob[], drained: boolean, nextDue: number }> }>()
+  /** Per queue and worker: elements taken by BLMOVE whose activation Redis has not answered yet. */
+  readonly #unanswered = new Map<string, Set<Buffer>>()
   /** Per queue and worker: the last pipelined activation until Redis answered it, even once a claim took its jobs (see `#activated`). */
   readonly #activating = new Map<string, Promise<unknown>>()
   /** Queues this instance last found drained (a settle claimed fewer than asked) → earliest delayed due time (-1: none). */
@@ -145,10 +147,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     if (this.#refs === 0 || --this.#refs > 0) return
     await this.#opening?.catch(() => {})
     // Jobs claimed ahead for a consumer that is gone now: back to the queue, attempt not counted.
-    for (const key of [...this.#prefetched.keys()]) {
-      const [queue, workerId] = key.split('\n')
-      await this.#takePrefetched(queue, workerId, 0).catch(() => {})
-    }
+    for (const { queue, workerId } of [...this.#prefetched.values()]) await this.#takePrefetched(queue, workerId, 0).catch(() => {})
     this.#opening = undefined
     this.#close()
   }
@@ -297,10 +296,14 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       }
       // The element holds the whole job: hand it over now, without waiting for the activation
       // (which records the claim and lease, and claims up to `max - 1` more jobs for the next
-      // call). This instance's settlement of the job waits until the activation is answered (see
-      // `#activated`), so Redis applies it after the activation; if the activation finds the job
-      // gone (cancelled meanwhile), fencing ignores that settlement.
-      const key = `${queue}\n${workerId}`
+      // call). Until the activation is answered, this worker's settle calls carry the element and
+      // activate it first if it still waits (see settle.lua), so a settlement cannot overtake its
+      // activation, not even one sent again after NOSCRIPT. If the job is gone (cancelled
+      // meanwhile), fencing ignores the settlement.
+      const key = pairKey(queue, workerId)
+      const unanswered = this.#unanswered.get(key) ?? new Set<Buffer>()
+      this.#unanswered.set(key, unanswered)
+      unanswered.add(element)
       const answered = activation.then((reply: Reply[]) => {
         const jobs = toJobs(reply, 1)
         const mine = jobs.findIndex(j => j.id === job.id && j.attempts === job.attempts)
@@ -310,9 +313,13 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
         this.#onError(storageError('claim', err))
         return { jobs: [], drained: false, nextDue: -1 }
       })
-      this.#prefetched.set(key, answered)
+      this.#prefetched.set(key, { queue, workerId, answered })
       this.#activating.set(key, answered)
-      answered.then(() => { if (this.#activating.get(key) === answered) this.#activating.delete(key) }, () => {})
+      answered.then(() => {
+        if (this.#activating.get(key) === answered) this.#activating.delete(key)
+        unanswered.delete(element)
+        if (unanswered.size === 0 && this.#unanswered.get(key) === unanswered) this.#unanswered.delete(key)
+      }, () => {})
       return [job]
     }
   }
@@ -322,11 +329,11 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
    * `max`; any more are handed back), and whether it found the queue drained.
    */
   async #takePrefetched (queue: string, workerId: string, max: number): Promise<ClaimedJob[]> {
-    const key = `${queue}\n${workerId}`
+    const key = pairKey(queue, workerId)
     const pending = this.#prefetched.get(key)
     if (pending === undefined) return []
     this.#prefetched.delete(key)
-    const { jobs, drained, nextDue } = await pending
+    const { jobs, drained, nextDue } = await pending.answered
     if (drained && jobs.length === 0) this.#drained.set(queue, nextDue)
     if (jobs.length > max) {
       const back = jobs.splice(max)
@@ -415,18 +422,16 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
 
   /**
    * Resolves once the last activation sent for `workerId` was answered (at once if none is
-   * pending). Calls about its jobs must reach Redis after it: sent later on the same connection
-   * they normally do, but an activation that failed with NOSCRIPT (scripts flushed: SCRIPT FLUSH,
-   * a restart, a failover) goes out again as EVAL behind them, and a next claim may already have
-   * taken over the wait for its jobs.
+   * pending). A heartbeat about its jobs must reach Redis after it: sent later on the same
+   * connection it normally does, but an activation that failed with NOSCRIPT (scripts flushed:
+   * SCRIPT FLUSH, a restart, a failover) goes out again as EVAL behind it. (Settle calls carry
+   * the activation instead: they must not wait.)
    */
   #activated (queue: string, workerId: string): Promise<unknown> | undefined {
-    return this.#activating.size === 0 ? undefined : this.#activating.get(`${queue}\n${workerId}`)
+    return this.#activating.size === 0 ? undefined : this.#activating.get(pairKey(queue, workerId))
   }
 
   async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
-    const activated = this.#activated(queue, workerId)
-    if (activated !== undefined) await activated
     const early = await this.#takePrefetched(queue, workerId, next.max)
     if (early.length > 0) {
       // Already claimed: settle what there is to settle, and claim only what is still missing.
@@ -434,8 +439,13 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       return early.concat(await this.settle(queue, workerId, settlements, { max: next.max - early.length, leaseMs: next.leaseMs }))
     }
     const k = this.#keysOf(queue)
-    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors]
-    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, k.donePrefixBytes]
+    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors, k.claiming]
+    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, k.donePrefixBytes, 0]
+    const unanswered = this.#unanswered.size === 0 ? undefined : this.#unanswered.get(pairKey(queue, workerId))
+    if (unanswered !== undefined) {
+      args[8] = unanswered.size
+      for (const element of unanswered) args.push(element)
+    }
     for (let i = 0; i < settlements.length; i++) {
       const s = settlements[i]
       keys.push(k.done(s.id))
@@ -582,6 +592,11 @@ function settlementArg (s: Settlement): Buffer {
   arg.writeDoubleBE(s.type === 'retry' ? s.delay : s.type === 'release' ? 0 : s.ttl, 9)
   body.copy(arg, 17)
   return arg
+}
+
+/** One key for a (queue, worker) pair; length-prefixed, so no two pairs share it whatever the names. */
+function pairKey (queue: string, workerId: string): string {
+  return `${queue.length}:${queue}${workerId}`
 }
 
 /** Reads claimed jobs from a script reply, 3 fields each (id, payload, active record), from `start`. */
