@@ -164,12 +164,7 @@ test('TLS: rediss:// with the CA runs jobs; an untrusted server is a StorageErro
   await assert.rejects(untrusted.storage.connect(), StorageError)
 })
 
-test('a command in flight when its connection drops fails with a StorageError while AUTH keeps being refused', {
-  todo: 'iovalkey keeps the commands in flight at a disconnect in `prevCommandQueue`, to send them again once ready. ' +
-    'maxRetriesPerRequest and a refused AUTH flush only the offline and current queues, so while reconnecting reaches TCP ' +
-    'but its handshake fails (password rotated, ACL user disabled, maxclients) such a command waits as long as that lasts. ' +
-    'A fix needs iovalkey internals or a deadline per command (a timer per call on the hot path).'
-}, async t => {
+test('a command in flight when its connection drops fails with a StorageError while AUTH keeps being refused', async t => {
   const defer = lifo(t)
   const user = `relayq-${randomUUID()}`
   const pass = `pass-${randomUUID()}`

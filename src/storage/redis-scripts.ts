@@ -74,8 +74,11 @@ export type Scripts = Record<ScriptName, ScriptCall> & Record<`${ScriptName}Buff
 /** Command names on the client: prefixed, so they cannot clash with a user's own commands. */
 const commandName = (name: ScriptName): string => `relayq_${name}`
 
-/** Registers the scripts on `client` (idempotent) and returns callers for them. */
-export function defineScripts (client: Redis | Cluster): Scripts {
+/**
+ * Registers the scripts on `client` (idempotent) and returns callers for them; every call's
+ * promise goes through `track` (by default, as it is).
+ */
+export function defineScripts (client: Redis | Cluster, track: <T>(call: Promise<T>) => Promise<T> = call => call): Scripts {
   const lua = load()
   const target = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
   const scripts: Record<string, ScriptCall> = {}
@@ -85,8 +88,8 @@ export function defineScripts (client: Redis | Cluster): Scripts {
     const call = target[command]
     const callBuffer = target[`${command}Buffer`]
     // Without a fixed key count, iovalkey expects it as the first argument.
-    scripts[name] = (keys, args) => call.call(client, keys.length, ...keys, ...args)
-    scripts[`${name}Buffer`] = (keys, args) => callBuffer.call(client, keys.length, ...keys, ...args)
+    scripts[name] = (keys, args) => track(call.call(client, keys.length, ...keys, ...args))
+    scripts[`${name}Buffer`] = (keys, args) => track(callBuffer.call(client, keys.length, ...keys, ...args))
   }
   return scripts as Scripts
 }

@@ -156,7 +156,12 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const given = this.#options.client
     const client = given ?? this.#create()
     this.#client = client
-    this.#scripts = defineScripts(client)
+    this.#scripts = defineScripts(client, this.#track)
+    if (client instanceof Redis) {
+      this.#retryLimit = client.options.maxRetriesPerRequest ?? null
+      client.on('reconnecting', this.#onReconnecting)
+      client.on('ready', this.#onReady)
+    }
     if (given === undefined) {
       client.on('error', this.#onError)
       await client.connect()
@@ -188,10 +193,48 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     for (const connection of this.#blockers.splice(0)) connection.disconnect()
     this.#subscriber?.close()
     this.#subscriber = undefined
-    if (this.#client !== undefined && this.#options.client === undefined) this.#client.disconnect()
+    if (this.#client !== undefined) {
+      this.#client.off('reconnecting', this.#onReconnecting)
+      this.#client.off('ready', this.#onReady)
+      if (this.#options.client === undefined) this.#client.disconnect()
+    }
     this.#client = undefined
     this.#scripts = undefined
   }
+
+  /**
+   * Calls in flight, to give up on after `maxRetriesPerRequest` failed reconnections. iovalkey
+   * applies that limit to commands issued while disconnected, but keeps the ones in flight at the
+   * drop to send them again once connected; while every reconnection fails its handshake (a
+   * password rotated, an ACL user disabled) they would wait as long as that lasts. Sent again
+   * later they are harmless: enqueues are deduplicated by id, settlements fenced.
+   */
+  readonly #inflight = new Set<(err: Error) => void>()
+  #retryLimit: number | null = null
+  #reconnects = 0
+
+  readonly #track = <T>(call: Promise<T>): Promise<T> => {
+    if (this.#retryLimit === null) return call
+    return new Promise<T>((resolve, reject) => {
+      this.#inflight.add(reject)
+      call.then(value => {
+        this.#inflight.delete(reject)
+        resolve(value)
+      }, (err: unknown) => {
+        this.#inflight.delete(reject)
+        reject(err)
+      })
+    })
+  }
+
+  readonly #onReconnecting = (): void => {
+    if (this.#retryLimit === null || ++this.#reconnects <= this.#retryLimit || this.#inflight.size === 0) return
+    const err = new StorageError(`Redis connection lost: gave up after ${this.#reconnects - 1} failed reconnections`)
+    for (const reject of this.#inflight) reject(err)
+    this.#inflight.clear()
+  }
+
+  readonly #onReady = (): void => { this.#reconnects = 0 }
 
   readonly #onError = (err: Error): void => {
     const error = storageError('connection', err)
