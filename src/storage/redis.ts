@@ -164,7 +164,18 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     }
     if (given === undefined) {
       client.on('error', this.#onError)
-      await client.connect()
+      // A refused handshake rejects connect() with only "Connection is closed": report the
+      // server's reason instead (WRONGPASS, NOAUTH...; credentials are scrubbed from errors).
+      let reason: Error | undefined
+      const remember = (err: Error): void => { reason = err }
+      client.on('error', remember)
+      try {
+        await client.connect()
+      } catch (err) {
+        throw reason ?? err
+      } finally {
+        client.off('error', remember)
+      }
     }
   }
 
