@@ -14,7 +14,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Consumer, MemoryStorage, type Storage } from '../src/index.ts'
+// The built package (dist/, as users run it), not the TypeScript sources: tsx's transpiled output
+// names every closure it creates (esbuild keepNames), a cost the published code does not have.
+import { Consumer, FileStorage, MemoryStorage, RedisStorage, type Storage } from 'relayq'
 import { deleteKeys } from './peers/redis-keys.ts'
 import { CompletionClock } from './completion-clock.ts'
 
@@ -73,43 +75,17 @@ export interface Backend {
   close (): Promise<void>
 }
 
-/** The backend's module is not in this checkout (yet). */
-export class BackendUnavailableError extends Error {}
-
-type StorageClass<TOptions> = new (options: TOptions) => Storage
-
-/** Imports `../src/storage/<file>` and returns its export `name`, or throws BackendUnavailableError. */
-async function importStorageClass<TOptions> (file: string, exportName: string, backend: BackendName): Promise<StorageClass<TOptions>> {
-  // A computed specifier: tsc does not resolve it, so this file type-checks before the module exists.
-  const url = new URL(`../src/storage/${file}`, import.meta.url)
-  let mod: Record<string, unknown>
-  try {
-    mod = await import(url.href)
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(file)) {
-      throw new BackendUnavailableError(`The ${backend} backend needs src/storage/${file} (${exportName}), which this checkout does not have yet.`)
-    }
-    throw err
-  }
-  const cls = mod[exportName]
-  if (typeof cls !== 'function') throw new BackendUnavailableError(`src/storage/${file} does not export ${exportName}.`)
-  return cls as StorageClass<TOptions>
-}
-
 /** Returns a function creating a fresh storage client for `config` (used here and in the consumer child). */
 export async function loadStorageFactory (config: BackendConfig): Promise<() => Storage> {
   switch (config.name) {
     case 'memory':
       return () => new MemoryStorage()
     case 'redis': {
-      const RedisStorage = await importStorageClass<{ url: string, keyPrefix?: string }>('redis.ts', 'RedisStorage', 'redis')
       const url = config.url ?? 'redis://127.0.0.1:6379'
       const keyPrefix = config.keyPrefix
       return () => new RedisStorage({ url, keyPrefix })
     }
     case 'file': {
-      const FileStorage = await importStorageClass<{ basePath: string }>('file.ts', 'FileStorage', 'file')
       const basePath = config.basePath
       if (basePath === undefined) throw new Error('The file backend needs a basePath')
       return () => new FileStorage({ basePath })
@@ -251,7 +227,7 @@ export interface BackendOptions {
   path?: string
 }
 
-/** Creates a backend by name. Throws BackendUnavailableError when its module is missing. */
+/** Creates a backend by name. */
 export async function createBackend (name: BackendName, options: BackendOptions = {}): Promise<Backend> {
   if (name === 'memory') {
     // One shared storage: producer and consumer must see the same memory.

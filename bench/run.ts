@@ -16,7 +16,7 @@ import { cpus, platform, release, totalmem, arch } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { BACKEND_NAMES, closeConsumerPool, BackendUnavailableError, createBackend, type BackendName } from './backends.ts'
+import { BACKEND_NAMES, closeConsumerPool, createBackend, type BackendName } from './backends.ts'
 import { runCompare } from './compare.ts'
 import { printCompare } from './compare-report.ts'
 import { fmt, table } from './format.ts'
@@ -113,18 +113,8 @@ async function runRelayqOnly (): Promise<void> {
   /** A fresh backend per run, so one run's leftovers (terminal records, GC pressure) do not skew the next. */
   const openRelayq = async (): Promise<ReturnType<typeof relayqTarget>> => relayqTarget(await createBackend(backendName, { url: args.url, path: args.path }))
 
-  let results: SuiteResults
-  try {
-    await (await openRelayq()).close() // fails early, with a clear message, if the backend's module is missing
-    console.log(`relayq bench: backend ${backendName} (consumer ${backendName === 'memory' ? 'in-process' : 'in a child process'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
-    results = await runSuite(openRelayq, runBase, { scenario, sizes, warmupJobs: WARMUP_JOBS })
-  } catch (err) {
-    if (err instanceof BackendUnavailableError) {
-      console.error(`\n${err.message}`)
-      process.exit(1)
-    }
-    throw err
-  }
+  console.log(`relayq bench: backend ${backendName} (consumer ${backendName === 'memory' ? 'in-process' : 'in a child process'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
+  const results: SuiteResults = await runSuite(openRelayq, runBase, { scenario, sizes, warmupJobs: WARMUP_JOBS })
 
   console.log()
   if (results.throughput !== undefined) {

@@ -3,7 +3,7 @@
  * {@link Backend} becomes a target through {@link relayqTarget}; each peer in bench/peers/ provides
  * its own, so every library runs the very same scenario code.
  */
-import { Producer } from '../src/index.ts'
+import { Producer } from 'relayq'
 import type { Backend, ConsumerOptions, RunningConsumer } from './backends.ts'
 
 /** The job payload of every scenario. */

@@ -327,10 +327,24 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     if (out !== null && typeof (out as Promise<TResult>)?.then === 'function') {
-      (out as Promise<TResult>).then(value => this.#succeeded(job, value), err => this.#failed(job, err))
+      this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
     } else {
       this.#succeeded(job, out as TResult)
     }
+  }
+
+  readonly #onSettleError = (err: Error): void => reportError(this.#events, this.#config.logger, err, 'Settling a job failed')
+
+  /** Waits for a handler's promise (one async step rather than two closures per job). */
+  async #settleWhenDone (job: RunningJob<TPayload>, out: Promise<TResult>): Promise<void> {
+    let value: TResult
+    try {
+      value = await out
+    } catch (err) {
+      this.#failed(job, err)
+      return
+    }
+    this.#succeeded(job, value)
   }
 
   #succeeded (job: RunningJob<TPayload>, value: TResult): void {
