@@ -149,7 +149,7 @@ export async function forkConsumer<TConfig = BackendConfig> (
   if (child === undefined) {
     child = fork(path, [], {
       execPath: process.execPath,
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_CHILD_PROF] : [])],
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })

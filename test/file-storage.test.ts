@@ -8,8 +8,10 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { FileStorage, InvalidArgumentError, Queue, StorageError, type FileStorageOptions, type Notice } from '../src/index.ts'
-import { crc32, crc32js } from '../src/storage/file/codec.ts'
+import { Reader, Writer, crc32, crc32js } from '../src/storage/file/codec.ts'
+import { IDLE_SNAPSHOT } from '../src/storage/file/log.ts'
 import { queueDir } from '../src/storage/file/paths.ts'
+import { QueueState } from '../src/storage/file/state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { queueTests } from './queue-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
@@ -400,4 +402,76 @@ test('file: the JS CRC-32 (for Node < 20.15) equals zlib\'s', () => {
     assert.equal(crc32js(data), crc32(data))
     assert.equal(crc32js(data, 12345), crc32(data, 12345))
   }
+})
+
+test('file: a snapshot holds every kind of record and every order exactly (decode, then encode again, gives the same bytes)', () => {
+  const state = new QueueState(7)
+  const now = 1_000_000
+  const add = (id: string, extra: Partial<{ delay: number, notify: boolean, maxAttempts: number }> = {}): void => {
+    state.enqueue(now, extra.notify === true ? 7 : 9, [{ id, payload: Buffer.from(`p-${id}`), maxAttempts: extra.maxAttempts ?? 3, resultTTL: 60_000, delay: extra.delay ?? 0, notify: extra.notify }])
+  }
+  for (const id of ['done', 'bad', 'gone', 'again', 'held', 'stop', 'runs', 'ü-\uD800', 'q1', 'q2']) add(id, { notify: id === 'runs' })
+  add('later', { delay: 5_000 })
+  add('sooner', { delay: 1_000 })
+  const claimed = state.claim(now, 'w1', 7, 30_000).map(job => job.id)
+  assert.deepEqual(claimed, ['done', 'bad', 'gone', 'again', 'held', 'stop', 'runs'])
+  state.settle(now, 'w1', [
+    { type: 'complete', id: 'done', attempt: 1, result: Buffer.from('r'), ttl: 60_000 },
+    { type: 'fail', id: 'bad', attempt: 1, error: Buffer.from('e'), ttl: 60_000 },
+    { type: 'retry', id: 'again', attempt: 1, error: Buffer.from('e1'), delay: 2_000 },
+    { type: 'release', id: 'held', attempt: 1 }
+  ])
+  state.cancel(now, 'gone') // processing: a cancel request
+  state.cancel(now, 'q2') // queued: cancelled at once
+  state.settle(now, 'w1', [{ type: 'complete', id: 'stop', attempt: 1, result: Buffer.from('short'), ttl: 1 }])
+  state.advance(now + 10) // 'stop' expires: left out of the snapshot
+
+  const encode = (s: QueueState): Buffer => {
+    const w = new Writer(16)
+    s.encode(w)
+    return Buffer.from(w.buf.subarray(0, w.pos))
+  }
+  const bytes = encode(state)
+  const copy = QueueState.decode(new Reader(bytes), 7)
+  assert.deepEqual(encode(copy), bytes)
+  for (const id of [...claimed, 'ü-\uD800', 'q1', 'q2', 'later', 'sooner']) assert.deepEqual(copy.status(id, now + 10), state.status(id, now + 10), id)
+  assert.equal(copy.status('stop', now + 10), null)
+  // Both continue the same way: the same claim order (released job first), the same due order.
+  const t = now + 10_000
+  assert.deepEqual(copy.claim(t, 'w2', 10, 30_000).map(job => job.id), state.claim(t, 'w2', 10, 30_000).map(job => job.id))
+  assert.deepEqual(copy.counts(t), state.counts(t))
+})
+
+test('file: the sealer writes the snapshot when idle, at the position it reached; a process loading it replays only what follows', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout'] })
+  const basePath = await tempDir(t)
+  const clock = new FakeClock()
+  const options = { basePath, clock: clock.read, segmentSize: 4096, watch: false }
+  const writer = await open(t, options)
+  const dir = queueDir(basePath, 'q')
+  const files = (prefix: string): string[] => readdirSync(dir).filter(f => f.startsWith(prefix)).sort()
+  let n = 0
+  await writer.counts('q') // opens the queue's directory
+  while (files('seg-').length < 2) await writer.enqueue('q', [job(`j${n++}`, 'x'.repeat(60))])
+  // Sealed, but the snapshot waits for a quiet moment (the new segment is far from half full).
+  assert.deepEqual(files('snap-'), [])
+  const early = await open(t, options)
+  assert.equal((await early.counts('q')).queued, n, 'replayed from the first segment')
+  await writer.enqueue('q', [job(`j${n++}`, 'x'.repeat(60))])
+  // A claim inside the snapshot: replaying it a second time would claim another job.
+  assert.deepEqual((await writer.claim('q', 'w', { ...claimNow, max: 1 })).map(j => j.id), ['j0'])
+  clock.advance(IDLE_SNAPSHOT - 1)
+  t.mock.timers.tick(IDLE_SNAPSHOT)
+  assert.deepEqual(files('snap-'), [], 'not quiet long enough')
+  clock.advance(1)
+  t.mock.timers.tick(IDLE_SNAPSHOT)
+  assert.deepEqual(files('snap-'), ['snap-000000000002.bin'])
+  // Frames after the snapshot's position are replayed on top of it by a new process.
+  await writer.enqueue('q', [job(`j${n++}`, 'x'.repeat(60))])
+  await early.enqueue('q', [job('from-early'), job('j0')])
+  const late = await open(t, options)
+  assert.deepEqual(await late.counts('q'), { queued: n, delayed: 0, processing: 1, failing: 0, completed: 0, failed: 0, cancelled: 0 })
+  const order = (await late.claim('q', 'w', { ...claimNow, max: n + 1 })).map(j => j.id)
+  assert.deepEqual(order, [...Array.from({ length: n - 1 }, (_, i) => `j${i + 1}`), 'from-early'])
+  assert.equal((await writer.counts('q')).processing, n + 1, 'the other processes agree')
 })

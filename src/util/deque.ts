@@ -28,6 +28,11 @@ export class Deque<T> {
     return item
   }
 
+  /** The item `i` places from the head (0 ≤ i < size), without removing it. */
+  at (i: number): T | undefined {
+    return i < this.#size ? this.#items[(this.#head + i) & (this.#items.length - 1)] : undefined
+  }
+
   // Capacity stays a power of two so index wrapping is a mask, not a modulo.
   #grow (): void {
     const old = this.#items

@@ -51,13 +51,19 @@ export function isWellFormed (s: string): boolean {
   return wellFormed.call(s)
 }
 
+/** Strings up to this many UTF-16 units are tried as ASCII in JS: cheaper than a native call for ids. */
+const SHORT_STRING = 64
+
 /** A growable little-endian byte writer. */
 export class Writer {
   buf: Buffer
   pos = 0
+  // A DataView writes numbers inline; Buffer#writeDoubleLE goes through a scratch array.
+  #dv: DataView
 
   constructor (size = 4096) {
     this.buf = Buffer.allocUnsafe(size)
+    this.#dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength)
   }
 
   reserve (n: number): void {
@@ -65,6 +71,7 @@ export class Writer {
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n))
     this.buf.copy(next, 0, 0, this.pos)
     this.buf = next
+    this.#dv = new DataView(next.buffer, next.byteOffset, next.byteLength)
   }
 
   u8 (v: number): void {
@@ -74,13 +81,13 @@ export class Writer {
 
   u32 (v: number): void {
     this.reserve(4)
-    this.buf.writeUInt32LE(v, this.pos)
+    this.#dv.setUint32(this.pos, v, true)
     this.pos += 4
   }
 
   f64 (v: number): void {
     this.reserve(8)
-    this.buf.writeDoubleLE(v, this.pos)
+    this.#dv.setFloat64(this.pos, v, true)
     this.pos += 8
   }
 
@@ -89,23 +96,39 @@ export class Writer {
    * UTF-8 would turn a lone surrogate into U+FFFD, and two different ids into the same one.
    */
   str (s: string): void {
+    const len = s.length
+    if (len <= SHORT_STRING) {
+      this.reserve(4 + len)
+      const buf = this.buf
+      const start = this.pos + 4
+      let i = 0
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        buf[start + i] = c
+      }
+      if (i === len) {
+        this.#dv.setUint32(this.pos, len, true)
+        this.pos = start + len
+        return
+      }
+    }
     if (isWellFormed(s)) {
-      const max = s.length * 3
-      this.reserve(4 + max)
+      this.reserve(4 + len * 3)
       const n = this.buf.write(s, this.pos + 4, 'utf8')
-      this.buf.writeUInt32LE(n, this.pos)
+      this.#dv.setUint32(this.pos, n, true)
       this.pos += 4 + n
     } else {
-      this.reserve(4 + s.length * 2)
+      this.reserve(4 + len * 2)
       const n = this.buf.write(s, this.pos + 4, 'utf16le')
-      this.buf.writeUInt32LE((n | 0x80000000) >>> 0, this.pos)
+      this.#dv.setUint32(this.pos, (n | 0x80000000) >>> 0, true)
       this.pos += 4 + n
     }
   }
 
   bytes (b: Uint8Array): void {
     this.reserve(4 + b.length)
-    this.buf.writeUInt32LE(b.length, this.pos)
+    this.#dv.setUint32(this.pos, b.length, true)
     this.buf.set(b, this.pos + 4)
     this.pos += 4 + b.length
   }
@@ -130,10 +153,13 @@ export class Reader {
   pos: number
   readonly end: number
 
+  readonly #dv: DataView
+
   constructor (buf: Buffer, start = 0, end = buf.length) {
     this.buf = buf
     this.pos = start
     this.end = end
+    this.#dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
   }
 
   #need (n: number): void {
@@ -147,14 +173,14 @@ export class Reader {
 
   u32 (): number {
     this.#need(4)
-    const v = this.buf.readUInt32LE(this.pos)
+    const v = this.#dv.getUint32(this.pos, true)
     this.pos += 4
     return v
   }
 
   f64 (): number {
     this.#need(8)
-    const v = this.buf.readDoubleLE(this.pos)
+    const v = this.#dv.getFloat64(this.pos, true)
     this.pos += 8
     return v
   }

@@ -8,9 +8,12 @@
  * - A writer learns its outcome by reading on from where it was up to its own frame: every frame
  *   before it is decided by then.
  * - `seg-N.log` grows until a writer appends a seal frame; frames after the first seal are void
- *   (their writers append them again to `seg-N+1.log`). The writer whose seal counts serializes the
- *   state at that exact point into `snap-N+1.bin` (tmp + rename), after which older segments and
- *   snapshots are deleted, keeping one generation back.
+ *   (their writers append them again to `seg-N+1.log`). The writer whose seal counts then owes a
+ *   snapshot: its state at some position of segment N+1, serialized into `snap-N+1.bin` (tmp +
+ *   rename) with that position. It pays the debt once it has been idle for {@link IDLE_SNAPSHOT}
+ *   ms, or at the latest when the segment is half way to its own seal, or when it closes: the cost
+ *   (linear in the queue's size) lands in a quiet moment rather than in the middle of a burst. Then
+ *   segments and snapshots older than the previous snapshot are deleted (one generation back).
  */
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
@@ -44,9 +47,11 @@ interface Pending {
   outcomes: unknown[]
 }
 
-const SNAP_MAGIC = 0x31535152 // 'RQS1'
+const SNAP_MAGIC = 0x32535152 // 'RQS2'
 const SEG_RE = /^seg-(\d{12})\.log$/
 const SNAP_RE = /^snap-(\d{12})\.bin$/
+/** A snapshot owed is written once this instance has committed nothing for this long, in ms. */
+export const IDLE_SNAPSHOT = 100
 /** Temporary files older than this are leftovers of a crash, in ms. */
 const TMP_MAX_AGE = 60_000
 
@@ -65,9 +70,14 @@ export class QueueLog {
   #pos = 0
   #buf = Buffer.allocUnsafe(256 * 1024)
   #pending: Pending | undefined
-  /** The state serialized at our own effective seal, waiting to be written as the snapshot of segment `#snapshotOf`. */
-  #snapshot: Buffer | undefined
-  #snapshotOf = 0
+  /** Our seal counted: this instance owes the snapshot of the segment it started. */
+  #owed = false
+  /** Clock time (ms) of the last commit: the owed snapshot waits for a quiet moment. */
+  #lastCommit = 0
+  #idleTimer: NodeJS.Timeout | undefined
+  #closed = false
+  /** Bytes of the newest snapshot this instance wrote or loaded. */
+  #snapshotSize = 0
   /** Where the current segment gets sealed (grows with the snapshot: no rewrite of a big state for a small log). */
   #sealAt = Infinity
   readonly #writer = new Writer(64 * 1024)
@@ -126,6 +136,7 @@ export class QueueLog {
     } finally {
       this.#pending = undefined
     }
+    if (this.#owed) this.#payDebt()
     if (this.#pos >= this.#sealAt && this.#sealDue()) this.#seal()
     return pending.outcomes
   }
@@ -140,6 +151,10 @@ export class QueueLog {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#idleTimer)
+    // Written now rather than left to the next process (which would replay the whole segment).
+    if (this.#owed) this.#writeSnapshot()
     if (this.#o.fsync) await this.durable()
     while (this.#flushing) await new Promise<void>(resolve => this.#flushWaiters.push({ target: 0, resolve, reject: () => resolve() }))
     this.#closeFd(this.#fd)
@@ -240,10 +255,7 @@ export class QueueLog {
       }
     }
     if (ops[0]?.kind === 'seal') {
-      if (pending?.applied === true && pending.ops === ops) {
-        this.#snapshot = this.#encodeState()
-        this.#snapshotOf = this.#segment + 1
-      }
+      if (pending?.applied === true && pending.ops === ops) this.#owed = true
       return true
     }
     const state = this.state
@@ -254,9 +266,12 @@ export class QueueLog {
     return false
   }
 
+  /** The snapshot file: a header like a frame's, then the body: the offset in the segment (f64) and the state. */
   #encodeState (): Buffer {
-    const w = new Writer(1024 * 1024)
+    // Sized for the last snapshot plus a margin: growing a big buffer means copying it.
+    const w = new Writer(Math.max(1024 * 1024, Math.ceil(this.#snapshotSize * 1.25)))
     w.pos = FRAME_HEADER
+    w.f64(this.#pos)
     this.state.encode(w)
     const body = w.buf.subarray(FRAME_HEADER, w.pos)
     w.buf.writeUInt32LE(SNAP_MAGIC, 0)
@@ -279,26 +294,70 @@ export class QueueLog {
     return this.#pos >= this.#sealAt
   }
 
-  /** Appends a seal; if ours is the one that counts, writes the snapshot and drops old files. */
+  /** Appends a seal frame. If ours is the one that counts (another writer's may come first), we owe the snapshot. */
   #seal (): void {
     const pending: Pending = { seq: this.#o.nextSeq(), ops: [SEAL], applied: false, outcomes: [] }
     this.#pending = pending
     try {
       this.#append(this.#frame(pending.seq, pending.ops))
-      this.sync() // another writer's seal may come first: then ours is void, and that is fine
+      this.sync()
     } finally {
       this.#pending = undefined
     }
-    const snapshot = this.#snapshot
-    this.#snapshot = undefined
-    if (snapshot === undefined) return
+    if (this.#owed) this.#payDebt()
+  }
+
+  /** Writes the owed snapshot now if the segment is half way to its seal, else once this instance is idle. */
+  #payDebt (): void {
+    this.#lastCommit = this.#o.clock()
+    if (this.#pos >= this.#sealAt / 2) {
+      this.#writeSnapshot()
+    } else if (this.#idleTimer === undefined) {
+      this.#idleTimer = setTimeout(() => this.#onIdle(), IDLE_SNAPSHOT).unref()
+    }
+  }
+
+  #onIdle (): void {
+    this.#idleTimer = undefined
+    if (this.#closed || !this.#owed) return
+    const quiet = this.#o.clock() - this.#lastCommit
+    if (quiet >= IDLE_SNAPSHOT) this.#writeSnapshot()
+    else this.#idleTimer = setTimeout(() => this.#onIdle(), IDLE_SNAPSHOT - quiet).unref()
+  }
+
+  /**
+   * Writes our state at our position in the current segment as that segment's snapshot, then
+   * deletes what the previous snapshot made unnecessary.
+   */
+  #writeSnapshot (): void {
+    this.#owed = false
+    clearTimeout(this.#idleTimer)
+    this.#idleTimer = undefined
     const { dir, fsync } = this.#o
-    const segment = this.#snapshotOf // the state at the start of that segment
+    // With fsync the frames the snapshot covers must be on disk first: after a power loss, a
+    // snapshot pointing past the segment's end would hide the frames appended there next.
+    if (fsync) {
+      fdatasyncSync(this.#fd)
+      this.#flushed = this.#written
+    }
+    const snapshot = this.#encodeState()
+    const segment = this.#segment
     const tmp = writeTmp(dir, snapshot, fsync)
     renameSync(tmp, join(dir, snapName(segment)))
     if (fsync) fsyncDir(dir)
+    this.#snapshotSize = snapshot.length
     this.#sealAt = Math.max(this.#o.segmentSize, 2 * snapshot.length)
-    this.#sweep(segment - 1)
+    this.#sweep(this.#previousSnapshot(segment))
+  }
+
+  /** The number of the newest snapshot older than `segment` (the generation kept back), or 0. */
+  #previousSnapshot (segment: number): number {
+    let previous = 0
+    for (const name of readdirSync(this.#o.dir)) {
+      const m = SNAP_RE.exec(name)
+      if (m !== null && Number(m[1]) < segment) previous = Math.max(previous, Number(m[1]))
+    }
+    return previous
   }
 
   /** Deletes segments and snapshots numbered below `keep`, and stale temporary files. */
@@ -331,12 +390,14 @@ export class QueueLog {
     }
     snapshots.sort((a, b) => b - a)
     let start = 0
+    let offset = 0
     let size = 0
     for (const n of snapshots) {
-      const loaded = this.#readSnapshot(join(dir, snapName(n)))
+      const loaded = this.#readSnapshot(n)
       if (loaded === undefined) continue
       this.state = loaded.state
       size = loaded.size
+      offset = loaded.offset
       start = n
       break
     }
@@ -346,19 +407,28 @@ export class QueueLog {
       start = segments.length > 0 ? Math.min(...segments) : 1
     }
     this.#open(start)
+    this.#pos = offset
+    this.#snapshotSize = size
     this.#sealAt = Math.max(this.#o.segmentSize, 2 * size)
     if (segments.length === 0 && this.#o.fsync) fsyncDir(dir)
     this.#sweep(0) // temporary files a crash left behind
   }
 
-  #readSnapshot (path: string): { state: QueueState, size: number } | undefined {
+  /** Snapshot `n` if it is intact and its position exists in segment `n`. */
+  #readSnapshot (n: number): { state: QueueState, offset: number, size: number } | undefined {
+    const { dir } = this.#o
     try {
-      const data = readWhole(path)
+      const data = readWhole(join(dir, snapName(n)))
       if (data.length < FRAME_HEADER || data.readUInt32LE(0) !== SNAP_MAGIC) return undefined
       const length = data.readUInt32LE(4)
       const body = data.subarray(FRAME_HEADER)
       if (body.length !== length || crc32(body, this.#o.seed) !== data.readUInt32LE(8)) return undefined
-      return { state: QueueState.decode(new Reader(data, FRAME_HEADER), this.#o.token), size: data.length }
+      const reader = new Reader(data, FRAME_HEADER)
+      const offset = reader.f64()
+      // A segment shorter than the position lost its tail (power loss): frames appended there
+      // next would be skipped. An older snapshot will do.
+      if (offset > 0 && statSync(join(dir, segName(n))).size < offset) return undefined
+      return { state: QueueState.decode(reader, this.#o.token), offset, size: data.length }
     } catch {
       return undefined // unreadable (e.g. torn by a power loss): an older one will do
     }

@@ -15,7 +15,7 @@ export const DIR_MODE = 0o700
 /** Files: owner read/write only. */
 export const FILE_MODE = 0o600
 /** The on-disk format this code reads and writes. */
-export const FORMAT = 2
+export const FORMAT = 3
 
 const META = 'relayq-file.json'
 
