@@ -10,6 +10,8 @@
  *
  * --compare also runs the peer queues (BullMQ, bee-queue, @platformatic/job-queue) through the same
  * scenarios on the same store, and prints relayq's ratios against them (bench/compare.ts).
+ *
+ * BENCH_CHILD_PROF=<dir> makes forked consumer children write V8 CPU profiles there (--cpu-prof).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus, platform, release, totalmem, arch } from 'node:os'

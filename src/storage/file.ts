@@ -6,6 +6,7 @@ import type {
 } from './types.ts'
 import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
 import { checkId, optInt } from '../options.ts'
+import { blockClaim, endClaim, type BlockedClaim } from './blocked-claim.ts'
 import { acquireLock, releaseLock } from './file/lock.ts'
 import { QueueLog } from './file/log.ts'
 import type { Op } from './file/ops.ts'
@@ -43,15 +44,6 @@ export interface FileStorageOptions {
   segmentSize?: number
 }
 
-interface Waiter {
-  readonly workerId: string
-  readonly max: number
-  readonly leaseMs: number
-  resolve: (jobs: ClaimedJob[]) => void
-  timer: ReturnType<typeof setTimeout> | undefined
-  cleanup: (() => void) | undefined
-}
-
 interface Listener {
   readonly type: Notice['type'] | undefined
   readonly fn: (notice: Notice) => void
@@ -60,7 +52,7 @@ interface Listener {
 /** One open queue of this instance. */
 interface Space {
   readonly log: QueueLog
-  readonly waiters: Waiter[]
+  readonly waiters: BlockedClaim[]
   readonly listeners: Set<Listener>
   watcher: FSWatcher | undefined
   dueTimer: ReturnType<typeof setTimeout> | undefined
@@ -142,7 +134,7 @@ export class FileStorage implements Storage {
       space.closed = true
       space.watcher?.close()
       clearTimeout(space.dueTimer)
-      for (const waiter of space.waiters.splice(0)) resolveWaiter(waiter, [])
+      for (const waiter of space.waiters.splice(0)) endClaim(waiter, [])
     }
     await Promise.all(spaces.map(space => space.log.close()))
   }
@@ -179,17 +171,12 @@ export class FileStorage implements Storage {
         jobs = this.#commit(space, [{ kind: 'claim', worker: workerId, max: options.max, leaseMs: options.leaseMs }])[0] as ClaimedJob[]
       }
       if (jobs.length > 0 || options.blockMs <= 0 || this.#refs === 0 || options.signal?.aborted === true) return jobs
-      return new Promise<ClaimedJob[]>(resolve => {
-        const waiter: Waiter = { workerId, max: options.max, leaseMs: options.leaseMs, resolve, timer: undefined, cleanup: undefined }
-        waiter.timer = setTimeout(() => this.#dropWaiter(space, waiter), options.blockMs)
-        const signal = options.signal
-        if (signal !== undefined) {
-          const onAbort = (): void => this.#dropWaiter(space, waiter)
-          signal.addEventListener('abort', onAbort, { once: true })
-          waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
-        }
-        space.waiters.push(waiter)
+      return blockClaim(workerId, options, claim => {
+        space.waiters.push(claim)
         this.#armDue(space)
+      }, claim => {
+        const i = space.waiters.indexOf(claim)
+        if (i >= 0) space.waiters.splice(i, 1)
       })
     })
   }
@@ -437,7 +424,7 @@ export class FileStorage implements Storage {
         if (state.notices.length > 0) space.again = true
         if (jobs.length === 0) break // another process was faster; keep waiting
         waiters.shift()
-        resolveWaiter(w, jobs)
+        endClaim(w, jobs)
       }
     }
     this.#armDue(space)
@@ -457,12 +444,6 @@ export class FileStorage implements Storage {
       this.#check(space)
     }, Math.max(1, due - this.#clock()))
     space.dueTimer.unref()
-  }
-
-  #dropWaiter (space: Space, waiter: Waiter): void {
-    const i = space.waiters.indexOf(waiter)
-    if (i >= 0) space.waiters.splice(i, 1)
-    resolveWaiter(waiter, [])
   }
 
   /** The outcomes of an enqueue that needs no write (every id taken, no new waiter), else undefined. */
@@ -491,10 +472,4 @@ function call (listener: Listener, notice: Notice): void {
   } catch (err) {
     queueMicrotask(() => { throw err })
   }
-}
-
-function resolveWaiter (waiter: Waiter, jobs: ClaimedJob[]): void {
-  clearTimeout(waiter.timer)
-  waiter.cleanup?.()
-  waiter.resolve(jobs)
 }

@@ -3,6 +3,7 @@ import type {
   JobRecord, JobState, LeaseReport, NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, TerminalState,
   UpdateTTLOutcome
 } from './types.ts'
+import { blockClaim, endClaim, type BlockedClaim } from './blocked-claim.ts'
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
 
@@ -40,15 +41,6 @@ interface Rec extends ClaimedJob {
   error: Buffer | undefined
 }
 
-interface Waiter {
-  readonly workerId: string
-  readonly max: number
-  readonly leaseMs: number
-  resolve: (jobs: ClaimedJob[]) => void
-  timer: ReturnType<typeof setTimeout> | undefined
-  cleanup: (() => void) | undefined
-}
-
 /** The state of one queue name. */
 class Space {
   readonly jobs = new Map<string, Rec>()
@@ -60,7 +52,7 @@ class Space {
   readonly processing = new Set<Rec>()
   /** Terminal records by expiry (lazy deletion: a changed `expiresAt` re-pushes). */
   readonly expiries = new MinHeap<Rec>()
-  readonly waiters = new Deque<Waiter>()
+  readonly waiters = new Deque<BlockedClaim>()
   readonly listeners = new Set<(notice: Notice) => void>()
   promoteTimer: ReturnType<typeof setTimeout> | undefined
   promoteAt = Infinity
@@ -107,8 +99,8 @@ export class MemoryStorage implements Storage {
       clearTimeout(space.promoteTimer)
       space.promoteTimer = undefined
       space.promoteAt = Infinity
-      let waiter: Waiter | undefined
-      while ((waiter = space.waiters.shift()) !== undefined) this.#resolveWaiter(waiter, [])
+      let waiter: BlockedClaim | undefined
+      while ((waiter = space.waiters.shift()) !== undefined) endClaim(waiter, [])
     }
   }
 
@@ -163,16 +155,12 @@ export class MemoryStorage implements Storage {
     if (jobs.length > 0 || options.blockMs <= 0 || this.#refs === 0 || options.signal?.aborted === true) {
       return Promise.resolve(jobs)
     }
-    return new Promise(resolve => {
-      const waiter: Waiter = { workerId, max: options.max, leaseMs: options.leaseMs, resolve, timer: undefined, cleanup: undefined }
-      waiter.timer = setTimeout(() => this.#dropWaiter(space, waiter), options.blockMs)
-      const signal = options.signal
-      if (signal !== undefined) {
-        const onAbort = (): void => this.#dropWaiter(space, waiter)
-        signal.addEventListener('abort', onAbort, { once: true })
-        waiter.cleanup = () => signal.removeEventListener('abort', onAbort)
-      }
-      space.waiters.push(waiter)
+    return blockClaim(workerId, options, claim => space.waiters.push(claim), claim => {
+      // Rebuild without this claim; the list is as short as the number of idle consumers.
+      const rest: BlockedClaim[] = []
+      let w: BlockedClaim | undefined
+      while ((w = space.waiters.shift()) !== undefined) if (w !== claim) rest.push(w)
+      for (const r of rest) space.waiters.push(r)
     })
   }
 
@@ -392,29 +380,14 @@ export class MemoryStorage implements Storage {
   /** Hands ready jobs to blocked claims, oldest waiter first. */
   #wake (space: Space, now: number): void {
     while (space.waiters.size > 0 && space.ready.size > 0) {
-      const waiter = space.waiters.shift() as Waiter
+      const waiter = space.waiters.shift() as BlockedClaim
       const jobs = this.#take(space, waiter.workerId, waiter.max, waiter.leaseMs, now)
       if (jobs.length === 0) {
         space.waiters.unshift(waiter)
         return
       }
-      this.#resolveWaiter(waiter, jobs)
+      endClaim(waiter, jobs)
     }
-  }
-
-  #resolveWaiter (waiter: Waiter, jobs: ClaimedJob[]): void {
-    clearTimeout(waiter.timer)
-    waiter.cleanup?.()
-    waiter.resolve(jobs)
-  }
-
-  #dropWaiter (space: Space, waiter: Waiter): void {
-    // Rebuild without this waiter; waiter lists are as short as the number of idle consumers.
-    const rest: Waiter[] = []
-    let w: Waiter | undefined
-    while ((w = space.waiters.shift()) !== undefined) if (w !== waiter) rest.push(w)
-    for (const r of rest) space.waiters.push(r)
-    this.#resolveWaiter(waiter, [])
   }
 
   #schedule (space: Space, rec: Rec, dueAt: number): void {
