@@ -11,7 +11,7 @@
  *   (their writers append them again to `seg-N+1.log`). The writer whose seal counts then owes a
  *   snapshot: its state at some position of segment N+1, serialized into `snap-N+1.bin` (tmp +
  *   rename) with that position. It pays the debt once it has been idle for {@link IDLE_SNAPSHOT}
- *   ms, or at the latest when the segment is half way to its own seal, or when it closes: the cost
+ *   ms (a whole period without a commit of its own), or at the latest when the segment is half way to its own seal, or when it closes: the cost
  *   (linear in the queue's size) lands in a quiet moment rather than in the middle of a burst. Then
  *   segments and snapshots older than the previous snapshot are deleted (one generation back).
  */
@@ -50,7 +50,7 @@ interface Pending {
 const SNAP_MAGIC = 0x32535152 // 'RQS2'
 const SEG_RE = /^seg-(\d{12})\.log$/
 const SNAP_RE = /^snap-(\d{12})\.bin$/
-/** A snapshot owed is written once this instance has committed nothing for this long, in ms. */
+/** A snapshot owed is written once a whole period of this many ms passes without a commit of this instance. */
 export const IDLE_SNAPSHOT = 100
 /** Temporary files older than this are leftovers of a crash, in ms. */
 const TMP_MAX_AGE = 60_000
@@ -72,8 +72,9 @@ export class QueueLog {
   #pending: Pending | undefined
   /** Our seal counted: this instance owes the snapshot of the segment it started. */
   #owed = false
-  /** Clock time (ms) of the last commit: the owed snapshot waits for a quiet moment. */
-  #lastCommit = 0
+  /** Commits so far, and as the idle timer last saw them: the owed snapshot waits for a quiet moment. */
+  #commits = 0
+  #commitsSeen = 0
   #idleTimer: NodeJS.Timeout | undefined
   #closed = false
   /** Bytes of the newest snapshot this instance wrote or loaded. */
@@ -123,6 +124,7 @@ export class QueueLog {
   commit (ops: readonly Op[]): unknown[] {
     const pending: Pending = { seq: this.#o.nextSeq(), ops, applied: false, outcomes: [] }
     const frame = this.#frame(pending.seq, ops)
+    this.#commits++
     this.#pending = pending
     try {
       for (;;) {
@@ -307,12 +309,15 @@ export class QueueLog {
     if (this.#owed) this.#payDebt()
   }
 
-  /** Writes the owed snapshot now if the segment is half way to its seal, else once this instance is idle. */
+  /**
+   * Writes the owed snapshot now if the segment is half way to its seal, else once a whole
+   * {@link IDLE_SNAPSHOT} period passes without a commit of this instance.
+   */
   #payDebt (): void {
-    this.#lastCommit = this.#o.clock()
     if (this.#pos >= this.#sealAt / 2) {
       this.#writeSnapshot()
     } else if (this.#idleTimer === undefined) {
+      this.#commitsSeen = this.#commits
       this.#idleTimer = setTimeout(() => this.#onIdle(), IDLE_SNAPSHOT).unref()
     }
   }
@@ -320,34 +325,51 @@ export class QueueLog {
   #onIdle (): void {
     this.#idleTimer = undefined
     if (this.#closed || !this.#owed) return
-    const quiet = this.#o.clock() - this.#lastCommit
-    if (quiet >= IDLE_SNAPSHOT) this.#writeSnapshot()
-    else this.#idleTimer = setTimeout(() => this.#onIdle(), IDLE_SNAPSHOT - quiet).unref()
+    if (this.#commits === this.#commitsSeen) {
+      this.#writeSnapshot()
+    } else {
+      this.#commitsSeen = this.#commits
+      this.#idleTimer = setTimeout(() => this.#onIdle(), IDLE_SNAPSHOT).unref()
+    }
   }
 
   /**
    * Writes our state at our position in the current segment as that segment's snapshot, then
-   * deletes what the previous snapshot made unnecessary.
+   * deletes what the previous snapshot made unnecessary. Never throws: a snapshot only shortens
+   * the next start and frees disk space. One that fails (disk full, directory gone) is dropped,
+   * the segments it would have replaced stay, and the next seal owes a new one.
    */
   #writeSnapshot (): void {
     this.#owed = false
     clearTimeout(this.#idleTimer)
     this.#idleTimer = undefined
     const { dir, fsync } = this.#o
-    // With fsync the frames the snapshot covers must be on disk first: after a power loss, a
-    // snapshot pointing past the segment's end would hide the frames appended there next.
-    if (fsync) {
-      fdatasyncSync(this.#fd)
-      this.#flushed = this.#written
+    let tmp: string | undefined
+    try {
+      // With fsync the frames the snapshot covers must be on disk first: after a power loss, a
+      // snapshot pointing past the segment's end would hide the frames appended there next.
+      if (fsync) {
+        fdatasyncSync(this.#fd)
+        this.#flushed = this.#written
+      }
+      const snapshot = this.#encodeState()
+      const segment = this.#segment
+      tmp = writeTmp(dir, snapshot, fsync)
+      renameSync(tmp, join(dir, snapName(segment)))
+      tmp = undefined
+      if (fsync) fsyncDir(dir)
+      this.#snapshotSize = snapshot.length
+      this.#sealAt = Math.max(this.#o.segmentSize, 2 * snapshot.length)
+      this.#sweep(this.#previousSnapshot(segment))
+    } catch {
+      if (tmp !== undefined) {
+        try {
+          unlinkSync(tmp)
+        } catch {
+          // Swept as a stale temporary file later.
+        }
+      }
     }
-    const snapshot = this.#encodeState()
-    const segment = this.#segment
-    const tmp = writeTmp(dir, snapshot, fsync)
-    renameSync(tmp, join(dir, snapName(segment)))
-    if (fsync) fsyncDir(dir)
-    this.#snapshotSize = snapshot.length
-    this.#sealAt = Math.max(this.#o.segmentSize, 2 * snapshot.length)
-    this.#sweep(this.#previousSnapshot(segment))
   }
 
   /** The number of the newest snapshot older than `segment` (the generation kept back), or 0. */
