@@ -10,7 +10,8 @@
  * - Every order that decides an outcome (ready queue, due times, running jobs) is total and is
  *   kept by snapshots, so a process that loads a snapshot continues exactly like one that replayed.
  *
- * The semantics are those of MemoryStorage, operation by operation.
+ * MemoryStorage runs the same machine without a log: it applies each operation directly, with its
+ * own clock as `now`.
  */
 import type {
   AbortOutcome, ActiveState, CancelOutcome, ClaimedJob, EnqueueOutcome, JobRecord, JobState, LeaseReport, NewJob,
@@ -119,6 +120,11 @@ export class QueueState {
 
   constructor (self: number) {
     this.#self = self
+  }
+
+  /** Records held, expired ones not yet dropped included. */
+  get size (): number {
+    return this.#jobs.size
   }
 
   /** Moves the log clock to a frame's time (never backwards) and drops records expired by then. */
