@@ -351,7 +351,7 @@ export class FileStorage implements Storage {
 
   /** Catches up with the log, then delivers notices and wakes blocked claims. */
   #sync (space: Space): void {
-    if (space.log.sync() || space.log.state.notices.length > 0 || space.log.reloaded) space.driver.run()
+    if (space.log.sync() || space.log.state.notices.size > 0 || space.log.reloaded) space.driver.run()
   }
 
   #commit (space: Space, ops: readonly Op[]): unknown[] {

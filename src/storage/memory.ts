@@ -150,12 +150,11 @@ export class MemoryStorage implements Storage {
     let space = this.#spaces.get(queue)
     if (space === undefined) {
       const state = new QueueState(SELF)
-      const clock = this.#clock
       const driver: QueueDriver = new QueueDriver({
         state: () => state,
-        claim: w => state.claim(clock(), w.workerId, w.max, w.leaseMs),
+        claim: (w, now) => state.claim(now, w.workerId, w.max, w.leaseMs),
         due: () => driver.run(),
-        clock
+        clock: this.#clock
       })
       space = { state, driver }
       this.#spaces.set(queue, space)

@@ -11,8 +11,11 @@ import type { QueueState } from './file/state.ts'
 export interface DriverHooks {
   /** The queue's state now (the file backend's log replaces it when it reloads). */
   readonly state: () => QueueState
-  /** Claims jobs for a parked claim (the file backend writes a claim frame); none if another process was faster. */
-  readonly claim: (claim: BlockedClaim) => ClaimedJob[]
+  /**
+   * Claims jobs for a parked claim at `now` (epoch ms; the file backend writes a claim frame, with
+   * its own time); none if another process was faster.
+   */
+  readonly claim: (claim: BlockedClaim, now: number) => ClaimedJob[]
   /** Called when the next delayed job falls due while claims are parked; runs {@link QueueDriver.run} sooner or later. */
   readonly due: () => void
   /** Source of the current time in epoch ms. */
@@ -27,7 +30,12 @@ interface Listener {
 }
 
 export class QueueDriver {
-  readonly #hooks: DriverHooks
+  // The hooks one by one: this runs after every operation of the memory backend.
+  readonly #state: () => QueueState
+  readonly #claim: (claim: BlockedClaim, now: number) => ClaimedJob[]
+  readonly #due: () => void
+  readonly #clock: () => number
+  readonly #lost: (() => boolean) | undefined
   /** Parked claims, oldest first; as many as idle consumers, so a plain array. */
   readonly #waiters: BlockedClaim[] = []
   readonly #listeners = new Set<Listener>()
@@ -39,7 +47,11 @@ export class QueueDriver {
   #again = false
 
   constructor (hooks: DriverHooks) {
-    this.#hooks = hooks
+    this.#state = hooks.state
+    this.#claim = hooks.claim
+    this.#due = hooks.due
+    this.#clock = hooks.clock
+    this.#lost = hooks.lost
   }
 
   /** True when nobody listens to the queue and no claim is parked on it. */
@@ -83,7 +95,7 @@ export class QueueDriver {
         this.#again = false
         this.#deliver()
         this.#wake()
-      } while (this.#again || this.#hooks.state().notices.length > 0)
+      } while (this.#again || this.#state().notices.size > 0)
     } finally {
       this.#busy = false
     }
@@ -98,31 +110,34 @@ export class QueueDriver {
   }
 
   #deliver (): void {
-    if (this.#hooks.lost?.() === true) for (const l of this.#listeners) call(l, { type: 'gap' })
-    const notices = this.#hooks.state().notices
-    if (notices.length === 0) return
-    // Taken out first: a listener that calls back into the storage may add notices for the next round.
-    const batch = notices.splice(0)
-    for (const notice of batch) {
+    if (this.#lost?.() === true) for (const l of this.#listeners) call(l, { type: 'gap' })
+    // Taken one by one: a listener that calls back into the storage may add notices, which this
+    // same pass delivers in order (its own run() only marks the loop to go round again).
+    const notices = this.#state().notices
+    let notice: Notice | undefined
+    while ((notice = notices.shift()) !== undefined) {
       for (const l of this.#listeners) if (l.type === undefined || l.type === notice.type) call(l, notice)
     }
   }
 
   #wake (): void {
     const waiters = this.#waiters
-    while (waiters.length > 0 && this.#hooks.state().claimable(this.#hooks.clock())) {
-      const w = waiters[0]
-      const jobs = this.#hooks.claim(w)
-      if (jobs.length === 0) break // another process was faster; keep waiting
-      waiters.shift()
-      endClaim(w, jobs)
+    if (waiters.length > 0) {
+      const now = this.#clock()
+      while (waiters.length > 0 && this.#state().claimable(now)) {
+        const w = waiters[0]
+        const jobs = this.#claim(w, now)
+        if (jobs.length === 0) break // another process was faster; keep waiting
+        waiters.shift()
+        endClaim(w, jobs)
+      }
     }
     this.#armDue()
   }
 
   /** Keeps one timer at the earliest due time while claims are parked, so delayed jobs need no polling. */
   #armDue (): void {
-    const due = this.#waiters.length > 0 ? this.#hooks.state().nextDue() : Infinity
+    const due = this.#waiters.length > 0 ? this.#state().nextDue() : Infinity
     if (due === this.#dueAt) return
     clearTimeout(this.#dueTimer)
     this.#dueTimer = undefined
@@ -131,8 +146,8 @@ export class QueueDriver {
     this.#dueTimer = setTimeout(() => {
       this.#dueTimer = undefined
       this.#dueAt = Infinity
-      this.#hooks.due()
-    }, Math.max(1, due - this.#hooks.clock()))
+      this.#due()
+    }, Math.max(1, due - this.#clock()))
     this.#dueTimer.unref()
   }
 }
