@@ -29,6 +29,7 @@ interface Listener {
   readonly fn: (notice: Notice) => void
 }
 
+/** The driver of one queue of one storage instance. */
 export class QueueDriver {
   // The hooks one by one: this runs after every operation of the memory backend.
   readonly #state: () => QueueState
