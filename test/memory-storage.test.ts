@@ -42,3 +42,36 @@ test('memory: disconnect ends blocked claims', async t => {
   await storage.disconnect()
   assert.deepEqual(await waiting, [])
 })
+
+test('memory: a due timer runs only while a claim is parked, and disconnect clears every timer', async t => {
+  // Track the timers the storage creates: the ones not fired or cleared are still pending.
+  const pending = new Set<unknown>()
+  const { setTimeout: realTimeout, setInterval: realInterval, clearTimeout: realClear } = globalThis
+  const track = (set: typeof setTimeout, repeat: boolean) => (fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const handle = set(() => {
+      if (!repeat) pending.delete(handle)
+      fn(...args)
+    }, ms)
+    pending.add(handle)
+    return handle
+  }
+  const clear = (handle: unknown): void => {
+    pending.delete(handle)
+    realClear(handle as ReturnType<typeof setTimeout>)
+  }
+  t.mock.method(globalThis, 'setTimeout', track(realTimeout, false))
+  t.mock.method(globalThis, 'setInterval', track(realInterval as typeof setTimeout, true))
+  t.mock.method(globalThis, 'clearTimeout', clear)
+  t.mock.method(globalThis, 'clearInterval', clear)
+
+  const storage = new MemoryStorage()
+  await storage.connect()
+  assert.equal(pending.size, 1, 'the TTL sweeper')
+  await storage.enqueue('q', [job('later', 'p', { delay: 60_000 })])
+  assert.equal(pending.size, 1, 'no due timer while nobody waits')
+  const waiting = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 60_000 })
+  assert.equal(pending.size, 3, 'the sweeper, the claim\'s wait and the due timer')
+  await storage.disconnect()
+  assert.deepEqual(await waiting, [])
+  assert.equal(pending.size, 0)
+})

@@ -6,12 +6,12 @@ import type {
 } from './types.ts'
 import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
 import { checkId, optInt } from '../options.ts'
-import { blockClaim, endClaim, type BlockedClaim } from './blocked-claim.ts'
 import { acquireLock, releaseLock } from './file/lock.ts'
 import { QueueLog } from './file/log.ts'
 import type { Op } from './file/ops.ts'
 import { DIR_MODE, lockDir, openBase, queueDir } from './file/paths.ts'
 import { existingOutcome } from './file/state.ts'
+import { QueueDriver } from './queue-driver.ts'
 
 /** Options of {@link FileStorage}. */
 export interface FileStorageOptions {
@@ -44,22 +44,12 @@ export interface FileStorageOptions {
   segmentSize?: number
 }
 
-interface Listener {
-  readonly type: Notice['type'] | undefined
-  readonly fn: (notice: Notice) => void
-}
-
 /** One open queue of this instance. */
 interface Space {
   readonly log: QueueLog
-  readonly waiters: BlockedClaim[]
-  readonly listeners: Set<Listener>
+  /** Notices, parked claims and the due timer of the queue. */
+  readonly driver: QueueDriver
   watcher: FSWatcher | undefined
-  dueTimer: ReturnType<typeof setTimeout> | undefined
-  dueAt: number
-  /** Re-entrancy guard of `#after` (a listener may call back into the storage). */
-  busy: boolean
-  again: boolean
   /** Set by disconnect: late timer or watcher callbacks leave it alone. */
   closed: boolean
 }
@@ -133,8 +123,7 @@ export class FileStorage implements Storage {
     for (const space of spaces) {
       space.closed = true
       space.watcher?.close()
-      clearTimeout(space.dueTimer)
-      for (const waiter of space.waiters.splice(0)) endClaim(waiter, [])
+      space.driver.close()
     }
     await Promise.all(spaces.map(space => space.log.close()))
   }
@@ -171,13 +160,7 @@ export class FileStorage implements Storage {
         jobs = this.#commit(space, [{ kind: 'claim', worker: workerId, max: options.max, leaseMs: options.leaseMs }])[0] as ClaimedJob[]
       }
       if (jobs.length > 0 || options.blockMs <= 0 || this.#refs === 0 || options.signal?.aborted === true) return jobs
-      return blockClaim(workerId, options, claim => {
-        space.waiters.push(claim)
-        this.#armDue(space)
-      }, claim => {
-        const i = space.waiters.indexOf(claim)
-        if (i >= 0) space.waiters.splice(i, 1)
-      })
+      return space.driver.park(workerId, options)
     })
   }
 
@@ -256,11 +239,8 @@ export class FileStorage implements Storage {
   }
 
   async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
-    const space = this.#space(queue)
-    // An object per call: the same function subscribed twice gets two independent subscriptions.
-    const entry: Listener = { type, fn: listener }
-    space.listeners.add(entry)
-    return async () => { space.listeners.delete(entry) }
+    const unsubscribe = this.#space(queue).driver.subscribe(listener, type)
+    return async () => unsubscribe()
   }
 
   async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
@@ -303,7 +283,7 @@ export class FileStorage implements Storage {
   #space (queue: string): Space {
     checkId('queue', queue)
     this.#connected()
-    let space = this.#spaces.get(queue)
+    const space = this.#spaces.get(queue)
     if (space !== undefined) return space
     const dir = queueDir(this.#basePath, queue)
     let log: QueueLog
@@ -321,10 +301,26 @@ export class FileStorage implements Storage {
     } catch (err) {
       throw new StorageError(`Cannot open queue ${JSON.stringify(queue)} in ${this.#basePath}: ${(err as Error).message}`, err)
     }
-    space = { log, waiters: [], listeners: new Set(), watcher: undefined, dueTimer: undefined, dueAt: Infinity, busy: false, again: false, closed: false }
-    this.#spaces.set(queue, space)
-    if (this.#watch) this.#watchSpace(space, dir)
-    return space
+    const opened: Space = {
+      log,
+      driver: new QueueDriver({
+        state: () => log.state,
+        claim: w => log.commit([{ kind: 'claim', worker: w.workerId, max: w.max, leaseMs: w.leaseMs }])[0] as ClaimedJob[],
+        due: () => this.#check(opened),
+        clock: this.#clock,
+        lost: () => {
+          // This process fell behind and the log it missed is gone: waiters must check their jobs.
+          if (!log.reloaded) return false
+          log.reloaded = false
+          return true
+        }
+      }),
+      watcher: undefined,
+      closed: false
+    }
+    this.#spaces.set(queue, opened)
+    if (this.#watch) this.#watchSpace(opened, dir)
+    return opened
   }
 
   #watchSpace (space: Space, dir: string): void {
@@ -355,12 +351,12 @@ export class FileStorage implements Storage {
 
   /** Catches up with the log, then delivers notices and wakes blocked claims. */
   #sync (space: Space): void {
-    if (space.log.sync() || space.log.state.notices.length > 0 || space.log.reloaded) this.#after(space)
+    if (space.log.sync() || space.log.state.notices.size > 0 || space.log.reloaded) space.driver.run()
   }
 
   #commit (space: Space, ops: readonly Op[]): unknown[] {
     const outcomes = space.log.commit(ops)
-    this.#after(space)
+    space.driver.run()
     return outcomes
   }
 
@@ -372,78 +368,13 @@ export class FileStorage implements Storage {
    * CPU, taken from them on a small machine.
    */
   #check (space: Space): void {
-    if (space.closed || (space.listeners.size === 0 && space.waiters.length === 0)) return
+    if (space.closed || space.driver.idle) return
     try {
       this.#sync(space)
-      if (space.waiters.length > 0) this.#after(space)
+      if (space.driver.parked > 0) space.driver.run()
     } catch {
       // e.g. EIO: the next operation on this queue reads the log again and reports it.
     }
-  }
-
-  /** Delivers the notices the log produced and hands ready jobs to blocked claims. */
-  #after (space: Space): void {
-    if (space.busy) {
-      space.again = true
-      return
-    }
-    space.busy = true
-    try {
-      do {
-        space.again = false
-        this.#deliver(space)
-        this.#wake(space)
-      } while (space.again || space.log.state.notices.length > 0)
-    } finally {
-      space.busy = false
-    }
-  }
-
-  #deliver (space: Space): void {
-    const log = space.log
-    if (log.reloaded) {
-      // This process fell behind and the log it missed is gone: waiters must check their jobs.
-      log.reloaded = false
-      for (const l of space.listeners) call(l, { type: 'gap' })
-    }
-    const notices = log.state.notices
-    if (notices.length === 0) return
-    const batch = notices.splice(0)
-    for (const notice of batch) {
-      for (const l of space.listeners) if (l.type === undefined || l.type === notice.type) call(l, notice)
-    }
-  }
-
-  #wake (space: Space): void {
-    const waiters = space.waiters
-    if (waiters.length > 0 && this.#refs > 0) {
-      const state = space.log.state
-      while (waiters.length > 0 && state.claimable(this.#clock())) {
-        const w = waiters[0]
-        const jobs = space.log.commit([{ kind: 'claim', worker: w.workerId, max: w.max, leaseMs: w.leaseMs }])[0] as ClaimedJob[]
-        if (state.notices.length > 0) space.again = true
-        if (jobs.length === 0) break // another process was faster; keep waiting
-        waiters.shift()
-        endClaim(w, jobs)
-      }
-    }
-    this.#armDue(space)
-  }
-
-  /** Keeps one timer at the earliest due time while claims wait, so delayed jobs need no polling. */
-  #armDue (space: Space): void {
-    const due = space.waiters.length > 0 ? space.log.state.nextDue() : Infinity
-    if (due === space.dueAt) return
-    clearTimeout(space.dueTimer)
-    space.dueTimer = undefined
-    space.dueAt = due
-    if (due === Infinity) return
-    space.dueTimer = setTimeout(() => {
-      space.dueTimer = undefined
-      space.dueAt = Infinity
-      this.#check(space)
-    }, Math.max(1, due - this.#clock()))
-    space.dueTimer.unref()
   }
 
   /** The outcomes of an enqueue that needs no write (every id taken, no new waiter), else undefined. */
@@ -459,17 +390,5 @@ export class FileStorage implements Storage {
       outcomes.push(existingOutcome(rec))
     }
     return outcomes
-  }
-}
-
-/**
- * Calls a listener. One that throws must not cost the other listeners their notices: its error is
- * rethrown on its own, as an uncaught exception, like that of an event listener.
- */
-function call (listener: Listener, notice: Notice): void {
-  try {
-    listener.fn(notice)
-  } catch (err) {
-    queueMicrotask(() => { throw err })
   }
 }

@@ -10,7 +10,8 @@
  * - Every order that decides an outcome (ready queue, due times, running jobs) is total and is
  *   kept by snapshots, so a process that loads a snapshot continues exactly like one that replayed.
  *
- * The semantics are those of MemoryStorage, operation by operation.
+ * MemoryStorage runs the same machine without a log: it applies each operation directly, with its
+ * own clock as `now`.
  */
 import type {
   AbortOutcome, ActiveState, CancelOutcome, ClaimedJob, EnqueueOutcome, JobRecord, JobState, LeaseReport, NewJob,
@@ -42,8 +43,8 @@ export interface Rec extends ClaimedJob {
   expiresAt: number
   result: Buffer | undefined
   error: Buffer | undefined
-  /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. */
-  waiters: number[] | undefined
+  /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
+  waiters: readonly number[] | undefined
 }
 
 /** Delayed and failing jobs ordered by (dueAt, dueSeq): a total order, unlike a heap's layout. */
@@ -108,17 +109,25 @@ export class QueueState {
   readonly #processing = new Set<Rec>()
   /** Terminal records by expiry (lazy: a changed `expiresAt` re-pushes). */
   readonly #expiries = new MinHeap<Rec>()
-  /** Notices the applied operations produced, for the owner to deliver. */
-  readonly notices: Notice[] = []
+  /** Notices the applied operations produced, oldest first, for the owner to take and deliver. */
+  readonly notices = new Deque<Notice>()
   /** The log's clock: the latest frame time applied. */
   #now = 0
   /** Last `dueSeq` handed out. */
   #seq = 0
   /** This instance's token: `done` notices of jobs it waits for are collected. */
   readonly #self: number
+  /** The waiters of a job only this instance waits for: one list for all of them (no array per job). */
+  readonly #selfOnly: readonly number[]
 
   constructor (self: number) {
     this.#self = self
+    this.#selfOnly = [self]
+  }
+
+  /** Records held, expired ones not yet dropped included. */
+  get size (): number {
+    return this.#jobs.size
   }
 
   /** Moves the log clock to a frame's time (never backwards) and drops records expired by then. */
@@ -163,7 +172,7 @@ export class QueueState {
         expiresAt: Infinity,
         result: undefined,
         error: undefined,
-        waiters: job.notify === true ? [token] : undefined
+        waiters: job.notify === true ? (token === this.#self ? this.#selfOnly : [token]) : undefined
       }
       this.#jobs.set(job.id, rec)
       if (job.delay > 0) {
@@ -521,7 +530,7 @@ function encodeRec (w: Writer, rec: Rec): void {
   if ((mask & M_RESULT) !== 0) w.bytes(rec.result as Buffer)
   if ((mask & M_ERROR) !== 0) w.bytes(rec.error as Buffer)
   if ((mask & M_WAITERS) !== 0) {
-    const waiters = rec.waiters as number[]
+    const waiters = rec.waiters as readonly number[]
     w.u32(waiters.length)
     for (const token of waiters) w.f64(token)
   }
@@ -576,8 +585,9 @@ function countAt (w: Writer): number {
 }
 
 function addWaiter (rec: Rec, token: number): void {
+  // A new list: the old one may be shared.
   if (rec.waiters === undefined) rec.waiters = [token]
-  else if (!rec.waiters.includes(token)) rec.waiters.push(token)
+  else if (!rec.waiters.includes(token)) rec.waiters = [...rec.waiters, token]
 }
 
 /** What an enqueue of an id that is taken reports. */
