@@ -29,10 +29,24 @@ queue.execute(async job => {
 })
 await queue.start()
 
+/**
+ * Resolves when the consumer reports job `id` completed. The caller of `enqueueAndWait` and the
+ * `completed` event learn of the result at the same moment, in no set order: waiting for both
+ * keeps this demo's output in order.
+ */
+const completion = (id: string): Promise<void> => new Promise(resolve => {
+  const onCompleted = (done: string): void => {
+    if (done !== id) return
+    queue.off('completed', onCompleted)
+    resolve()
+  }
+  queue.on('completed', onCompleted)
+})
+
 // 1. RPC over the queue: enqueueAndWait resolves with the handler's result.
 log('1. RPC calls with enqueueAndWait')
 for (let i = 1; i <= 3; i++) {
-  const sum = await queue.enqueueAndWait(`rpc-${i}`, { a: i, b: 10 }, { timeout: 5000 })
+  const [sum] = await Promise.all([queue.enqueueAndWait(`rpc-${i}`, { a: i, b: 10 }, { timeout: 5000 }), completion(`rpc-${i}`)])
   log(`   rpc-${i}: ${i} + 10 = ${sum}`)
 }
 
@@ -58,7 +72,7 @@ log('   batch done')
 
 // 3. A job that fails once and is retried after its backoff delay.
 log('3. A job that fails once, then succeeds on retry')
-const flaky = await queue.enqueueAndWait('flaky', { a: 40, b: 2 }, { timeout: 5000 })
+const [flaky] = await Promise.all([queue.enqueueAndWait('flaky', { a: 40, b: 2 }, { timeout: 5000 }), completion('flaky')])
 log(`   flaky answered ${flaky}`)
 
 // 4. The id is the dedup key: a finished id answers from the stored result, the handler does not run.
