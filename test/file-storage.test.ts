@@ -11,7 +11,7 @@ import { FileStorage, InvalidArgumentError, Queue, StorageError, type FileStorag
 import { Reader, Writer, crc32, crc32js } from '../src/storage/file/codec.ts'
 import { IDLE_SNAPSHOT } from '../src/storage/file/log.ts'
 import { queueDir } from '../src/storage/file/paths.ts'
-import { QueueState } from '../src/storage/file/state.ts'
+import { QueueState } from '../src/storage/queue-state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { queueTests } from './queue-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'

@@ -10,7 +10,7 @@ import { acquireLock, releaseLock } from './file/lock.ts'
 import { QueueLog } from './file/log.ts'
 import type { Op } from './file/ops.ts'
 import { DIR_MODE, lockDir, openBase, queueDir } from './file/paths.ts'
-import { existingOutcome } from './file/state.ts'
+import { existingOutcome } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
 
 /** Options of {@link FileStorage}. */

@@ -2,7 +2,7 @@ import type {
   AbortOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome, JobRecord, LeaseReport,
   NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, UpdateTTLOutcome
 } from './types.ts'
-import { QueueState } from './file/state.ts'
+import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
 
 /** Options of {@link MemoryStorage}. */

@@ -5,7 +5,7 @@
  */
 import type { BlockingClaimOptions, ClaimedJob, Notice } from './types.ts'
 import { blockClaim, endClaim, type BlockedClaim } from './blocked-claim.ts'
-import type { QueueState } from './file/state.ts'
+import type { QueueState } from './queue-state.ts'
 
 /** What the backend provides to a {@link QueueDriver}. */
 export interface DriverHooks {

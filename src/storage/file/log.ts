@@ -20,7 +20,7 @@ import { join } from 'node:path'
 import { FRAME_HEADER, Reader, Writer, crc32, findMagic, frameIntact, frameLength, sealFrame } from './codec.ts'
 import { SEAL, applyOp, decodeFrameBody, encodeFrameBody, type Op } from './ops.ts'
 import { FILE_MODE, fsyncDir, writeTmp } from './paths.ts'
-import { QueueState } from './state.ts'
+import { QueueState } from '../queue-state.ts'
 
 /** What a {@link QueueLog} needs from its storage instance. */
 export interface LogOptions {

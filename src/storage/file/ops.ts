@@ -9,7 +9,7 @@
  */
 import type { NewJob, Settlement } from '../types.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
-import type { QueueState } from './state.ts'
+import type { QueueState } from '../queue-state.ts'
 
 /** One operation of a frame: what a Storage call asks of the queue state. */
 export type Op =

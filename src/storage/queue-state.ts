@@ -1,5 +1,6 @@
 /**
- * The state of one queue as the file backend's log describes it: a deterministic state machine.
+ * The state of one queue: a deterministic state machine, run by MemoryStorage and replayed by the
+ * file backend from its log.
  *
  * Every process replays the same frames in the same order through these methods, so every process
  * computes the same state and the same outcome for every operation: who won a claim, whether an
@@ -16,10 +17,10 @@
 import type {
   AbortOutcome, ActiveState, CancelOutcome, ClaimedJob, EnqueueOutcome, JobRecord, JobState, LeaseReport, NewJob,
   Notice, RecoveryOutcome, Settlement, StateCounts, TerminalState, UpdateTTLOutcome
-} from '../types.ts'
-import { Deque } from '../../util/deque.ts'
-import { MinHeap } from '../../util/heap.ts'
-import { DecodeError, type Reader, type Writer } from './codec.ts'
+} from './types.ts'
+import { Deque } from '../util/deque.ts'
+import { MinHeap } from '../util/heap.ts'
+import { DecodeError, type Reader, type Writer } from './file/codec.ts'
 
 /** One job. Also handed to claimers as their ClaimedJob (they read it before any later change). */
 export interface Rec extends ClaimedJob {
