@@ -324,18 +324,17 @@ export class FileStorage implements Storage {
   }
 
   #watchSpace (space: Space, dir: string): void {
-    const s = space
     try {
       // Not persistent: a watcher alone does not keep the process alive. Events from all writes
       // to one file coalesce in the kernel while unread, and each one only triggers a read.
-      s.watcher = watch(dir, { persistent: false }, () => this.#check(s))
-      s.watcher.on('error', () => {
+      space.watcher = watch(dir, { persistent: false }, () => this.#check(space))
+      space.watcher.on('error', () => {
         // e.g. the inotify limit: carry on with the poll alone.
-        s.watcher?.close()
-        s.watcher = undefined
+        space.watcher?.close()
+        space.watcher = undefined
       })
     } catch {
-      s.watcher = undefined
+      space.watcher = undefined
     }
   }
 

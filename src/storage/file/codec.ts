@@ -132,16 +132,6 @@ export class Writer {
     this.buf.set(b, this.pos + 4)
     this.pos += 4 + b.length
   }
-
-  /** An optional buffer: a flag byte, then the bytes when present. */
-  maybeBytes (b: Buffer | undefined): void {
-    if (b === undefined) {
-      this.u8(0)
-    } else {
-      this.u8(1)
-      this.bytes(b)
-    }
-  }
 }
 
 /** Thrown by {@link Reader} on bytes that do not decode: the caller treats the source as corrupt. */
@@ -202,10 +192,6 @@ export class Reader {
     this.buf.copy(b, 0, this.pos, this.pos + n)
     this.pos += n
     return b
-  }
-
-  maybeBytes (): Buffer | undefined {
-    return this.u8() === 0 ? undefined : this.bytes()
   }
 }
 

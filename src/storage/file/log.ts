@@ -360,7 +360,8 @@ export class QueueLog {
       if (fsync) fsyncDir(dir)
       this.#snapshotSize = snapshot.length
       this.#sealAt = Math.max(this.#o.segmentSize, 2 * snapshot.length)
-      this.#sweep(this.#previousSnapshot(segment))
+      const names = readdirSync(dir)
+      this.#sweep(previousSnapshot(names, segment), names)
     } catch {
       if (tmp !== undefined) {
         try {
@@ -372,20 +373,10 @@ export class QueueLog {
     }
   }
 
-  /** The number of the newest snapshot older than `segment` (the generation kept back), or 0. */
-  #previousSnapshot (segment: number): number {
-    let previous = 0
-    for (const name of readdirSync(this.#o.dir)) {
-      const m = SNAP_RE.exec(name)
-      if (m !== null && Number(m[1]) < segment) previous = Math.max(previous, Number(m[1]))
-    }
-    return previous
-  }
-
-  /** Deletes segments and snapshots numbered below `keep`, and stale temporary files. */
-  #sweep (keep: number): void {
+  /** Deletes segments and snapshots numbered below `keep`, and stale temporary files, of the directory listing `names`. */
+  #sweep (keep: number, names: readonly string[]): void {
     const { dir } = this.#o
-    for (const name of readdirSync(dir)) {
+    for (const name of names) {
       const m = SEG_RE.exec(name) ?? SNAP_RE.exec(name)
       try {
         if (m !== null) {
@@ -404,7 +395,8 @@ export class QueueLog {
     const { dir } = this.#o
     const segments: number[] = []
     const snapshots: number[] = []
-    for (const name of readdirSync(dir)) {
+    const names = readdirSync(dir)
+    for (const name of names) {
       const seg = SEG_RE.exec(name)
       if (seg !== null) segments.push(Number(seg[1]))
       const snap = SNAP_RE.exec(name)
@@ -433,7 +425,7 @@ export class QueueLog {
     this.#snapshotSize = size
     this.#sealAt = Math.max(this.#o.segmentSize, 2 * size)
     if (segments.length === 0 && this.#o.fsync) fsyncDir(dir)
-    this.#sweep(0) // temporary files a crash left behind
+    this.#sweep(0, names) // temporary files a crash left behind
   }
 
   /** Snapshot `n` if it is intact and its position exists in segment `n`. */
@@ -532,6 +524,16 @@ export class QueueLog {
       // Already closed: nothing to release.
     }
   }
+}
+
+/** The number of the newest snapshot in `names` older than `segment` (the generation kept back), or 0. */
+function previousSnapshot (names: readonly string[], segment: number): number {
+  let previous = 0
+  for (const name of names) {
+    const m = SNAP_RE.exec(name)
+    if (m !== null && Number(m[1]) < segment) previous = Math.max(previous, Number(m[1]))
+  }
+  return previous
 }
 
 function readWhole (path: string): Buffer {
