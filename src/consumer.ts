@@ -240,7 +240,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
     this.#settling++
     this.#reserved += max
-    storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(jobs => {
+    storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(settled => {
+      const jobs = Array.isArray(settled) ? settled : settled.jobs
       this.#settling--
       this.#reserved -= max
       this.#announce(announcements)
