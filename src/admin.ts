@@ -316,7 +316,7 @@ export class Admin<TPayload = unknown, TResult = unknown> {
   purge (queue: string, options: PurgeOptions): Promise<BulkResult> {
     if (options === null || typeof options !== 'object') return Promise.reject(new InvalidArgumentError('Expected purge options to be an object'))
     const { state, olderThan, ...rest } = options
-    return this.#bulk(queue, 'remove', { state, ...(olderThan !== undefined && { olderThan }) }, rest, 'state')
+    return this.#bulk(queue, 'remove', { state, ...(olderThan !== undefined && { olderThan }) }, rest, '')
   }
 
   /** Stops consumers from claiming jobs of the queue (within one blockTimeout; running jobs finish; enqueue goes on). */
@@ -400,9 +400,12 @@ export class Admin<TPayload = unknown, TResult = unknown> {
   }
 
   async #bulk (queue: string, action: AdminAction, selector: Selector, options: BulkOptions = {}, field = 'selector'): Promise<BulkResult> {
+    if (Array.isArray(selector) && field === '') throw new InvalidArgumentError('Expected `state` to be a job state')
     checkName('queue', queue)
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected options to be an object')
     const { onProgress, signal } = options
+    // Field names in errors: `selector.state` for a selector, `state` for purge's own options.
+    const named = (key: string): string => field === '' ? key : `${field}.${key}`
     const dryRun = options.dryRun ?? false
     if (typeof dryRun !== 'boolean') throw new InvalidArgumentError('Expected `dryRun` to be a boolean')
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidArgumentError('Expected `onProgress` to be a function')
@@ -412,7 +415,7 @@ export class Admin<TPayload = unknown, TResult = unknown> {
     const report = (): void => { onProgress?.({ ...progress }) }
 
     if (Array.isArray(selector)) {
-      selector.forEach((id, i) => checkName(`${field}[${i}]`, id))
+      selector.forEach((id, i) => checkName(`selector[${i}]`, id))
       const ids = selector as readonly string[]
       const query = ['ids', queue, action, dryRun ? 1 : 0, ids.length]
       let at = options.cursor === undefined ? 0 : checkInt('cursor', decodeCursor(options.cursor, query)[0], 0, ids.length)
@@ -434,21 +437,21 @@ export class Admin<TPayload = unknown, TResult = unknown> {
     }
 
     if (selector === null || typeof selector !== 'object') {
-      throw new InvalidArgumentError(`Expected \`${field}\` to be a list of ids or { state, olderThan?, errorGroup? }, got ${typeof selector}`)
+      throw new InvalidArgumentError(`Expected \`selector\` to be a list of ids or { state, olderThan?, errorGroup? }, got ${typeof selector}`)
     }
     const where = selector as Exclude<Selector, readonly string[]>
     for (const key of Object.keys(where)) {
-      if (key !== 'state' && key !== 'olderThan' && key !== 'errorGroup') throw new InvalidArgumentError(`Expected \`${field}\` to have state, olderThan or errorGroup, got \`${key}\``)
+      if (key !== 'state' && key !== 'olderThan' && key !== 'errorGroup') throw new InvalidArgumentError(`Expected \`selector\` to have state, olderThan or errorGroup, got \`${key}\``)
     }
-    const state = checkState(`${field}.state`, where.state)
+    const state = checkState(named('state'), where.state)
     if (!APPLIES[action].includes(state)) {
-      throw new InvalidArgumentError(`Expected \`${field}.state\` to be one of ${APPLIES[action].join(', ')} for ${action}, got ${state}`)
+      throw new InvalidArgumentError(`Expected \`${named('state')}\` to be one of ${APPLIES[action].join(', ')} for ${action}, got ${state}`)
     }
     const group = where.errorGroup
     if (group !== undefined && (typeof group !== 'string' || !/^[0-9a-f]{16}$/.test(group) || state !== 'failed')) {
       throw new InvalidArgumentError('Expected `errorGroup` to be a failure group key (16 hex digits) with state \'failed\'')
     }
-    const olderThan = where.olderThan === undefined ? undefined : checkInt(`${field}.olderThan`, where.olderThan, 0)
+    const olderThan = where.olderThan === undefined ? undefined : checkInt(named('olderThan'), where.olderThan, 0)
     let before: number | undefined
     let after: number | undefined
     let until: number | undefined

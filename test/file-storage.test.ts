@@ -15,6 +15,7 @@ import { queueDir } from '../src/storage/file/paths.ts'
 import { QueueState } from '../src/storage/queue-state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { queueTests } from './queue-suite.ts'
+import { adminTests } from './admin-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
 
 async function tempDir (t?: TestContext): Promise<string> {
@@ -34,6 +35,7 @@ function files (options: Partial<FileStorageOptions> = {}) {
 
 storageContract('file', files())
 queueTests('file', files())
+adminTests('file', files())
 
 /** A connected FileStorage, disconnected after the test. */
 async function open (t: TestContext, options: FileStorageOptions): Promise<FileStorage> {

@@ -309,6 +309,8 @@ export class QueueState {
   }
 
   setRetention (now: number, retention: Retention): void {
+    // What the old rules pushed out stays out: reads hid it already, a longer age must not bring it back.
+    for (const state of TERMINAL_STATES) this.#trimAge(state, now)
     this.#retention = retention
     for (const state of TERMINAL_STATES) this.#trim(state, now)
   }
