@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { describe, test } from 'node:test'
 import fc from 'fast-check'
+import { ACTION_STATES, STATES } from '../src/storage/job-record.ts'
 import { QueueState } from '../src/storage/queue-state.ts'
 import { failureGroups, getJob, listJobs, overview, summary } from '../src/storage/queue-admin.ts'
 import type {
@@ -19,13 +20,6 @@ import { FakeClock, type StorageFactory } from './storage-contract.ts'
 
 const IDS = ['a', 'b', 'c', 'd', 'e', 'f']
 const WORKERS = ['w1', 'w2']
-const STATES: readonly JobState[] = ['queued', 'delayed', 'processing', 'failing', 'completed', 'failed', 'cancelled']
-const APPLIES: Readonly<Record<AdminAction, readonly JobState[]>> = {
-  retry: ['failed', 'completed', 'cancelled', 'failing'],
-  promote: ['delayed', 'failing'],
-  cancel: ['queued', 'delayed', 'failing', 'processing'],
-  remove: ['queued', 'delayed', 'failing', 'completed', 'failed', 'cancelled']
-}
 const GROUPS = [
   { key: '00000000000000aa', name: 'Error', message: 'boom', frame: 'f (a.js)' },
   { key: '00000000000000bb', name: 'TypeError', message: 'x is <n>', frame: '' }
@@ -62,11 +56,11 @@ const settlement: fc.Arbitrary<Settlement> = fc.tuple(id, fc.integer({ min: 1, m
 const rule = fc.record({ age: fc.constantFrom(0, 2000, 100_000), count: fc.integer({ min: 0, max: 3 }) }, { noNullPrototype: true })
 const target: fc.Arbitrary<{ action: AdminAction, target: JobTarget }> = fc.constantFrom<AdminAction>('retry', 'promote', 'cancel', 'remove').chain(action => fc.oneof(
   fc.uniqueArray(id, { minLength: 1, maxLength: 3 }).map(ids => ({ action, target: { ids } })),
-  fc.tuple(fc.constantFrom(...APPLIES[action]), fc.option(fc.constantFrom(500, 5000), { nil: undefined })).map(([state, age]) => ({
+  fc.tuple(fc.constantFrom(...ACTION_STATES[action]), fc.option(fc.constantFrom(500, 5000), { nil: undefined })).map(([state, age]) => ({
     action, target: { state, ...(age !== undefined && { before: -age }) } as JobTarget
   })),
   // A failure group selects failed jobs: for the actions that apply to them.
-  fc.constant({ action, target: APPLIES[action].includes('failed') ? { state: 'failed', group: GROUPS[0].key } as JobTarget : { ids: ['a'] } })
+  fc.constant({ action, target: ACTION_STATES[action].includes('failed') ? { state: 'failed', group: GROUPS[0].key } as JobTarget : { ids: ['a'] } })
 ))
 
 const operation: fc.Arbitrary<Op> = fc.oneof(
