@@ -3,7 +3,7 @@
  * readers: the summary of a list row, the detail of one job, and its attempt history.
  */
 import type {
-  ActiveState, AttemptRecord, ClaimedJob, EnqueueOutcome, JobDetail, JobState, JobSummary, Retention, RetentionRule, TerminalState
+  ActiveState, AdminAction, AttemptRecord, ClaimedJob, EnqueueOutcome, JobDetail, JobState, JobSummary, Retention, RetentionRule, TerminalState
 } from './types.ts'
 
 /** How an attempt ended. */
@@ -15,8 +15,8 @@ export interface Rec extends ClaimedJob {
   payload: Buffer
   readonly createdAt: number
   readonly resultTTL: number
-  readonly delay: number
-  readonly runTimeout: number
+  delay: number
+  runTimeout: number
   maxAttempts: number
   state: JobState
   /** Attempts of the current series (reset by an operator retry). */
@@ -57,6 +57,51 @@ export interface Rec extends ClaimedJob {
   history: AttemptRecord[] | undefined
   /** A terminal record still in the history of its state (else only its result cache remains). */
   retained: boolean
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** A record with a new job's fields (queued, in no index yet): callers set what differs. */
+export function newRecord (id: string, createdAt: number, resultTTL: number, maxAttempts: number): Rec {
+  return {
+    id,
+    payload: EMPTY,
+    createdAt,
+    resultTTL,
+    maxAttempts,
+    delay: 0,
+    runTimeout: 0,
+    state: 'queued',
+    attempts: 0,
+    stalls: 0,
+    retries: 0,
+    dueAt: 0,
+    readyAt: createdAt,
+    leaseUntil: 0,
+    worker: '',
+    cancelRequested: false,
+    expiresAt: Infinity,
+    result: undefined,
+    error: undefined,
+    waiters: undefined,
+    stamp: -1,
+    enteredAt: createdAt,
+    startedAt: 0,
+    attemptStartedAt: 0,
+    finishedAt: 0,
+    lastOutcome: '',
+    group: '',
+    history: undefined,
+    retained: false
+  }
+}
+
+/** The states each operator action applies to (see the lifecycle table in types.ts). */
+export const ACTION_STATES: Readonly<Record<AdminAction, readonly JobState[]>> = {
+  retry: ['failed', 'completed', 'cancelled', 'failing'],
+  promote: ['delayed', 'failing'],
+  cancel: ['queued', 'delayed', 'failing', 'processing'],
+  remove: ['queued', 'delayed', 'failing', 'completed', 'failed', 'cancelled']
 }
 
 /** Most attempt records kept per job. */

@@ -23,8 +23,8 @@ import type {
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
 import {
-  DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt, recordAttempt,
-  type AttemptOutcome, type Rec
+  ACTION_STATES, DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt,
+  newRecord, recordAttempt, type AttemptOutcome, type Rec
 } from './job-record.ts'
 import { DueHeap, StateIndex } from './state-index.ts'
 
@@ -157,37 +157,11 @@ export class QueueState {
         // Its result TTL passed: a new job; the previous run's history goes.
         this.#forget(existing)
       }
-      const rec: Rec = {
-        id: job.id,
-        payload: job.payload,
-        createdAt: now,
-        maxAttempts: job.maxAttempts,
-        resultTTL: job.resultTTL,
-        delay: job.delay,
-        runTimeout: job.runTimeout ?? 0,
-        state: 'queued',
-        attempts: 0,
-        stalls: 0,
-        retries: 0,
-        dueAt: 0,
-        readyAt: now,
-        leaseUntil: 0,
-        worker: '',
-        cancelRequested: false,
-        expiresAt: Infinity,
-        result: undefined,
-        error: undefined,
-        waiters: job.notify === true ? (token === this.#self ? this.#selfOnly : [token]) : undefined,
-        stamp: -1,
-        enteredAt: now,
-        startedAt: 0,
-        attemptStartedAt: 0,
-        finishedAt: 0,
-        lastOutcome: '',
-        group: '',
-        history: undefined,
-        retained: false
-      }
+      const rec = newRecord(job.id, now, job.resultTTL, job.maxAttempts)
+      rec.payload = job.payload
+      rec.delay = job.delay
+      rec.runTimeout = job.runTimeout ?? 0
+      if (job.notify === true) rec.waiters = token === this.#self ? this.#selfOnly : [token]
       this.#jobs.set(job.id, rec)
       this.#totals.enqueued++
       if (job.delay > 0) {
@@ -665,12 +639,8 @@ export class QueueState {
   }
 
   #applies (action: AdminAction, rec: Rec, now: number): boolean {
-    switch (action) {
-      case 'retry': return rec.state === 'failing' || (isTerminal(rec.state) && this.inHistory(rec, now))
-      case 'promote': return rec.state === 'delayed' || rec.state === 'failing'
-      case 'cancel': return !isTerminal(rec.state)
-      case 'remove': return rec.state !== 'processing'
-    }
+    // Retrying a finished job needs its payload: only a job still in history has it.
+    return ACTION_STATES[action].includes(rec.state) && (action !== 'retry' || !isTerminal(rec.state) || this.inHistory(rec, now))
   }
 
   #act (action: AdminAction, rec: Rec, now: number): ActionResult {
