@@ -4,6 +4,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { failureGroup } from './failure-groups.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
+import { probe, type AttemptOutcome, type AttemptProbe } from './instrument.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
 
@@ -23,6 +24,8 @@ class RunningJob<TPayload> implements Job<TPayload> {
   done = false
   /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
   readonly startedAt: number
+  /** Follows the attempt when metrics or tracing are on (see instrument.ts). */
+  probe: AttemptProbe | undefined
 
   constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
     this.id = claimed.id
@@ -31,6 +34,7 @@ class RunningJob<TPayload> implements Job<TPayload> {
     this.maxAttempts = claimed.maxAttempts
     this.claimed = claimed
     this.startedAt = startedAt
+    this.probe = undefined
   }
 
   get signal (): AbortSignal {
@@ -51,6 +55,9 @@ class RunningJob<TPayload> implements Job<TPayload> {
  */
 type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
+
+/** What a stored settlement's announcement means for an attempt probe. */
+const OUTCOMES: Readonly<Record<string, AttemptOutcome>> = { completed: 'completed', failed: 'failed', failing: 'retry', requeued: 'released', cancelled: 'cancelled' }
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
@@ -100,6 +107,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #onDrained: (() => void) | undefined
   /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
   #onQuiet: (() => void) | undefined
+  /** Probed attempts whose settlement is on its way to the storage, by job id (empty unless instrumented). */
+  readonly #probed = new Map<string, AttemptProbe>()
 
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: ConsumerConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
@@ -324,6 +333,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #run (claimed: ClaimedJob): void {
+    const observer = probe
+    const attempt = observer === undefined ? undefined : observer.attempt(this.#config.name, claimed, this.#config.workerId)
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -332,13 +343,16 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, error, 0)
+      if (attempt !== undefined) this.#probed.set(claimed.id, attempt)
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
+    job.probe = attempt
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
     try {
-      out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      const handler = this.#handler as AsyncJobHandler<TPayload, TResult>
+      out = attempt === undefined ? handler(job) : attempt.run(handler, job)
     } catch (err) {
       this.#failed(job, err)
       return
@@ -452,6 +466,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
+    if (job.probe !== undefined) this.#probed.set(job.id, job.probe)
     // A failure is filed under its failure group (value is its error).
     this.#settlements.push(settlement.type === 'fail' ? { ...settlement, group: failureGroup(value as Error) } : settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
@@ -480,18 +495,28 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
-      if (refused !== undefined && r < refused.length && refused[r] === i / 4) {
-        r++
-        continue
-      }
-      if (event === undefined) continue
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
+      if (refused !== undefined && r < refused.length && refused[r] === i / 4) {
+        r++
+        if (this.#probed.size > 0) this.#ended(id, undefined, value)
+        continue
+      }
+      if (this.#probed.size > 0) this.#ended(id, event, value)
+      if (event === undefined) continue
       if (event === 'failing') events.emit(event, id, value as Error, announcements[i + 3] as number)
       else if (event === 'completed') events.emit(event, id, value as TResult)
       else if (event === 'failed') events.emit(event, id, value as Error)
       else events.emit(event, id)
     }
+  }
+
+  /** Ends the probe of a settled attempt: its announced event, or none when fencing refused it. */
+  #ended (id: string, event: AnnouncedEvent, value: unknown): void {
+    const attempt = this.#probed.get(id)
+    if (attempt === undefined) return
+    this.#probed.delete(id)
+    attempt.end(event === undefined ? 'lost' : OUTCOMES[event], value)
   }
 
   readonly #onNotice = (notice: Notice): void => {
@@ -520,6 +545,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         job.abort('lease', new QueueClosedError(LEASE_LOST))
         job.done = true
         this.#running.delete(id)
+        job.probe?.end('lost')
         this.#config.logger.warn({ id }, LEASE_LOST)
       }
       if (this.#running.size === 0) this.#onDrained?.()
