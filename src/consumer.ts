@@ -1,9 +1,10 @@
 import { InvalidArgumentError, JobCancelledError, QueueClosedError } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
+import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
-import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
+import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
 type AbortKind = 'cancel' | 'lease' | 'shutdown'
@@ -71,10 +72,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #config: ResolvedConfig<TPayload, TResult>
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #running = new Map<string, RunningJob<TPayload>>()
+  readonly #logger: Logger
+  readonly #lifecycle: Lifecycle
   #handler: AsyncJobHandler<TPayload, TResult> | undefined
-  #state: 'new' | 'started' | 'stopped' = 'new'
-  #starting: Promise<void> | undefined
-  #stopping: Promise<void> | undefined
+  /** Started and not stopping: claims jobs. */
+  #open = false
   #settlements: Settlement[] = []
   #announcements: Announcements = []
   /** Settle-and-claim calls in flight (at most {@link MAX_SETTLING}). */
@@ -85,10 +87,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** The last claim returned fewer jobs than asked: block instead of asking again. */
   #empty = false
   #paused = false
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined
   #pumpScheduled = false
   #blockAbort = new AbortController()
-  #heartbeat: ReturnType<typeof setInterval> | undefined
-  #unsubscribe: (() => Promise<void>) | undefined
   /** Called when the last running job finishes (used by stop). */
   #onDrained: (() => void) | undefined
   /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
@@ -99,59 +100,78 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     super()
     this.#config = resolveConfig<TPayload, TResult>(config)
     this.#events = events ?? this
+    const { workerId, concurrency } = this.#config
+    this.#logger = componentLogger(this.#config.logger, { component: 'consumer', workerId })
+    this.#lifecycle = new Lifecycle({
+      name: 'consumer',
+      logger: this.#logger,
+      details: { concurrency },
+      report: (err, msg) => this.#report(err, msg),
+      start: defer => this.#start(defer)
+    })
   }
+
+  /** This worker's id (the `workerId` option, or a random UUID): the holder of its jobs' leases. */
+  get workerId (): string { return this.#config.workerId }
 
   /** Sets the handler: `async job => result`, or callback style `(job, done) => ...`. */
   execute (handler: JobHandler<TPayload, TResult>): void {
     if (typeof handler !== 'function') throw new InvalidArgumentError(`Expected \`handler\` to be a function, got ${typeof handler}`)
     this.#handler = handler.length >= 2 ? fromCallback(handler as any) : handler as AsyncJobHandler<TPayload, TResult>
-    if (this.#state === 'started') this.#pump()
+    if (this.#open) this.#pump()
   }
 
-  /** Connects and starts claiming jobs (once a handler is set). */
+  /**
+   * Connects and starts claiming jobs (once a handler is set). Restartable: after `stop()` it
+   * connects and claims again. See {@link Lifecycle} for concurrent calls; a failed start is not
+   * remembered.
+   */
   start (): Promise<void> {
-    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
-    this.#starting ??= this.#start()
-    return this.#starting
+    return this.#lifecycle.start()
   }
 
-  async #start (): Promise<void> {
+  async #start (defer: Defer): Promise<void> {
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
-    this.#unsubscribe = await storage.subscribe(name, this.#onNotice, 'abort')
+    defer(() => storage.disconnect())
+    defer(await storage.subscribe(name, this.#onNotice, 'abort'))
     // Renew all leases in one call, three times per lease period so one late beat is harmless.
-    this.#heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
-    this.#heartbeat.unref()
-    // stop() may have been called while we connected: it then finishes the teardown.
-    if (this.#state === 'new') this.#state = 'started'
+    const heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
+    heartbeat.unref()
+    defer(() => clearInterval(heartbeat))
+    this.#blockAbort = new AbortController()
+    this.#empty = false
+    this.#open = true
+    defer(() => this.#close())
     this.#pump()
   }
 
   /**
    * Stops claiming, waits up to `shutdownTimeout` ms for running jobs, then aborts the rest and
    * hands them back to the queue. Idempotent: every call returns the same promise.
+   *
+   * Called from inside a handler (awaited there, the job cannot finish before it resolves), it
+   * resolves as soon as the consumer stops claiming; the stop goes on, and the calling job, once
+   * its handler returns, is settled like the others.
    */
   stop (): Promise<void> {
-    this.#stopping ??= this.#stop()
-    return this.#stopping
+    return calledFromHandler() ? this.#lifecycle.stopSoon() : this.#lifecycle.stop()
   }
 
-  async #stop (): Promise<void> {
-    const started = this.#starting
-    this.#state = 'stopped'
-    if (started === undefined) return
-    // A start that failed left nothing to tear down.
-    if (!await started.then(() => true, () => false)) return
+  /** The first undo of a stop: stop claiming, let running jobs finish, hand the rest back. */
+  async #close (): Promise<void> {
+    this.#open = false
     this.#blockAbort.abort()
+    clearTimeout(this.#pauseTimer)
+    this.#pauseTimer = undefined
+    this.#paused = false
     if (this.#running.size > 0) await this.#drain(this.#config.shutdownTimeout)
+    if (this.#running.size > 0) this.#logger.warn({ running: this.#running.size }, 'shutdownTimeout passed: aborting the running jobs and handing them back')
     for (const job of this.#running.values()) {
       job.abort('shutdown', new QueueClosedError(SHUTDOWN))
       this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, 'requeued')
     }
     await this.#idle()
-    clearInterval(this.#heartbeat)
-    await this.#unsubscribe?.()
-    await this.#config.storage.disconnect()
   }
 
   /** Jobs being run right now. */
@@ -207,7 +227,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    */
   #pump (): void {
     while (this.#settling < MAX_SETTLING && !this.#paused && this.#handler !== undefined) {
-      const open = this.#state === 'started'
+      const open = this.#open
       const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
       if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
         if (open && free > 0 && !this.#blocking && this.#settling === 0) this.#block(free)
@@ -278,8 +298,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** After a storage failure: report it, wait a moment, carry on (the storage may reconnect). */
   #pause (err: Error, msg: string): void {
-    reportError(this.#events, this.#config.logger, err, msg)
-    if (this.#state !== 'started') {
+    this.#report(err, msg)
+    if (!this.#open) {
       // Shutting down with the storage failing: give up on these settlements. The jobs stay
       // leased to us, so the reaper recovers them once the leases expire; nothing is lost.
       this.#settlements = []
@@ -288,17 +308,19 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     this.#paused = true
-    setTimeout(() => {
+    this.#pauseTimer = setTimeout(() => {
+      this.#pauseTimer = undefined
       this.#paused = false
       this.#pump()
-    }, RETRY_PAUSE).unref()
+    }, RETRY_PAUSE)
+    this.#pauseTimer.unref()
   }
 
   #begin (jobs: ClaimedJob[]): void {
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
-      if (this.#state !== 'started') {
+      if (!this.#open) {
         this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
         continue
       }
@@ -333,7 +355,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
-  readonly #onSettleError = (err: Error): void => reportError(this.#events, this.#config.logger, err, 'Settling a job failed')
+  readonly #onSettleError = (err: Error): void => this.#report(err, 'Settling a job failed')
 
   /** Waits for a handler's promise (one async step rather than two closures per job). */
   async #settleWhenDone (job: RunningJob<TPayload>, out: Promise<TResult>): Promise<void> {
@@ -427,7 +449,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       }
     }
     Promise.resolve().then(() => (this.#config.afterExecution as (c: typeof context) => unknown)(context)).then(finish, err => {
-      reportError(this.#events, this.#config.logger, err as Error, 'afterExecution hook failed')
+      this.#report(err as Error, 'afterExecution hook failed')
       finish()
     })
   }
@@ -462,10 +484,18 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const event = announcements[i] as AnnouncedEvent
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
-      if (event === 'failing') events.emit(event, id, value as Error, announcements[i + 3] as number)
-      else if (event === 'completed') events.emit(event, id, value as TResult)
-      else if (event === 'failed') events.emit(event, id, value as Error)
-      else events.emit(event, id)
+      if (event === 'completed') {
+        events.emit(event, id, value as TResult)
+      } else if (event === 'failing') {
+        const attempt = announcements[i + 3] as number
+        this.#logger.warn({ id, attempt, err: value }, 'job attempt failed; it will be retried')
+        events.emit(event, id, value as Error, attempt)
+      } else if (event === 'failed') {
+        this.#logger.error({ id, attempts: announcements[i + 3], err: value }, 'job failed')
+        events.emit(event, id, value as Error)
+      } else {
+        events.emit(event, id)
+      }
     }
   }
 
@@ -487,11 +517,15 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         job.abort('lease', new QueueClosedError(LEASE_LOST))
         job.done = true
         this.#running.delete(id)
-        this.#config.logger.warn({ id }, LEASE_LOST)
+        this.#logger.warn({ id }, LEASE_LOST)
       }
       if (this.#running.size === 0) this.#onDrained?.()
       if (lost.length > 0) this.#pump()
-    }, (err: Error) => reportError(this.#events, this.#config.logger, err, 'Extending leases failed'))
+    }, (err: Error) => this.#report(err, 'Extending leases failed'))
+  }
+
+  #report (err: Error, msg: string): void {
+    reportError(this.#events, this.#logger, err, msg)
   }
 }
 
@@ -503,4 +537,21 @@ function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (e
       else resolve(result as TResult)
     })
   })
+}
+
+/** Frames of the consumer that run a handler: `#run` calls it, `#settleWhenDone` awaits its promise. */
+const HANDLER_FRAME = /^\s+at (?:async )?(?:\S+\.)?#(?:run|settleWhenDone) /m
+
+/**
+ * True when called from inside a job handler of a relayq consumer: from its synchronous part, or
+ * from code that its returned promise awaits (V8's async stack traces show the consumer frame
+ * that awaits the handler). Read only by `stop()`, never on the hot path. A handler that detaches
+ * the call (`setTimeout`, an un-awaited `.then`) is not seen: its stop then behaves as any other.
+ */
+export function calledFromHandler (): boolean {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 100
+  const { stack } = new Error()
+  Error.stackTraceLimit = limit
+  return stack !== undefined && HANDLER_FRAME.test(stack)
 }

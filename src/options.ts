@@ -16,7 +16,8 @@ export const DEFAULTS = Object.freeze({
   timeout: 30_000,
   maxStalls: 1,
   backoff: Object.freeze({ type: 'exponential', delay: 1000, maxDelay: 60_000, jitter: 0.5 }) as BackoffOption,
-  leaderElection: Object.freeze({ enabled: true, lockTTL: 30_000, renewalInterval: 10_000, acquireRetryInterval: 5_000 }),
+  /** A standalone Reaper does not elect unless asked (as @platformatic/job-queue); a Queue's own reaper does. */
+  leaderElection: Object.freeze({ enabled: false, lockTTL: 30_000, renewalInterval: 10_000, acquireRetryInterval: 5_000 }),
   /** Longest job id and queue name, in UTF-8 bytes. */
   maxIdBytes: 1024
 })

@@ -1,12 +1,17 @@
 import type { Serde } from './serde.ts'
 import type { ActiveState, JobState, Storage } from './storage/types.ts'
 
-/** A pino-style logger. relayq logs nothing unless you pass one. */
+/**
+ * A pino-style logger. relayq logs nothing unless you pass one. With `child`, each component logs
+ * through `logger.child({ component, ... })` (`queue`, `producer`, `consumer` with its `workerId`,
+ * `reaper` with its `reaperId`).
+ */
 export interface Logger {
   debug (obj: unknown, msg?: string): void
   info (obj: unknown, msg?: string): void
   warn (obj: unknown, msg?: string): void
   error (obj: unknown, msg?: string): void
+  child? (bindings: Record<string, unknown>): Logger
 }
 
 /** A job as the handler sees it. */
@@ -68,7 +73,7 @@ export type BackoffOption =
 
 /** Leader election of reapers: only the holder of the lock recovers stalled jobs. */
 export interface LeaderElectionOptions {
-  /** @default true */
+  /** Elect at all. @default false for a standalone Reaper, true for a Queue's own reaper */
   enabled?: boolean
   /** How long the lock lives without renewal, in ms. @default 30000 */
   lockTTL?: number
@@ -132,6 +137,7 @@ export interface ReaperConfig {
   interval?: number
   /** Stalls a job may survive; one more fails it. @default 1 */
   maxStalls?: number
+  /** Without it (or with `enabled: false`) the reaper scans at once and holds no lock. @default { enabled: false } */
   leaderElection?: LeaderElectionOptions
   logger?: Logger
 }
@@ -142,6 +148,10 @@ export interface QueueConfig<TPayload, TResult> extends ConsumerConfig<TPayload,
   reaper?: boolean
   /** Stalls a job may survive before it fails, for the embedded reaper. @default 1 */
   maxStalls?: number
+  /**
+   * Election of the embedded reaper among the queue instances (on a lock of their own: a standalone
+   * Reaper elects apart). @default { enabled: true }
+   */
   leaderElection?: LeaderElectionOptions
 }
 

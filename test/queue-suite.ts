@@ -6,6 +6,7 @@ import {
   InvalidArgumentError, JobCancelledError, JobFailedError, Producer, Queue, QueueClosedError, TimeoutError,
   type Job, type QueueConfig, type Storage
 } from '../src/index.ts'
+import { lifecycleTests } from './lifecycle-suite.ts'
 import type { StorageHandle } from './storage-contract.ts'
 
 /** A promise with its resolve function, to steer handlers from the test. */
@@ -267,7 +268,7 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       assert.equal(consumer.running, 0)
     })
 
-    test('stop waits for running jobs, is idempotent, and rejects later calls', async t => {
+    test('stop waits for running jobs, is idempotent, and rejects later calls until start()', async t => {
       const gate = deferred()
       const started = deferred()
       const storage = await storageFor(t)
@@ -285,7 +286,7 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       await stopped
       assert.deepEqual(await completed, ['a', 5])
       await assert.rejects(queue.enqueue('b', 1), QueueClosedError)
-      await assert.rejects(queue.start(), QueueClosedError)
+      await assert.rejects(queue.getStatus('a'), QueueClosedError)
     })
 
     test('stop hands unfinished jobs back after shutdownTimeout; another worker finishes them', async t => {
@@ -344,4 +345,5 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
       assert.deepEqual([...result.bytes], [1, 2, 3])
     })
   })
+  lifecycleTests(name, factory)
 }

@@ -128,7 +128,7 @@ test('the reaper recovers a job whose worker died, and fails it after maxStalls'
 test('leader election: one reaper leads; when it stops another takes over', async t => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
   const storage = new MemoryStorage()
-  const options = { storage, name: 'le', leaderElection: { lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } }
+  const options = { storage, name: 'le', leaderElection: { enabled: true, lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } }
   const a = new Reaper(options)
   const b = new Reaper(options)
   t.after(() => Promise.all([a.stop(), b.stop()]))

@@ -463,7 +463,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
         wait.timer = setTimeout(() => {
           wait.at = Infinity
           wait.timer = undefined
-          this.#run().claim(this.#claimKeys(k), [this.#clock(), 1, 0, '']).catch(() => {})
+          // A failed promotion costs the blocked claims a wait of up to blockTimeout (a claim promotes due jobs too): say so.
+          this.#run().claim(this.#claimKeys(k), [this.#clock(), 1, 0, '']).catch((err: unknown) => this.#onError(storageError('promotion of a delayed job', err)))
         }, Math.max(0, at - this.#clock()))
         wait.timer.unref()
       })
