@@ -13,6 +13,7 @@ import { IDLE_SNAPSHOT } from '../src/storage/file/log.ts'
 import { queueDir } from '../src/storage/file/paths.ts'
 import { QueueState } from '../src/storage/queue-state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
+import { failedStartTests } from './lifecycle-suite.ts'
 import { queueTests } from './queue-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
 
@@ -33,6 +34,17 @@ function files (options: Partial<FileStorageOptions> = {}) {
 
 storageContract('file', files())
 queueTests('file', files())
+// The base path is a file at first (unusable), then removed: the directory can be made.
+failedStartTests('file', async () => {
+  const dir = await tempDir()
+  const basePath = join(dir, 'queues')
+  writeFileSync(basePath, 'not a directory')
+  return {
+    make: () => new FileStorage({ basePath }),
+    fix: () => rm(basePath),
+    cleanup: () => rm(dir, { recursive: true, force: true })
+  }
+})
 
 /** A connected FileStorage, disconnected after the test. */
 async function open (t: TestContext, options: FileStorageOptions): Promise<FileStorage> {

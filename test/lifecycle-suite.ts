@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { describe, test, type TestContext } from 'node:test'
-import { Consumer, Producer, Queue, QueueClosedError, Reaper, type Logger, type Storage } from '../src/index.ts'
+import { Consumer, Producer, Queue, QueueClosedError, Reaper, StorageError, type Logger, type Storage } from '../src/index.ts'
 import { deferred } from './queue-suite.ts'
 import { until, type StorageHandle } from './storage-contract.ts'
 
@@ -37,6 +37,20 @@ function messages (logger: RecordingLogger, component: string, level: LogLine['l
 }
 
 /**
+ * A job of `queue` claimed by a worker that then dies: its lease of `leaseMs` ms runs out
+ * unrenewed. Resolves when the lease has expired if `expired`, else at once.
+ */
+async function orphan (t: TestContext, storage: Storage, queue: string, id: string, leaseMs: number, expired = false): Promise<void> {
+  await storage.connect()
+  t.after(() => storage.disconnect())
+  await storage.enqueue(queue, [{ id, payload: Buffer.from('1'), maxAttempts: 3, resultTTL: 60_000, delay: 0 }])
+  const claimed = await storage.claim(queue, `dead-${randomUUID()}`, { max: 1, leaseMs, blockMs: 0 })
+  assert.deepEqual(claimed.map(j => j.id), [id])
+  const deadline = Date.now() + leaseMs
+  if (expired) await until(() => Date.now() > deadline)
+}
+
+/**
  * Start/stop behaviour every backend must show: restart cycles of Queue, Producer, Consumer and
  * Reaper, concurrent start/stop, the reaper's defaults and lock scheme, logging, and stop() from a
  * handler. Run by {@link queueTests} for each backend.
@@ -55,20 +69,6 @@ export function lifecycleTests (name: string, factory: () => Promise<StorageHand
       t.after(() => queue.stop())
       queue.on('error', err => { throw err })
       return queue
-    }
-
-    /**
-     * A job of `queue` claimed by a worker that then dies: its lease of `leaseMs` ms runs out
-     * unrenewed. Resolves when the lease has expired if `expired`, else at once.
-     */
-    async function orphan (t: TestContext, storage: Storage, queue: string, id: string, leaseMs: number, expired = false): Promise<void> {
-      await storage.connect()
-      t.after(() => storage.disconnect())
-      await storage.enqueue(queue, [{ id, payload: Buffer.from('1'), maxAttempts: 3, resultTTL: 60_000, delay: 0 }])
-      const claimed = await storage.claim(queue, `dead-${randomUUID()}`, { max: 1, leaseMs, blockMs: 0 })
-      assert.deepEqual(claimed.map(j => j.id), [id])
-      const deadline = Date.now() + leaseMs
-      if (expired) await until(() => Date.now() > deadline)
     }
 
     test('a Queue restarts: each cycle emits started, consumes, answers enqueueAndWait, stops and emits stopped', async t => {
@@ -285,5 +285,60 @@ export function lifecycleTests (name: string, factory: () => Promise<StorageHand
       assert.deepEqual(await queue.getStatus('self').then(s => [s?.state, s?.result]), ['completed', 1])
       assert.deepEqual(await queue.getStatus('other').then(s => [s?.state, s?.result]), ['completed', 2])
     })
+  })
+}
+
+/** A storage that cannot connect until `fix()` is called. */
+export interface BrokenStorage {
+  /** A new instance over the same (for now unreachable) data. */
+  make: () => Storage
+  /** Makes it reachable: the server comes up, the directory becomes usable. */
+  fix: () => Promise<void>
+  cleanup: () => Promise<void>
+}
+
+/**
+ * A failed start is not remembered (backends whose connect can fail): every component tries again
+ * on its next call, and works once the storage does.
+ */
+export function failedStartTests (name: string, broken: () => Promise<BrokenStorage>): void {
+  test(`${name}: a failed start is not remembered: Queue, Producer, Consumer and Reaper try again on their next call`, async t => {
+    const b = await broken()
+    t.after(b.cleanup)
+    const queueName = `q-${randomUUID()}`
+    const queue = new Queue<number, number>({ storage: b.make(), name: queueName })
+    t.after(() => queue.stop())
+    queue.execute(async job => job.payload * 2)
+    const producer = new Producer<number, number>({ storage: b.make(), name: queueName })
+    t.after(() => producer.stop())
+    const consumer = new Consumer<number, number>({ storage: b.make(), name: queueName })
+    t.after(() => consumer.stop())
+    consumer.execute(async job => job.payload * 2)
+    const reaped = `r-${randomUUID()}`
+    const reaper = new Reaper({ storage: b.make(), name: reaped, visibilityTimeout: 100, interval: 20 })
+    t.after(() => reaper.stop())
+
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await assert.rejects(queue.enqueue('a', 1), StorageError)
+      await assert.rejects(queue.getStatus('a'), StorageError)
+      await assert.rejects(queue.start(), StorageError)
+      await assert.rejects(producer.enqueueAndWait('b', 2, { timeout: 5000 }), StorageError)
+      await assert.rejects(consumer.start(), StorageError)
+      await assert.rejects(reaper.start(), StorageError)
+    }
+    await b.fix()
+
+    assert.deepEqual(await queue.enqueue('a', 1), { status: 'queued' })
+    const completed = once(queue, 'completed')
+    await queue.start()
+    assert.deepEqual(await completed, ['a', 2])
+    await consumer.start()
+    assert.equal(await producer.enqueueAndWait('b', 2, { timeout: 5000 }), 4)
+    assert.equal((await queue.getStatus('b'))?.state, 'completed')
+    // The reaper whose start failed scans once started.
+    await orphan(t, b.make(), reaped, 'orphan', 50)
+    const stalled = once(reaper, 'stalled')
+    await reaper.start()
+    assert.deepEqual(await stalled, ['orphan'])
   })
 }

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { test } from 'node:test'
 import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
 import { backoffDelay } from '../src/options.ts'
+import { recordingLogger } from './lifecycle-suite.ts'
 import { deferred, queueTests } from './queue-suite.ts'
 
 queueTests('memory', async () => {
@@ -238,4 +239,25 @@ test('a cancel request whose abort notice was lost reaches the handler through t
   t.mock.timers.tick(1000) // one heartbeat (a third of the lease)
   await cancelled
   assert.equal((await queue.getStatus('long'))?.state, 'cancelled')
+})
+
+test('a consumer that fails to start after execute() reaches `error` and the logger; the next start() tries it again', async t => {
+  const storage = new MemoryStorage()
+  const subscribe = storage.subscribe.bind(storage)
+  let refusals = 1
+  storage.subscribe = async (queue, listener, type) => {
+    if (type === 'abort' && refusals-- > 0) throw new Error('subscription refused')
+    return await subscribe(queue, listener, type)
+  }
+  const logger = recordingLogger()
+  const queue = new Queue<number, number>({ storage, logger })
+  t.after(() => queue.stop())
+  await queue.start()
+  const error = once(queue, 'error')
+  queue.execute(async job => job.payload + 1)
+  const [err] = await error
+  assert.equal(err.message, 'subscription refused')
+  assert.ok(logger.lines.some(l => l.level === 'error' && l.bindings.component === 'queue' && l.msg === 'Starting the consumer failed'))
+  await queue.start()
+  assert.equal(await queue.enqueueAndWait('after', 1, { timeout: 5000 }), 2)
 })
