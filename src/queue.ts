@@ -1,6 +1,7 @@
 import { Consumer } from './consumer.ts'
 import { Emitter } from './emitter.ts'
 import { QueueClosedError } from './errors.ts'
+import { pickOptions } from './options.ts'
 import { Producer, type BulkJob } from './producer.ts'
 import { Reaper } from './reaper.ts'
 import type {
@@ -34,7 +35,7 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
     this.#producer = new Producer(config, this)
     this.#consumer = new Consumer(config, this)
     if (config.reaper !== false) {
-      this.#reaper = new Reaper(config)
+      this.#reaper = new Reaper(pickOptions(config, 'Reaper'))
       this.#reaper.on('stalled', id => this.emit('stalled', id))
       this.#reaper.on('requeued', id => this.emit('requeued', id))
       this.#reaper.on('failed', (id, err) => this.emit('failed', id, err))

@@ -36,7 +36,7 @@ export class Reaper extends Emitter<ReaperEvents> {
 
   constructor (config: ReaperConfig) {
     super()
-    this.#config = resolveConfig(config as unknown as Record<string, unknown>)
+    this.#config = resolveConfig(config as unknown as Record<string, unknown>, 'Reaper')
     this.#lockName = `reaper:${this.#config.name}`
   }
 

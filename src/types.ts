@@ -183,12 +183,16 @@ export interface MessageStatus<TResult> {
 /** What `updateResultTTL` did. */
 export interface UpdateResultTTLResult { status: 'updated' | 'not_found' | 'not_terminal' | 'missing_payload' }
 
-/** How a handler's error is stored. */
+/**
+ * How a job's final error is stored: the output of its `toJSON()` when it has one (exactly),
+ * else its `message`, `name`, `code` (when a string) and `stack`.
+ */
 export interface SerializedError {
   message: string
   name?: string
   code?: string
   stack?: string
+  [key: string]: unknown
 }
 
 /** Typed events of a Queue (a Producer or Consumer emits the subset that concerns it). */

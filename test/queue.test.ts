@@ -22,7 +22,7 @@ test('backoff: exponential doubles up to maxDelay, jitter only shortens, fixed a
   assert.deepEqual([1, 2, 3].map(n => backoffDelay(exp, n, err, () => 1)), [50, 100, 200])
   assert.equal(backoffDelay({ type: 'fixed', delay: 250 }, 7, err), 250)
   assert.equal(backoffDelay((attempt) => attempt * 1000, 3, err), 3000)
-  assert.equal(backoffDelay(() => NaN, 1, err), 0)
+  assert.equal(backoffDelay(() => NaN, 1, err, () => 0), 1000, 'NaN: the default backoff')
 })
 
 test('a failed attempt waits its backoff as a failing job before the retry runs', async t => {

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'iovalkey'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
+import { checkLogger } from '../logger.ts'
+import { checkClock, checkStorageOptions, isWellFormed } from '../options.ts'
 import type { Logger } from '../types.ts'
 import { lockKey, QueueKeys } from './redis-keys.ts'
 import { defineScripts, type Reply, type Scripts } from './redis-scripts.ts'
@@ -37,6 +39,10 @@ export interface RedisStorageOptions {
   /** A pino-style logger for connection errors (which also go to `error` listeners). @default silent */
   logger?: Logger
 }
+
+const REDIS_OPTIONS = [
+  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger'
+] as const
 
 /** Events of a RedisStorage. */
 export interface RedisStorageEvents {
@@ -111,9 +117,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   /** Queues whose control channel this instance watches for wake-ups (while claims block). */
   #watching = new Map<string, Promise<unknown>>()
 
+  /** @throws InvalidArgumentError for an invalid or unknown option. */
   constructor (options: RedisStorageOptions = {}) {
     super()
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected RedisStorage options to be an object')
+    checkStorageOptions('RedisStorage', options, REDIS_OPTIONS)
     const ways = [options.url !== undefined, options.host !== undefined || options.port !== undefined, options.client !== undefined, options.cluster !== undefined]
     if (ways.filter(Boolean).length > 1) throw new InvalidArgumentError('Give only one of `url`, `host`/`port`, `client` or `cluster`')
     if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) {
@@ -123,12 +130,16 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       throw new InvalidArgumentError('Expected `cluster` to be a non-empty array of nodes')
     }
     const prefix = options.keyPrefix ?? 'relayq'
-    if (typeof prefix !== 'string' || prefix.length === 0) throw new InvalidArgumentError('Expected `keyPrefix` to be a non-empty string')
+    // A lone surrogate would reach Redis as U+FFFD: two prefixes could share keys.
+    if (typeof prefix !== 'string' || prefix.length === 0 || !isWellFormed(prefix)) {
+      throw new InvalidArgumentError('Expected `keyPrefix` to be a non-empty, well-formed string')
+    }
     const inline = options.inlineLimit ?? 65_536
     if (!Number.isInteger(inline) || inline < 0) throw new InvalidArgumentError(`Expected \`inlineLimit\` to be an integer >= 0, got ${String(inline)}`)
-    this.#options = options
+    // The logger is guarded: one that throws never breaks a connection handler.
+    this.#options = { ...options, logger: checkLogger(options.logger) }
     this.#prefix = prefix
-    this.#clock = options.clock ?? Date.now
+    this.#clock = checkClock(options.clock)
     this.#inline = inline
   }
 
