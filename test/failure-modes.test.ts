@@ -82,9 +82,20 @@ test('unknown option names are refused, naming the closest known one (decided)',
   for (const [label, make, pattern] of cases) refuses(make, pattern, label)
   // Every option of @platformatic/job-queue is accepted, including those relayq ignores; undefined values are ignored.
   assert.doesNotThrow(() => new Queue({
-    storage, name: 'n', workerId: 'w', concurrency: 1, blockTimeout: 5, maxRetries: 3, visibilityTimeout: 30_000,
-    processingQueueTTL: 1000, resultTTL: 1000, logger: recordingLogger(), payloadSerde: new JsonSerde(),
-    resultSerde: new JsonSerde(), afterExecution: () => {}, concurency: undefined
+    storage,
+    name: 'n',
+    workerId: 'w',
+    concurrency: 1,
+    blockTimeout: 5,
+    maxRetries: 3,
+    visibilityTimeout: 30_000,
+    processingQueueTTL: 1000,
+    resultTTL: 1000,
+    logger: recordingLogger(),
+    payloadSerde: new JsonSerde(),
+    resultSerde: new JsonSerde(),
+    afterExecution: () => {},
+    concurency: undefined
   } as any))
   assert.doesNotThrow(() => new Reaper({ storage, name: 'n', payloadSerde: new JsonSerde(), visibilityTimeout: 1000, leaderElection: { enabled: false }, logger: recordingLogger() }))
   assert.doesNotThrow(() => new RedisStorage({ url: 'redis://127.0.0.1:6379', keyPrefix: 'jq:', logger: recordingLogger() }))

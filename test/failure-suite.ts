@@ -369,6 +369,7 @@ export function failureTests (name: string, factory: QueueStorageFactory): void 
       type Done = (err: Error | null | undefined, result?: unknown) => void
       const bad: Record<string, (job: Job<unknown>, done: Done) => unknown> = {
         nullProto: () => { throw Object.create(null) },
+        // eslint-disable-next-line no-throw-literal -- the point: a thrown non-Error
         toStringThrows: () => { throw { toString () { throw new Error('x') } } },
         messageThrows: () => { throw Object.defineProperty(new Error('x'), 'message', { get () { throw new Error('y') } }) },
         asyncCallback: async () => { throw new Error('async callback') },
