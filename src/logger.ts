@@ -1,5 +1,4 @@
-import { describeValue } from './errors.ts'
-import { InvalidArgumentError } from './errors.ts'
+import { describeValue, InvalidArgumentError } from './errors.ts'
 import type { Logger } from './types.ts'
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const
@@ -17,9 +16,12 @@ export const SILENT: Logger = Object.freeze({ debug () {}, info () {}, warn () {
 export function checkLogger (value: unknown, name = 'logger'): Logger {
   if (value === undefined) return SILENT
   if (value === null || typeof value !== 'object') throw new InvalidArgumentError(`Expected \`${name}\` to be a pino-style logger, got \`${describeValue(value)}\` (${value === null ? 'null' : typeof value})`)
-  const l = value as Record<string, unknown>
   for (const level of LEVELS) {
-    if (typeof l[level] !== 'function') throw new InvalidArgumentError(`Expected \`${name}.${level}\` to be a function, got ${typeof l[level]}`)
+    let fn: unknown
+    try {
+      fn = (value as Record<string, unknown>)[level]
+    } catch {}
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`Expected \`${name}.${level}\` to be a function, got ${typeof fn}`)
   }
   return guard(value as Logger)
 }
@@ -29,16 +31,20 @@ const GUARDED = new WeakSet<Logger>()
 
 function guard (logger: Logger): Logger {
   if (GUARDED.has(logger)) return logger
-  const call = (level: typeof LEVELS[number]) => (obj: unknown, msg?: string): void => {
+  const call = (level: string) => (obj: unknown, msg?: string): void => {
     try {
-      logger[level](obj, msg)
+      const fn = (logger as unknown as Record<string, unknown>)[level]
+      if (typeof fn === 'function') fn.call(logger, obj, msg)
     } catch {}
   }
-  const guarded: Logger & { child: (bindings: Record<string, unknown>) => Logger } = {
+  const guarded: Logger & { trace: Logger['debug'], fatal: Logger['error'], child: (bindings: Record<string, unknown>) => Logger } = {
     debug: call('debug'),
     info: call('info'),
     warn: call('warn'),
     error: call('error'),
+    // pino's other levels, when the logger has them (a call to a missing one does nothing).
+    trace: call('trace'),
+    fatal: call('fatal'),
     child (bindings) {
       try {
         const child = (logger as { child?: unknown }).child

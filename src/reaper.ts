@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Emitter, reportError } from './emitter.ts'
-import { QueueClosedError } from './errors.ts'
+import { MaxRetriesError, QueueClosedError } from './errors.ts'
 import { resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
 import type { ReaperConfig } from './types.ts'
@@ -90,7 +90,9 @@ export class Reaper extends Emitter<ReaperEvents> {
       }
       for (const id of failed) {
         this.emit('stalled', id)
-        this.emit('failed', id, new Error(STALLED_MESSAGE))
+        // Like every `failed` event, a MaxRetriesError: the attempts are the record's.
+        const attempts = (await storage.getStatus(name, id).catch(() => null))?.attempts ?? 0
+        this.emit('failed', id, new MaxRetriesError(id, attempts, new Error(STALLED_MESSAGE)))
       }
     } catch (err) {
       this.#report(err as Error, 'Recovering stalled jobs failed')

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
-import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
+import { MemoryStorage, MaxRetriesError, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
 import { backoffDelay } from '../src/options.ts'
 import { deferred, queueTests } from './queue-suite.ts'
 
@@ -122,6 +122,8 @@ test('the reaper recovers a job whose worker died, and fails it after maxStalls'
   const [failedId, err] = await failed
   assert.equal(failedId, again.id)
   assert.match(err.message, /stalled/)
+  assert.ok(err instanceof MaxRetriesError, 'every failed event carries a MaxRetriesError')
+  assert.equal(err.attempts, 2)
   assert.equal((await storage.getStatus(name, again.id))?.state, 'failed')
 })
 
