@@ -322,17 +322,17 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
+    let thenable: boolean
     try {
       out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      // Inside the try: a returned object whose `then` getter throws fails the attempt too.
+      thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
       this.#failed(job, err)
       return
     }
-    if (out !== null && typeof (out as Promise<TResult>)?.then === 'function') {
-      this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
-    } else {
-      this.#succeeded(job, out as TResult)
-    }
+    if (thenable) this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
+    else this.#succeeded(job, out as TResult)
   }
 
   readonly #onSettleError = (err: Error): void => reportError(this.#events, this.#config.logger, err, 'Settling a job failed')

@@ -104,7 +104,10 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   concurrency?: number
   /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
   visibilityTimeout?: number
-  /** Longest wait of one blocking claim when the queue is empty, in ms. @default 5000 */
+  /**
+   * Longest wait of one blocking claim when the queue is empty, in **seconds** (fractions allowed),
+   * as in @platformatic/job-queue. @default 5
+   */
   blockTimeout?: number
   /** Delay between attempts. @default { type: 'exponential', delay: 1000, maxDelay: 60000, jitter: 0.5 } */
   backoff?: BackoffOption

@@ -50,6 +50,13 @@ export function failureTests (name: string, factory: QueueStorageFactory): void 
       return storage
     }
 
+    /** Two storage instances over the same data, as two processes would have them. */
+    async function storagePair (t: TestContext): Promise<[Storage, Storage]> {
+      const { storage, another, cleanup } = await factory()
+      t.after(cleanup)
+      return [storage, another()]
+    }
+
     /** A started queue on its own namespace; fails the test on any `error` event unless `errors` collects them. */
     async function make (t: TestContext, config: Cfg = {}, handler?: (job: Job<any>) => unknown, errors?: Error[]): Promise<Queue<any, any>> {
       const queue = new Queue<any, any>({ storage: config.storage ?? await storageFor(t), name: `q-${randomUUID()}`, backoff: { type: 'fixed', delay: 0 }, ...config })
@@ -285,11 +292,7 @@ export function failureTests (name: string, factory: QueueStorageFactory): void 
     })
 
     test('result deserialize failures and sparse batches are QueueErrors (13.11)', async t => {
-      const [storage, another] = await (async () => {
-        const { storage, another, cleanup } = await factory()
-        t.after(cleanup)
-        return [storage, another()]
-      })()
+      const [storage, another] = await storagePair(t)
       const name = `q-${randomUUID()}`
       const broken: Serde<unknown> = { serialize: v => Buffer.from(JSON.stringify(v)), deserialize: () => { throw new Error('cannot decode') } }
       // A consumer with the default serde completes the job; a producer whose resultSerde cannot decode reads it.
@@ -344,11 +347,7 @@ export function failureTests (name: string, factory: QueueStorageFactory): void 
     })
 
     test('a producer and a consumer with different serdes: the job fails with a SerdeError (decided)', async t => {
-      const [storage, another] = await (async () => {
-        const { storage, another, cleanup } = await factory()
-        t.after(cleanup)
-        return [storage, another()]
-      })()
+      const [storage, another] = await storagePair(t)
       const name = `q-${randomUUID()}`
       let runs = 0
       const consumer = await make(t, { name, storage: another, payloadSerde: new MsgpackSerde() }, async () => { runs++ })
