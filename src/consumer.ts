@@ -1,8 +1,8 @@
-import { InvalidArgumentError, JobCancelledError, QueueClosedError } from './errors.ts'
+import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
+import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
-import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
 
@@ -98,7 +98,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: ConsumerConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
     super()
-    this.#config = resolveConfig<TPayload, TResult>(config)
+    // A Queue passes its own configuration: the Queue's option names apply.
+    this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Consumer' : 'Queue')
     this.#events = events ?? this
     const { workerId, concurrency } = this.#config
     this.#logger = componentLogger(this.#config.logger, { component: 'consumer', workerId })
@@ -278,10 +279,10 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #block (max: number): void {
-    const { storage, name, workerId, visibilityTimeout, blockTimeout } = this.#config
+    const { storage, name, workerId, visibilityTimeout, blockMs } = this.#config
     this.#blocking = true
     this.#reserved += max
-    storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs: blockTimeout, signal: this.#blockAbort.signal }).then(jobs => {
+    storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs, signal: this.#blockAbort.signal }).then(jobs => {
       this.#blocking = false
       this.#reserved -= max
       // Fewer than asked: nothing more was ready, so wait again (a blocking claim returns at once
@@ -334,25 +335,26 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
     } catch (err) {
       // Undecodable bytes will not decode on a retry either: fail at once.
-      const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
+      const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL })
-      this.#announcements.push('failed', claimed.id, error, 0)
+      this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
+      this.#schedulePump()
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
+    let thenable: boolean
     try {
       out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      // Inside the try: a returned object whose `then` getter throws fails the attempt too.
+      thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
       this.#failed(job, err)
       return
     }
-    if (out !== null && typeof (out as Promise<TResult>)?.then === 'function') {
-      this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
-    } else {
-      this.#succeeded(job, out as TResult)
-    }
+    if (thenable) this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
+    else this.#succeeded(job, out as TResult)
   }
 
   readonly #onSettleError = (err: Error): void => this.#report(err, 'Settling a job failed')
@@ -366,7 +368,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#failed(job, err)
       return
     }
-    this.#succeeded(job, value)
+    try {
+      this.#succeeded(job, value)
+    } catch (err) {
+      // Whatever went wrong on the way to storing the outcome costs this job, never its slot.
+      if (!job.done) this.#failed(job, err)
+      else throw err
+    }
   }
 
   #succeeded (job: RunningJob<TPayload>, value: TResult): void {
@@ -383,18 +391,19 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     try {
       result = this.#config.resultSerde.serialize(value as TResult)
     } catch (err) {
-      const error = new InvalidArgumentError(`Cannot serialize the result of job ${JSON.stringify(job.id)}: ${(err as Error).message}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
+      const error = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
+      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
       return
     }
     this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
   }
 
+  /** The attempt failed with `reason`, whatever was thrown: retry it, or fail the job. */
   #failed (job: RunningJob<TPayload>, reason: unknown): void {
     if (this.#claim(job)) return
-    const error = reason instanceof Error ? reason : new Error(String(reason))
+    const error = toError(reason)
     if (job.attempts < job.maxAttempts) {
-      const delay = backoffDelay(this.#config.backoff, job.attempts, error)
+      const delay = backoffDelay(this.#config.backoff, job.attempts, error, Math.random, this.#logger)
       this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, 'failing', error)
       return
     }
@@ -402,7 +411,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#afterExecution(job, this.#context(job, 'failed', undefined, error))
       return
     }
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, 'failed', error)
+    this.#fail(job, error, job.claimed.resultTTL)
+  }
+
+  /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
+  #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
   }
 
   /**
@@ -436,21 +450,30 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
+  /**
+   * Runs the hook, then stores what it left: `context.result` for a completed job, `context.error`
+   * (or the original error if it removed it) for a failed one, with `context.ttl`. A hook that
+   * throws, or leaves an invalid ttl, is reported (`error` event) and the original ttl applies.
+   */
   #afterExecution (job: RunningJob<TPayload>, context: AfterExecutionContext<TPayload, TResult>): void {
     job.done = true // the hook is async: no second outcome may slip in meanwhile
+    const original = { status: context.status, ttl: context.ttl, error: context.error }
     const finish = (): void => {
-      const ttl = Number.isInteger(context.ttl) && context.ttl > 0 ? context.ttl : job.claimed.resultTTL
+      const badTTL = !Number.isSafeInteger(context.ttl) || context.ttl < 1
+      const ttl = badTTL ? original.ttl : context.ttl
       job.done = false
-      if (context.error !== undefined) {
-        const error = context.error instanceof Error ? context.error : new Error(String(context.error))
-        this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
-      } else {
-        this.#complete(job, context.result, ttl)
-      }
+      if (original.status === 'failed') this.#fail(job, toError(context.error ?? original.error), ttl)
+      else this.#complete(job, context.result, ttl)
+      // Reported once the outcome is on its way: a report that throws (an `error` listener) must not strand the job.
+      if (badTTL) this.#report(new ResultTTLError(`${String(context.ttl)} from afterExecution for job '${job.id}' (the job's own applies)`), 'afterExecution left an invalid ttl')
     }
     Promise.resolve().then(() => (this.#config.afterExecution as (c: typeof context) => unknown)(context)).then(finish, err => {
-      this.#report(err as Error, 'afterExecution hook failed')
-      finish()
+      context.ttl = original.ttl
+      try {
+        finish()
+      } finally {
+        this.#report(toError(err), 'afterExecution hook failed')
+      }
     })
   }
 
@@ -529,13 +552,18 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 }
 
-/** Adapts a callback-style handler to a promise-returning one. */
-function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => void): AsyncJobHandler<TPayload, TResult> {
+/**
+ * Adapts a callback-style handler to a promise-returning one. The first of `done(err)`, a throw,
+ * or the rejection of a promise the handler returns (an `async (job, done) => ...` that throws)
+ * decides the outcome; a returned promise that resolves does not (`done` does).
+ */
+function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => unknown): AsyncJobHandler<TPayload, TResult> {
   return job => new Promise<TResult>((resolve, reject) => {
-    handler(job, (err, result) => {
+    const out = handler(job, (err, result) => {
       if (err !== null && err !== undefined) reject(err)
       else resolve(result as TResult)
     })
+    if (out !== null && typeof (out as Promise<unknown>)?.then === 'function') (out as Promise<unknown>).then(undefined, reject)
   })
 }
 

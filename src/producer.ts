@@ -1,7 +1,7 @@
-import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, TimeoutError } from './errors.ts'
+import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, SerdeError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle } from './lifecycle.ts'
-import { checkId, checkInt, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
+import { checkId, checkResultTTL, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
 import { decodeError } from './serde.ts'
 import type { EnqueueOutcome, JobRecord, NewJob, Notice } from './storage/types.ts'
 import type {
@@ -60,7 +60,8 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: CommonConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
     super()
-    this.#config = resolveConfig<TPayload, TResult>(config)
+    // A Queue passes its own configuration: the Queue's option names apply.
+    this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Producer' : 'Queue')
     this.#events = events ?? this
     this.#logger = componentLogger(this.#config.logger, { component: 'producer' })
     const { storage } = this.#config
@@ -106,11 +107,27 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     return this.#toResult(id, await this.#submit(job))
   }
 
-  /** Enqueues many jobs in as few storage round trips as possible; validates all before storing any. */
+  /**
+   * Enqueues many jobs in as few storage round trips as possible; validates all before storing any
+   * (a bad job, or a hole in a sparse array, throws InvalidArgumentError naming its index).
+   * An empty array answers `[]`.
+   */
   async enqueueMany (jobs: ReadonlyArray<BulkJob<TPayload>>): Promise<Array<EnqueueResult<TResult>>> {
     if (!Array.isArray(jobs)) throw new InvalidArgumentError('Expected `jobs` to be an array')
-    const prepared = jobs.map(j => this.#prepare(j?.id, j?.payload, resolveJobOptions(j?.options as Record<string, unknown>, this.#config)))
+    const prepared = new Array<NewJob>(jobs.length)
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i] as BulkJob<TPayload> | undefined
+      try {
+        if (j === null || typeof j !== 'object') throw new InvalidArgumentError('Expected { id, payload, options? }')
+        prepared[i] = this.#prepare(j.id, j.payload, resolveJobOptions(j.options as Record<string, unknown>, this.#config))
+      } catch (err) {
+        // Our own fresh error (InvalidArgumentError or ResultTTLError): say which job, keep its class.
+        (err as Error).message = `jobs[${i}]: ${(err as Error).message}`
+        throw err
+      }
+    }
     if (!this.#lifecycle.started) await this.#lifecycle.ready()
+    if (prepared.length === 0) return []
     const outcomes = await this.#config.storage.enqueue(this.#config.name, prepared)
     return outcomes.map((o, i) => this.#toResult(prepared[i].id, o))
   }
@@ -123,7 +140,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     let job: NewJob
     let timeout: number
     try {
-      const opts = resolveJobOptions(options as Record<string, unknown>, this.#config)
+      const opts = resolveJobOptions(options as Record<string, unknown>, this.#config, true)
       job = this.#prepare(id, payload, opts, true)
       timeout = opts.timeout
     } catch (err) {
@@ -181,15 +198,15 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const record = await this.#config.storage.getStatus(this.#config.name, id)
     if (record === null) return null
     const status: MessageStatus<TResult> = { id, state: record.state, createdAt: record.createdAt, attempts: record.attempts }
-    if (record.result !== undefined) status.result = this.#config.resultSerde.deserialize(record.result)
+    if (record.result !== undefined) status.result = this.#decodeResult(id, record.result)
     if (record.error !== undefined) status.error = decodeError(record.error)
     return status
   }
 
   /** Changes how long a finished job's record is kept, counting from now, in ms. */
   async updateResultTTL (id: string, ttl: number): Promise<UpdateResultTTLResult> {
+    checkResultTTL(ttl)
     checkId('id', id)
-    checkInt('ttl', ttl, 1)
     if (!this.#lifecycle.started) await this.#lifecycle.ready()
     return { status: await this.#config.storage.updateResultTTL(this.#config.name, id, ttl) }
   }
@@ -201,7 +218,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     try {
       bytes = this.#config.payloadSerde.serialize(payload)
     } catch (err) {
-      throw new InvalidArgumentError(`Cannot serialize the payload of job ${JSON.stringify(id)}: ${(err as Error).message}`, err)
+      throw new InvalidArgumentError(`Cannot serialize the payload of job '${id as string}': ${safeMessage(err)}`, err)
     }
     if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
     return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, notify }
@@ -213,7 +230,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#events.emit('enqueued', id)
         return QUEUED
       case 'duplicate': return { status: 'duplicate', existingState: outcome.state }
-      case 'completed': return { status: 'completed', result: this.#config.resultSerde.deserialize(outcome.result) }
+      case 'completed': return { status: 'completed', result: this.#decodeResult(id, outcome.result) }
       case 'failed': return { status: 'duplicate', existingState: 'failed' }
       case 'cancelled': return { status: 'duplicate', existingState: 'cancelled' }
     }
@@ -355,8 +372,16 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #failure (id: string, error: Buffer): JobFailedError {
-    const record = decodeError(error)
-    return new JobFailedError(id, record.message, record.code)
+    return new JobFailedError(id, error.length > 0 ? error.toString() : 'Job failed')
+  }
+
+  /** A stored result, decoded; a serde that cannot decode it throws SerdeError. */
+  #decodeResult (id: string, bytes: Buffer): TResult {
+    try {
+      return this.#config.resultSerde.deserialize(bytes)
+    } catch (err) {
+      throw new SerdeError(`Cannot deserialize the result of job '${id}' (stored by another resultSerde?): ${safeMessage(err)}`, err)
+    }
   }
 
   /** Settles `waiter` and every waiter chained after it, once; decodes the result once. */
@@ -365,7 +390,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     let value: TResult | undefined
     if (error === undefined && result !== undefined) {
       try {
-        value = this.#config.resultSerde.deserialize(result)
+        value = this.#decodeResult(id, result)
       } catch (err) {
         error = err as Error
       }

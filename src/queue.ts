@@ -1,7 +1,7 @@
 import { calledFromHandler, Consumer } from './consumer.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle } from './lifecycle.ts'
-import { resolveConfig } from './options.ts'
+import { pickOptions, resolveConfig } from './options.ts'
 import { Producer, type BulkJob } from './producer.ts'
 import { Reaper } from './reaper.ts'
 import type {
@@ -36,9 +36,9 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
     // Each validates the same config in one pass; the first bad option throws here.
     this.#producer = new Producer(config, this)
     this.#consumer = new Consumer(config, this)
-    this.#logger = componentLogger(resolveConfig(config).logger, { component: 'queue', workerId: this.#consumer.workerId })
+    this.#logger = componentLogger(resolveConfig(config, 'Queue').logger, { component: 'queue', workerId: this.#consumer.workerId })
     if (config.reaper !== false) {
-      this.#reaper = new Reaper(config, true)
+      this.#reaper = new Reaper(pickOptions(config, 'Reaper'), true)
       this.#reaper.on('stalled', id => this.emit('stalled', id))
       this.#reaper.on('requeued', id => this.emit('requeued', id))
       this.#reaper.on('failed', (id, err) => this.emit('failed', id, err))

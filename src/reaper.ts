@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { Emitter, reportError } from './emitter.ts'
+import { MaxRetriesError } from './errors.ts'
 import { Leadership } from './leadership.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { resolveConfig, type ResolvedConfig } from './options.ts'
@@ -45,7 +46,7 @@ export class Reaper extends Emitter<ReaperEvents> {
    */
   constructor (config: ReaperConfig, builtIn = false) {
     super()
-    this.#config = resolveConfig(config as unknown as Record<string, unknown>)
+    this.#config = resolveConfig(config as unknown as Record<string, unknown>, 'Reaper')
     this.#logger = componentLogger(this.#config.logger, { component: 'reaper', reaperId: this.#owner })
     const { storage, name, leaderElection } = this.#config
     if (builtIn ? config.leaderElection?.enabled !== false : leaderElection.enabled) {
@@ -130,7 +131,9 @@ export class Reaper extends Emitter<ReaperEvents> {
       for (const id of failed) {
         this.#logger.error({ id }, 'stalled job failed: no stalls or attempts left')
         this.emit('stalled', id)
-        this.emit('failed', id, new Error(STALLED_MESSAGE))
+        // Like every `failed` event, a MaxRetriesError: the attempts are the record's.
+        const attempts = (await storage.getStatus(name, id).catch(() => null))?.attempts ?? 0
+        this.emit('failed', id, new MaxRetriesError(id, attempts, new Error(STALLED_MESSAGE)))
       }
     } catch (err) {
       this.#report(err as Error, 'Recovering stalled jobs failed')

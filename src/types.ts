@@ -109,7 +109,10 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   concurrency?: number
   /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
   visibilityTimeout?: number
-  /** Longest wait of one blocking claim when the queue is empty, in ms. @default 5000 */
+  /**
+   * Longest wait of one blocking claim when the queue is empty, in **seconds** (fractions allowed),
+   * as in @platformatic/job-queue. @default 5
+   */
   blockTimeout?: number
   /** Delay between attempts. @default { type: 'exponential', delay: 1000, maxDelay: 60000, jitter: 0.5 } */
   backoff?: BackoffOption
@@ -193,12 +196,16 @@ export interface MessageStatus<TResult> {
 /** What `updateResultTTL` did. */
 export interface UpdateResultTTLResult { status: 'updated' | 'not_found' | 'not_terminal' | 'missing_payload' }
 
-/** How a handler's error is stored. */
+/**
+ * How a job's final error is stored: the output of its `toJSON()` when it has one (exactly),
+ * else its `message`, `name`, `code` (when a string) and `stack`.
+ */
 export interface SerializedError {
   message: string
   name?: string
   code?: string
   stack?: string
+  [key: string]: unknown
 }
 
 /** Typed events of a Queue (a Producer or Consumer emits the subset that concerns it). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
-import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
+import { MemoryStorage, MaxRetriesError, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
 import { backoffDelay } from '../src/options.ts'
 import { recordingLogger } from './lifecycle-suite.ts'
 import { deferred, queueTests } from './queue-suite.ts'
@@ -23,7 +23,7 @@ test('backoff: exponential doubles up to maxDelay, jitter only shortens, fixed a
   assert.deepEqual([1, 2, 3].map(n => backoffDelay(exp, n, err, () => 1)), [50, 100, 200])
   assert.equal(backoffDelay({ type: 'fixed', delay: 250 }, 7, err), 250)
   assert.equal(backoffDelay((attempt) => attempt * 1000, 3, err), 3000)
-  assert.equal(backoffDelay(() => NaN, 1, err), 0)
+  assert.equal(backoffDelay(() => NaN, 1, err, () => 0), 1000, 'NaN: the default backoff')
 })
 
 test('a failed attempt waits its backoff as a failing job before the retry runs', async t => {
@@ -123,6 +123,8 @@ test('the reaper recovers a job whose worker died, and fails it after maxStalls'
   const [failedId, err] = await failed
   assert.equal(failedId, again.id)
   assert.match(err.message, /stalled/)
+  assert.ok(err instanceof MaxRetriesError, 'every failed event carries a MaxRetriesError')
+  assert.equal(err.attempts, 2)
   assert.equal((await storage.getStatus(name, again.id))?.state, 'failed')
 })
 
