@@ -14,7 +14,8 @@ import type {
  *
  * Restartable: `start()` after `stop()` connects and consumes again, as often as wanted. Calls
  * take effect in order (`stop()` during a start stops once started; `start()` during a stop starts
- * again once stopped); a repeated call returns the same promise; a failed start is not remembered.
+ * again once stopped); a repeated call shares the pending transition; a failed start is not
+ * remembered. See the README section "Start, stop and restart".
  *
  * @example
  * const queue = new Queue<{ n: number }, number>({ storage: new MemoryStorage(), concurrency: 10 })

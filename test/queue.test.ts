@@ -149,6 +149,41 @@ test('leader election: one reaper leads; when it stops another takes over', asyn
   assert.equal(b.isLeader, true)
 })
 
+test('leader election: a leader whose renewal fails (storage error) reports it, loses leadership, stops scanning, and leads again later', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const storage = new MemoryStorage()
+  const acquire = storage.acquireLock.bind(storage)
+  let down = false
+  storage.acquireLock = async (name, owner, ttl) => {
+    if (down) throw new Error('lock storage down')
+    return await acquire(name, owner, ttl)
+  }
+  let scans = 0
+  const recover = storage.recoverStalled.bind(storage)
+  storage.recoverStalled = async (...args) => { scans++; return await recover(...args) }
+  const reaper = new Reaper({ storage, name: 'renew', interval: 100, leaderElection: { enabled: true, lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } })
+  t.after(() => reaper.stop())
+  const errors: Error[] = []
+  reaper.on('error', err => errors.push(err))
+  await reaper.start()
+  assert.equal(reaper.isLeader, true)
+  down = true
+  // Not events.once: it would reject on the `error` event this test expects.
+  const lost = new Promise(resolve => reaper.once('leadershipLost', resolve))
+  t.mock.timers.tick(1000)
+  await lost
+  assert.equal(reaper.isLeader, false)
+  assert.deepEqual(errors.map(e => e.message), ['lock storage down'])
+  const before = scans
+  for (let i = 0; i < 10; i++) { t.mock.timers.tick(100); await flush() }
+  assert.equal(scans, before, 'a follower does not scan')
+  down = false
+  const acquired = once(reaper, 'leadershipAcquired')
+  t.mock.timers.tick(500)
+  await acquired
+  assert.equal(reaper.isLeader, true)
+})
+
 test('10,000 enqueueAndWait calls (successes, failures, timeouts) leave no waiter, listener, subscription or timer', async t => {
   const storage = new MemoryStorage()
   let subscriptions = 0
