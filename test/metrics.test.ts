@@ -35,7 +35,7 @@ test('a scripted run: exact counters, histogram counts and gauges in one scrape'
   await queue.start()
   for (let i = 0; i < 5; i++) assert.equal(await queue.enqueueAndWait(`ok-${i}`, { fail: 0 }), 'ok')
   assert.equal(await queue.enqueueAndWait('flaky', { fail: 1 }), 'ok')
-  await assert.rejects(queue.enqueueAndWait('broken', { fail: 9 }), { code: 'ERR_RELAYQ_JOB_FAILED' })
+  await assert.rejects(queue.enqueueAndWait('broken', { fail: 9 }), { code: 'JOB_FAILED' })
   assert.deepEqual(await queue.enqueue('ok-0', { fail: 0 }), { status: 'completed', result: 'ok' }) // not stored: not counted
   const done = once(queue, 'completed')
   assert.deepEqual(await queue.enqueue('plain', { fail: 0 }), { status: 'queued' })

@@ -4,6 +4,7 @@
  * outcomes once stored; durations are in seconds.
  */
 import { performance } from 'node:perf_hooks'
+import { JobCancelledError, JobFailedError, TimeoutError } from '../errors.ts'
 import type { AttemptOutcome, AttemptProbe, Probe } from '../instrument.ts'
 import type { RpcOutcome } from './definitions.ts'
 
@@ -21,15 +22,12 @@ export interface Recorder {
   waiters (queue: string, delta: number): void
 }
 
-const RPC_OUTCOMES: Readonly<Record<string, RpcOutcome>> = {
-  ERR_RELAYQ_TIMEOUT: 'timeout',
-  ERR_RELAYQ_JOB_FAILED: 'failed',
-  ERR_RELAYQ_JOB_CANCELLED: 'cancelled'
-}
-
 /** What an `enqueueAndWait` rejection means for its caller. */
 export function rpcOutcome (error: unknown): RpcOutcome {
-  return RPC_OUTCOMES[(error as { code?: string } | null)?.code ?? ''] ?? 'error'
+  if (error instanceof TimeoutError) return 'timeout'
+  if (error instanceof JobFailedError) return 'failed'
+  if (error instanceof JobCancelledError) return 'cancelled'
+  return 'error'
 }
 
 class Attempt implements AttemptProbe {
