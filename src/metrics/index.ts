@@ -11,12 +11,13 @@
  * const metrics = prometheusMetrics({ registry: register, admin: new Admin({ storage }) })
  * // serve `await register.metrics()` on /metrics; metrics.close() detaches
  */
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client'
+import { register as defaultRegistry, type Registry } from 'prom-client'
 import type { Admin } from '../admin.ts'
 import { attach } from '../instrument.ts'
-import { METRICS } from './definitions.ts'
-import { QueueGauges } from './gauges.ts'
-import { metricsProbe, type Recorder } from './recorder.ts'
+import { METRICS, type MetricDefinition, type MetricType } from './definitions.ts'
+import { QueueGauges, type QueueSnapshot } from './gauges.ts'
+import { metricsProbe } from './recorder.ts'
+import { Buckets, CounterStore, type QueueCounters } from './store.ts'
 
 export { METRICS } from './definitions.ts'
 export type { MetricDefinition, MetricType, RpcOutcome } from './definitions.ts'
@@ -41,92 +42,76 @@ export interface PrometheusMetrics {
   close (): void
 }
 
+/** A metric as a prom-client Registry reads it (the shape of its own metrics' `get()`). */
+interface Exported {
+  readonly name: string
+  readonly help: string
+  readonly type: MetricType
+  readonly aggregator: 'sum' | 'max'
+  get (): Promise<{ name: string, help: string, type: MetricType, aggregator: 'sum' | 'max', values: Sample[] }>
+}
+
+interface Sample { value: number, labels: Record<string, string | number>, metricName?: string }
+
+/** A metric of {@link METRICS} whose samples `read` produces at scrape time. `max`: a cluster aggregates by max (the same value in every worker). */
+function exported (d: MetricDefinition, read: () => Sample[] | Promise<Sample[]>, aggregator: 'sum' | 'max' = 'sum'): Exported {
+  return {
+    name: d.name,
+    help: d.help,
+    type: d.type,
+    aggregator,
+    async get () { return { name: d.name, help: d.help, type: d.type, aggregator, values: await read() } }
+  }
+}
+
+/** A histogram's samples: cumulative buckets, sum and count. */
+function histogramSamples (name: string, labels: Record<string, string>, b: Buckets): Sample[] {
+  const samples: Sample[] = []
+  let cumulative = 0
+  for (let i = 0; i < b.bounds.length; i++) {
+    cumulative += b.counts[i]
+    samples.push({ metricName: `${name}_bucket`, labels: { le: b.bounds[i], ...labels }, value: cumulative })
+  }
+  samples.push({ metricName: `${name}_bucket`, labels: { le: '+Inf', ...labels }, value: b.count })
+  samples.push({ metricName: `${name}_sum`, labels, value: b.sum })
+  samples.push({ metricName: `${name}_count`, labels, value: b.count })
+  return samples
+}
+
 /** Exports relayq's metrics into a prom-client registry; every Producer, Consumer and Reaper of this process reports to it. */
 export function prometheusMetrics (options: PrometheusMetricsOptions = {}): PrometheusMetrics {
   const registry = options.registry ?? defaultRegistry
-  const registers = [registry]
-  const counter = (d: { name: string, help: string, labels: readonly string[] }): Counter => new Counter({ name: d.name, help: d.help, labelNames: [...d.labels], registers })
-  const histogram = (d: { name: string, help: string, labels: readonly string[], buckets: readonly number[] }): Histogram =>
-    new Histogram({ name: d.name, help: d.help, labelNames: [...d.labels], buckets: [...d.buckets], registers })
-  const enqueued = counter(METRICS.enqueued)
-  const completed = counter(METRICS.completed)
-  const failed = counter(METRICS.failed)
-  const retried = counter(METRICS.retried)
-  const stalled = counter(METRICS.stalled)
-  const processing = histogram(METRICS.processing)
-  const wait = histogram(METRICS.wait)
-  const rpc = histogram(METRICS.rpc)
-  const waiters = new Gauge({ name: METRICS.rpcWaiters.name, help: METRICS.rpcWaiters.help, labelNames: [...METRICS.rpcWaiters.labels], registers })
-  const names = [enqueued, completed, failed, retried, stalled, processing, wait, rpc, waiters].map(m => metricName(m))
-
+  const store = new CounterStore()
+  const each = <T>(pick: (queue: string, c: QueueCounters) => T[]): T[] => [...store.queues].flatMap(([queue, c]) => pick(queue, c))
+  const metrics: Exported[] = [
+    exported(METRICS.enqueued, () => each((queue, c) => [{ labels: { queue }, value: c.enqueued }])),
+    exported(METRICS.completed, () => each((queue, c) => [{ labels: { queue }, value: c.completed }])),
+    exported(METRICS.failed, () => each((queue, c) => [{ labels: { queue, final: 'false' }, value: c.failedRetry }, { labels: { queue, final: 'true' }, value: c.failedFinal }])),
+    exported(METRICS.retried, () => each((queue, c) => [{ labels: { queue }, value: c.retried }])),
+    exported(METRICS.stalled, () => each((queue, c) => [{ labels: { queue }, value: c.stalled }])),
+    exported(METRICS.processing, () => each((queue, c) => [...c.processing].flatMap(([outcome, b]) => histogramSamples(METRICS.processing.name, { queue, outcome }, b)))),
+    exported(METRICS.wait, () => each((queue, c) => histogramSamples(METRICS.wait.name, { queue }, c.wait))),
+    exported(METRICS.rpc, () => each((queue, c) => [...c.rpc].flatMap(([outcome, b]) => histogramSamples(METRICS.rpc.name, { queue, outcome }, b)))),
+    exported(METRICS.rpcWaiters, () => each((queue, c) => [{ labels: { queue }, value: c.waiters }]))
+  ]
   if (options.admin !== undefined) {
+    // One read of the storage serves the four families of a scrape (and every scrape within the interval).
     const gauges = new QueueGauges(options.admin, { queues: options.queues, interval: options.gaugeInterval })
-    // One read serves the four families of a scrape (prom-client collects them one by one).
-    const jobs = new Gauge({
-      name: METRICS.queueJobs.name,
-      help: METRICS.queueJobs.help,
-      labelNames: [...METRICS.queueJobs.labels],
-      registers,
-      async collect () {
-        this.reset()
-        for (const s of await gauges.read()) for (const [state, n] of Object.entries(s.counts)) this.set({ queue: s.queue, state }, n)
-      }
-    })
-    const oldest = new Gauge({
-      name: METRICS.oldest.name,
-      help: METRICS.oldest.help,
-      labelNames: [...METRICS.oldest.labels],
-      registers,
-      async collect () {
-        this.reset()
-        for (const s of await gauges.read()) this.set({ queue: s.queue }, s.oldestAge)
-      }
-    })
-    const paused = new Gauge({
-      name: METRICS.paused.name,
-      help: METRICS.paused.help,
-      labelNames: [...METRICS.paused.labels],
-      registers,
-      async collect () {
-        this.reset()
-        for (const s of await gauges.read()) this.set({ queue: s.queue }, s.paused ? 1 : 0)
-      }
-    })
-    const totals = new Counter({
-      name: METRICS.totals.name,
-      help: METRICS.totals.help,
-      labelNames: [...METRICS.totals.labels],
-      registers,
-      async collect () {
-        this.reset()
-        for (const s of await gauges.read()) for (const [event, n] of Object.entries(s.totals)) this.inc({ queue: s.queue, event }, n)
-      }
-    })
-    names.push(...[jobs, oldest, paused, totals].map(m => metricName(m)))
+    const read = async <T>(pick: (s: QueueSnapshot) => T[]): Promise<T[]> => (await gauges.read()).flatMap(pick)
+    metrics.push(
+      exported(METRICS.queueJobs, () => read(s => Object.entries(s.counts).map(([state, n]) => ({ labels: { queue: s.queue, state }, value: n }))), 'max'),
+      exported(METRICS.oldest, () => read(s => [{ labels: { queue: s.queue }, value: s.oldestAge }]), 'max'),
+      exported(METRICS.paused, () => read(s => [{ labels: { queue: s.queue }, value: s.paused ? 1 : 0 }]), 'max'),
+      exported(METRICS.totals, () => read(s => Object.entries(s.totals).map(([event, n]) => ({ labels: { queue: s.queue, event }, value: n }))), 'max')
+    )
   }
-
-  const recorder: Recorder = {
-    enqueued: queue => enqueued.inc({ queue }),
-    completed: queue => completed.inc({ queue }),
-    failed: (queue, final) => failed.inc({ queue, final: String(final) }),
-    retried: queue => retried.inc({ queue }),
-    stalled: (queue, count) => stalled.inc({ queue }, count),
-    processing: (queue, outcome, seconds) => processing.observe({ queue, outcome }, seconds),
-    wait: (queue, seconds) => wait.observe({ queue }, seconds),
-    rpc: (queue, outcome, seconds) => rpc.observe({ queue, outcome }, seconds),
-    waiters: (queue, delta) => waiters.inc({ queue }, delta)
-  }
-  const detach = attach(metricsProbe(recorder))
+  for (const metric of metrics) registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
+  const detach = attach(metricsProbe(store))
   return {
     registry,
     close () {
       detach()
-      for (const name of names) registry.removeSingleMetric(name)
+      for (const metric of metrics) registry.removeSingleMetric(metric.name)
     }
   }
-}
-
-/** A prom-client metric's name (kept private by its type). */
-function metricName (metric: unknown): string {
-  return (metric as { name: string }).name
 }

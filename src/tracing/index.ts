@@ -13,7 +13,7 @@
  * const otel = openTelemetry() // after the SDK is started; otel.close() detaches
  */
 import {
-  context, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type BatchObservableCallback, type Meter, type MeterProvider,
+  context, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type BatchObservableCallback, type Meter, type MeterProvider,
   type Span, type TracerProvider
 } from '@opentelemetry/api'
 import type { Admin } from '../admin.ts'
@@ -58,6 +58,10 @@ export function openTelemetry (options: OpenTelemetryOptions = {}): { close: () 
 }
 
 function ended (span: Span, outcome: string, error?: unknown): void {
+  if (!span.isRecording()) {
+    span.end()
+    return
+  }
   span.setAttribute('relayq.outcome', outcome)
   if (error !== undefined) {
     span.recordException(error instanceof Error ? error : String(error))
@@ -74,16 +78,19 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
   const sending = new WeakMap<NewJob, Span>()
   return {
     enqueue (queue, job) {
-      const attributes: Attributes = {
-        'messaging.system': SYSTEM,
-        'messaging.operation.type': 'send',
-        'messaging.operation.name': 'enqueue',
-        'messaging.destination.name': queue,
-        'messaging.message.id': job.id,
-        'messaging.message.body.size': job.payload.length
-      }
-      const span = tracer.startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER, attributes }, context.active())
+      const span = tracer.startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER }, context.active())
       const sc = span.spanContext()
+      // No SDK (or not sampled): nothing to record; carry the context only when it is a real one.
+      if (span.isRecording()) {
+        span.setAttributes({
+          'messaging.system': SYSTEM,
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'enqueue',
+          'messaging.destination.name': queue,
+          'messaging.message.id': job.id,
+          'messaging.message.body.size': job.payload.length
+        })
+      }
       if (!trace.isSpanContextValid(sc)) {
         span.end()
         return job
@@ -115,9 +122,9 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
     attempt (queue, job, workerId) {
       const carried = parseTraceparent(job.trace)
       const parent = carried === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, { ...carried, isRemote: true })
-      const span = tracer.startSpan(`process ${queue}`, {
-        kind: SpanKind.CONSUMER,
-        attributes: {
+      const span = tracer.startSpan(`process ${queue}`, { kind: SpanKind.CONSUMER }, parent)
+      if (span.isRecording()) {
+        span.setAttributes({
           'messaging.system': SYSTEM,
           'messaging.operation.type': 'process',
           'messaging.operation.name': 'process',
@@ -127,11 +134,12 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
           'messaging.client.id': workerId,
           'relayq.job.attempt': job.attempts,
           'relayq.job.max_attempts': job.maxAttempts
-        }
-      }, parent)
-      const active = trace.setSpan(parent, span)
+        })
+      }
+      // The handler runs in the attempt's context only when there is one to propagate.
+      const active = trace.isSpanContextValid(span.spanContext()) ? trace.setSpan(parent, span) : undefined
       return {
-        run: (handler, j) => context.with(active, handler, undefined, j),
+        run: (handler, j) => active === undefined ? handler(j) : context.with(active, handler, undefined, j),
         end: (outcome, error) => ended(span, outcome, ATTEMPT_ERRORS.has(outcome) ? error ?? outcome : undefined)
       }
     },
