@@ -15,7 +15,7 @@ after(async () => {
 })
 
 // The command suite needs the admin operations on Redis (branch admin-redis): it runs once they exist.
-const hasAdmin = typeof (RedisStorage.prototype as Partial<AdminStorage>).apply === 'function'
+const hasAdmin = typeof (RedisStorage.prototype as unknown as Partial<AdminStorage>).apply === 'function'
 describe('relayq CLI: redis', { skip: hasAdmin ? false : 'RedisStorage has no admin operations on this branch yet (admin-redis)' }, () => {
   cliTests('redis (the binary as a subprocess)', {
     run: (args, options = {}) => spawnCli(args, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, ...options.env }, options),
