@@ -1,11 +1,19 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import { Redis } from 'iovalkey'
 import { RedisStorage } from '../src/storage/redis.ts'
 import type { AdminStorage } from '../src/storage/types.ts'
+import { connect, ConnectError } from '../src/cli/connect.ts'
+import type { Finding } from '../src/cli/doctor.ts'
 import { diagnoseRedis } from '../src/cli/doctor-redis.ts'
 import { cliTests, spawnCli } from './cli-suite.ts'
+import { startRedisCluster } from './fixtures/redis-cluster.ts'
 import { deleteKeys, startRedis } from './fixtures/redis-server.ts'
+import { hasOpenssl, startTlsRedis } from './fixtures/redis-tls.ts'
 
 const server = await startRedis()
 const prefix = `cli-${randomUUID()}`
@@ -56,4 +64,39 @@ test('relayq doctor against an unreachable Redis: one line, exit 1', async () =>
   assert.equal(result.code, 1)
   assert.match(result.stderr, /^relayq: cannot connect to redis:\/\/127\.0\.0\.1:1/)
   assert.equal(result.stderr.trim().split('\n').length, 1)
+})
+
+test('doctor on Redis Cluster: slot coverage, then a master that lost a slot', async t => {
+  const cluster = await startRedisCluster()
+  t.after(() => cluster.stop())
+  const seeds = cluster.nodes.map(n => `${n.host}:${n.port}`)
+  const check = async (): Promise<Finding | undefined> => (await diagnoseRedis(new URL(`redis://${seeds[0]}`), seeds, {}, {}, doctorOptions)).find(f => f.check === 'cluster')
+  assert.equal((await check())?.status, 'ok')
+  const admin = new Redis(cluster.nodes[0])
+  t.after(() => admin.disconnect())
+  const slot = (await admin.call('CLUSTER', 'SLOTS') as Array<[number, number, [string, number]]>).find(([, , [, port]]) => port === cluster.nodes[0].port)?.[0]
+  assert.equal(typeof slot, 'number')
+  await admin.call('CLUSTER', 'DELSLOTS', slot as number)
+  const finding = await check()
+  assert.equal(finding?.status, 'problem')
+  assert.match(finding?.message ?? '', /1 slot\(s\) unassigned/)
+  assert.match(finding?.fix ?? '', /--cluster fix/)
+})
+
+test('TLS: rediss:// with --tls-ca connects; a CA file that cannot be read is named', { skip: hasOpenssl() ? false : 'openssl is not installed' }, async t => {
+  const tls = await startTlsRedis()
+  t.after(() => tls.stop())
+  const dir = await mkdtemp(join(tmpdir(), 'relayq-cli-tls-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const ca = join(dir, 'ca.pem')
+  await writeFile(ca, tls.ca)
+  const options = { prefix, cluster: undefined, tlsCa: ca, tlsCert: undefined, tlsKey: undefined, connectTimeout: 5000 }
+  const connection = await connect(tls.url, options)
+  await connection.close()
+  await assert.rejects(connect(tls.url, { ...options, tlsCa: join(dir, 'missing.pem') }), (err: Error) => err instanceof ConnectError && /^--tls-ca: cannot read .*missing\.pem: ENOENT$/.test(err.message))
+  // Without the CA the server's certificate is refused: one line naming the server.
+  const refused = await spawnCli(['status'], { RELAYQ_URL: tls.url, RELAYQ_CONNECT_TIMEOUT: '3s' })
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, new RegExp(`^relayq: cannot connect to ${tls.url.replace(/[.]/g, '\\.')}`))
+  assert.equal(refused.stderr.trim().split('\n').length, 1)
 })
