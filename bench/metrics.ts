@@ -1,40 +1,40 @@
 /**
  * What metrics and tracing cost the processing rate (issue 11 item 5), in one run:
  *
- *   npm run build && npx tsx bench/metrics.ts [--jobs 100000] [--rounds 7] [--backend memory|file]
+ *   npm run build && npx tsx bench/metrics.ts [--jobs 100000] [--rounds 5] [--drains 3] [--backend memory|file]
  *                                             [--baseline <dist of a build without the hook>]
  *
- * Variants, interleaved round by round on fresh storages (Producer fills the queue, then one
- * Consumer at concurrency 16 drains it; the rate is jobs / drain time): `off` (nothing attached),
- * `prometheus` (relayq/metrics with a prom-client registry), `otel` (relayq/tracing spans and
- * meter with no SDK registered: the no-op API), and, with --baseline, the same `off` run on
- * another build (the commit before the hook) to show the hot path did not move.
- * Prints the median and spread of each, and the ratio of each median to `off`.
+ * Variants: `off` (nothing attached), `prometheus` (relayq/metrics with a prom-client registry),
+ * `otel` (relayq/tracing spans and meter with no SDK registered: the no-op API), and with
+ * --baseline the `off` run on another build (the commit before the hook: the hot path did not
+ * move). Each measurement is a fresh process (the probe is attached once, as in an application:
+ * attaching and detaching in one process would make V8 re-optimize the consumer every time) that
+ * warms up with one drain and then runs --drains drains: a Producer fills the queue, one Consumer
+ * at concurrency 16 drains it, rate = jobs / drain time. Rounds alternate the variants (rotating
+ * their order); the table gives the median, the spread, and each median's ratio to `off`.
  */
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs, promisify } from 'node:util'
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '7' },
+    rounds: { type: 'string', default: '5' },
+    drains: { type: 'string', default: '3' },
     backend: { type: 'string', default: 'memory' },
-    baseline: { type: 'string' }
+    baseline: { type: 'string' },
+    child: { type: 'string' },
+    dist: { type: 'string' }
   }
 })
 const JOBS = Number(values.jobs)
-const ROUNDS = Number(values.rounds)
-const dist = pathToFileURL(resolve(import.meta.dirname, '../dist')).href + '/'
+const DIST = resolve(import.meta.dirname, '../dist')
 
 type Relayq = typeof import('../src/index.ts')
-const relayq = await import(`${dist}index.js`) as Relayq
-const baseline = values.baseline === undefined ? undefined : await import(pathToFileURL(resolve(values.baseline, 'index.js')).href) as Relayq
-const { prometheusMetrics } = await import(`${dist}metrics/index.js`) as typeof import('../src/metrics/index.ts')
-const { openTelemetry } = await import(`${dist}tracing/index.js`) as typeof import('../src/tracing/index.ts')
-const { Registry } = await import('prom-client')
 
 /** Jobs per second of one drain of JOBS jobs. */
 async function drain (lib: Relayq): Promise<number> {
@@ -60,40 +60,46 @@ async function drain (lib: Relayq): Promise<number> {
   return JOBS / seconds
 }
 
-const variants: Array<{ name: string, run: () => Promise<number> }> = [
-  { name: 'off', run: () => drain(relayq) },
-  {
-    name: 'prometheus',
-    async run () {
-      const metrics = prometheusMetrics({ registry: new Registry() })
-      try { return await drain(relayq) } finally { metrics.close() }
-    }
-  },
-  {
-    name: 'otel (no SDK)',
-    async run () {
-      const otel = openTelemetry()
-      try { return await drain(relayq) } finally { otel.close() }
-    }
-  },
-  ...(baseline === undefined ? [] : [{ name: 'baseline build', run: () => drain(baseline) }])
-]
+const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
-const rates = new Map(variants.map(v => [v.name, [] as number[]]))
-await drain(relayq) // warm-up, not counted
-for (let round = 0; round < ROUNDS; round++) {
-  // Rotate the order so no variant always runs first (or last) in a round.
-  for (let k = 0; k < variants.length; k++) {
-    const v = variants[(round + k) % variants.length]
-    rates.get(v.name)?.push(await v.run())
+if (values.child !== undefined) {
+  // One measurement: attach the variant once, warm up, then the median of --drains drains.
+  const dist = values.dist ?? DIST
+  const lib = await import(pathToFileURL(join(dist, 'index.js')).href) as Relayq
+  if (values.child === 'prometheus') {
+    const { prometheusMetrics } = await import(pathToFileURL(join(dist, 'metrics/index.js')).href) as typeof import('../src/metrics/index.ts')
+    const { Registry } = await import('prom-client')
+    prometheusMetrics({ registry: new Registry() })
+  } else if (values.child === 'otel') {
+    const { openTelemetry } = await import(pathToFileURL(join(dist, 'tracing/index.js')).href) as typeof import('../src/tracing/index.ts')
+    openTelemetry()
   }
-}
-
-const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-const off = median(rates.get('off') ?? [])
-console.log(`relayq metrics overhead: ${values.backend}, ${JOBS} jobs per drain, ${ROUNDS} rounds, concurrency 16, node ${process.version}`)
-console.log('variant           median jobs/s   min..max              vs off')
-for (const [name, xs] of rates) {
-  const m = median(xs)
-  console.log(`${name.padEnd(17)} ${Math.round(m).toLocaleString('en-US').padStart(13)}   ${`${Math.round(Math.min(...xs)).toLocaleString('en-US')}..${Math.round(Math.max(...xs)).toLocaleString('en-US')}`.padEnd(20)}  ${(m / off).toFixed(3)}`)
+  await drain(lib)
+  const rates: number[] = []
+  for (let i = 0; i < Number(values.drains); i++) rates.push(await drain(lib))
+  console.log(JSON.stringify({ rate: median(rates) }))
+} else {
+  const run = promisify(execFile)
+  const self = fileURLToPath(import.meta.url)
+  const variants: Array<{ name: string, args: string[] }> = [
+    { name: 'off', args: ['--child', 'off'] },
+    { name: 'prometheus', args: ['--child', 'prometheus'] },
+    { name: 'otel (no SDK)', args: ['--child', 'otel'] },
+    ...(values.baseline === undefined ? [] : [{ name: 'baseline build', args: ['--child', 'off', '--dist', resolve(values.baseline)] }])
+  ]
+  const common = ['--jobs', String(JOBS), '--drains', String(values.drains), '--backend', String(values.backend)]
+  const rates = new Map(variants.map(v => [v.name, [] as number[]]))
+  const rounds = Number(values.rounds)
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < variants.length; k++) {
+      const v = variants[(round + k) % variants.length]
+      const { stdout } = await run(process.execPath, ['--import', 'tsx', self, ...v.args, ...common])
+      rates.get(v.name)?.push((JSON.parse(stdout) as { rate: number }).rate)
+    }
+  }
+  const off = median(rates.get('off') ?? [])
+  const n = (x: number): string => Math.round(x).toLocaleString('en-US')
+  console.log(`relayq metrics overhead: ${String(values.backend)}, ${n(JOBS)} jobs per drain, ${rounds} processes per variant (median of ${String(values.drains)} drains each), concurrency 16, node ${process.version}`)
+  console.log('variant           median jobs/s   min..max              vs off')
+  for (const [name, xs] of rates) console.log(`${name.padEnd(17)} ${n(median(xs)).padStart(13)}   ${`${n(Math.min(...xs))}..${n(Math.max(...xs))}`.padEnd(20)}  ${(median(xs) / off).toFixed(3)}`)
 }

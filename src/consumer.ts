@@ -25,8 +25,9 @@ class RunningJob<TPayload> implements Job<TPayload> {
   done = false
   /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
   readonly startedAt: number
-  /** Follows the attempt when metrics or tracing are on (see instrument.ts). */
-  probe: AttemptProbe | undefined
+  /** When metrics or tracing are on (see instrument.ts): the probe's start mark (else 0), and its probe. */
+  begun = 0
+  probe: AttemptProbe | undefined = undefined
 
   constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
     this.id = claimed.id
@@ -35,7 +36,6 @@ class RunningJob<TPayload> implements Job<TPayload> {
     this.maxAttempts = claimed.maxAttempts
     this.claimed = claimed
     this.startedAt = startedAt
-    this.probe = undefined
   }
 
   get signal (): AbortSignal {
@@ -57,7 +57,7 @@ class RunningJob<TPayload> implements Job<TPayload> {
 type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
 
-/** What a stored settlement's announcement means for an attempt probe. */
+/** What an announced event means as an attempt's outcome. */
 const OUTCOMES: Readonly<Record<string, AttemptOutcome>> = { completed: 'completed', failed: 'failed', failing: 'retry', requeued: 'released', cancelled: 'cancelled' }
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
@@ -108,8 +108,6 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #onDrained: (() => void) | undefined
   /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
   #onQuiet: (() => void) | undefined
-  /** Probed attempts whose settlement is on its way to the storage, by job id (empty unless instrumented). */
-  readonly #probed = new Map<string, AttemptProbe>()
 
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: ConsumerConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
@@ -343,6 +341,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #begin (jobs: ClaimedJob[]): void {
+    const observer = probe
+    let begun = 0
+    if (observer !== undefined && jobs.length > 0 && this.#open) begun = observer.claimed(this.#config.name, jobs, Date.now())
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
@@ -351,13 +352,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
-      this.#run(claimed)
+      this.#run(claimed, begun)
     }
   }
 
-  #run (claimed: ClaimedJob): void {
-    const observer = probe
-    const attempt = observer === undefined ? undefined : observer.attempt(this.#config.name, claimed, this.#config.workerId)
+  /** `begun`: the probe's start mark of its batch, 0 when not instrumented. */
+  #run (claimed: ClaimedJob, begun: number): void {
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -366,18 +366,21 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
-      if (attempt !== undefined) this.#probed.set(claimed.id, attempt)
+      if (begun !== 0) probe?.decided(this.#config.name, 'failed', begun)
       this.#schedulePump()
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
-    job.probe = attempt
+    if (begun !== 0) {
+      job.begun = begun
+      job.probe = probe?.attempt(this.#config.name, claimed, this.#config.workerId)
+    }
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
     let thenable: boolean
     try {
       const handler = this.#handler as AsyncJobHandler<TPayload, TResult>
-      out = attempt === undefined ? handler(job) : attempt.run(handler, job)
+      out = job.probe === undefined ? handler(job) : job.probe.run(handler, job)
       // Inside the try: a returned object whose `then` getter throws fails the attempt too.
       thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
@@ -511,7 +514,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
-    if (job.probe !== undefined) this.#probed.set(job.id, job.probe)
+    if (job.begun !== 0) this.#decided(job, event === undefined ? 'released' : OUTCOMES[event], value)
     this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
@@ -536,18 +539,18 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Emits the events of stored settlements; `refused` (indexes of settlements fencing refused) are not announced. */
   #announce (announcements: Announcements, refused: readonly number[] | undefined): void {
     const events = this.#events
+    const observer = probe
     let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
-      const id = announcements[i + 1] as string
-      const value = announcements[i + 2]
       if (refused !== undefined && r < refused.length && refused[r] === i / 4) {
         r++
-        if (this.#probed.size > 0) this.#ended(id, undefined, value)
         continue
       }
-      if (this.#probed.size > 0) this.#ended(id, event, value)
       if (event === undefined) continue
+      if (observer !== undefined) observer.stored(this.#config.name, OUTCOMES[event])
+      const id = announcements[i + 1] as string
+      const value = announcements[i + 2]
       if (event === 'completed') {
         events.emit(event, id, value as TResult)
       } else if (event === 'failing') {
@@ -563,12 +566,10 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
-  /** Ends the probe of a settled attempt: its announced event, or none when fencing refused it. */
-  #ended (id: string, event: AnnouncedEvent, value: unknown): void {
-    const attempt = this.#probed.get(id)
-    if (attempt === undefined) return
-    this.#probed.delete(id)
-    attempt.end(event === undefined ? 'lost' : OUTCOMES[event], value)
+  /** Reports an instrumented attempt's outcome as its worker decided it. */
+  #decided (job: RunningJob<TPayload>, outcome: AttemptOutcome, value?: unknown): void {
+    probe?.decided(this.#config.name, outcome, job.begun)
+    job.probe?.end(outcome, value)
   }
 
   readonly #onNotice = (notice: Notice): void => {
@@ -597,7 +598,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         job.abort('lease', new QueueClosedError(LEASE_LOST))
         job.done = true
         this.#running.delete(id)
-        job.probe?.end('lost')
+        if (job.begun !== 0) this.#decided(job, 'lost')
         this.#logger.warn({ id }, LEASE_LOST)
       }
       if (this.#running.size === 0) this.#onDrained?.()

@@ -55,13 +55,19 @@ function bucketsOf<K> (map: Map<K, Buckets>, key: K, bounds: readonly number[]):
 /** A {@link Recorder} into plain numbers; `queues` is what a scrape reads. */
 export class CounterStore implements Recorder {
   readonly queues = new Map<string, QueueCounters>()
+  /** The last queue asked for: a consumer reports one queue's jobs in a row. */
+  #last: QueueCounters | undefined
+  #lastName: string | undefined
 
   of (queue: string): QueueCounters {
+    if (queue === this.#lastName) return this.#last as QueueCounters
     let c = this.queues.get(queue)
     if (c === undefined) {
       c = new QueueCounters()
       this.queues.set(queue, c)
     }
+    this.#last = c
+    this.#lastName = queue
     return c
   }
 

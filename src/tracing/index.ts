@@ -143,6 +143,9 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
         end: (outcome, error) => ended(span, outcome, ATTEMPT_ERRORS.has(outcome) ? error ?? outcome : undefined)
       }
     },
+    claimed: () => performance.now(),
+    decided () {},
+    stored () {},
     stalled () {}
   }
 }
