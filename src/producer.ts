@@ -124,6 +124,8 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       } catch (err) {
         // Our own fresh error (InvalidArgumentError or ResultTTLError): say which job, keep its class.
         (err as Error).message = `jobs[${i}]: ${(err as Error).message}`
+        // Nothing is stored: what an observer started for the jobs before this one ends here.
+        for (let k = 0; k < i; k++) probe?.enqueued(this.#config.name, prepared[k], undefined, err)
         throw err
       }
     }

@@ -6,6 +6,8 @@ import { after, test } from 'node:test'
 import { pathToFileURL } from 'node:url'
 import { FileStorage, MemoryStorage } from '../src/index.ts'
 import type { AdminStorage } from '../src/storage/types.ts'
+import { Progress } from '../src/cli/progress.ts'
+import { run } from '../src/cli/run.ts'
 import { cliTests, runInProcess, spawnCli } from './cli-suite.ts'
 import { freePort } from './fixtures/redis-server.ts'
 
@@ -99,4 +101,52 @@ test('a bad URL, a missing directory, an unreachable server: one line, exit 1, a
   const verbose = await spawnCli(['status', '--verbose'], { RELAYQ_URL: `redis://127.0.0.1:${port}` })
   assert.equal(verbose.code, 1)
   assert.match(verbose.stderr, /\n {4}at /)
+})
+
+test('the progress bar: count, percentage, rate and ETA in place on a terminal; throttled lines on a pipe', () => {
+  let now = 0
+  const written: string[] = []
+  const sink = { write: (text: string) => written.push(text), isTTY: true, columns: 80 }
+  const bar = new Progress(sink, 'retried', 1000, 'bar', () => now)
+  now = 2000
+  bar.update(500)
+  assert.equal(written.at(-1), '\r\u001b[K[###############---------------] retried 500/1,000 50% 250/s ETA 2s')
+  bar.finish()
+  assert.equal(written.at(-1), '\r\u001b[K')
+  written.length = 0
+  now = 0
+  const lines = new Progress(sink, 'removed', undefined, 'lines', () => now)
+  lines.update(10)
+  now = 500
+  lines.update(20) // within a second of the last line: not printed
+  now = 1000
+  lines.update(30)
+  assert.deepEqual(written, ['removed 10\n', 'removed 30 30/s\n'])
+})
+
+test('status --watch redraws until Ctrl-C, then exits 0', async () => {
+  const storage = new MemoryStorage()
+  await storage.enqueue('watched', [{ id: 'a', payload: Buffer.from('1'), maxAttempts: 1, resultTTL: 1000, delay: 0 }])
+  let out = ''
+  let interrupt: (() => void) | undefined
+  const code = await run(['status', 'watched', '--watch', '10ms', '-o', 'ndjson'], {
+    stdout: {
+      write: (text: string) => {
+        out += text
+        // The second drawing is the proof it redraws: then Ctrl-C.
+        if (out.trim().split('\n').length === 2) interrupt?.()
+      }
+    },
+    stderr: { write: () => {} },
+    env: {},
+    storage: storage as AdminStorage,
+    onInterrupt: listener => {
+      interrupt = listener
+      return () => { interrupt = undefined }
+    }
+  })
+  assert.equal(code, 0)
+  const drawings = out.trim().split('\n').map(line => JSON.parse(line))
+  assert.deepEqual(drawings.map(d => [d.queue, d.counts.queued]), [['watched', 1], ['watched', 1]])
+  assert.equal(interrupt, undefined, 'the Ctrl-C listener is removed')
 })
