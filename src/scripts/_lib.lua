@@ -9,8 +9,8 @@
 --   state       q queued, d delayed, p processing, f failing (a retry waits out its backoff),
 --               c completed, e failed, x cancelled
 --   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
---               HASH `outcomes` holds its result or last error, F_RETAINED terminal and in the
---               history of its state, F_HISTORY HASH `attempts` holds ended attempts
+--               HASH `outcomes` holds its result or last error, F_HISTORY HASH `attempts` holds
+--               ended attempts
 --   enteredAt   when it entered its state          attempts    of the current series
 --   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
 --   expiresAt   terminal: end of the result cache (getStatus, dedup); math.huge while active
@@ -25,9 +25,9 @@
 --
 -- Indexes: one ZSET per state (`queued` ... `cancelled`, named as the states) of ids scored by
 -- stamp, the queue's strictly increasing position of a state change (max(now * 1000, last + 1),
--- the last one kept in HASH `meta`). Terminal indexes hold the jobs in history; a terminal job
--- pushed out of history while its result cache lives goes to ZSET `expires` (score: expiresAt)
--- and is deleted when that passes. ZSET `due` holds delayed and failing jobs by due time, ZSET
+-- the last one kept in HASH `meta`). A terminal job is in history exactly while it is in the
+-- index of its state; one pushed out of history while its result cache lives keeps its record
+-- and outcome until ZSET `expires` (score: expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
 -- `leases` processing jobs by lease deadline. Failed jobs with a failure group are in HASH
 -- `groups` (key -> count), HASH `groupinfo` (key -> name, message, frame as JSON) and ZSET
 -- `bygroup` (all scores 0, members #key key stamp id, so one group's jobs are a lex range in
@@ -43,13 +43,14 @@
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
 local TOKEN = 36
-local INDEX = { q = 'queued', d = 'delayed', p = 'processing', f = 'failing', c = 'completed', e = 'failed', x = 'cancelled' }
 local TERMINAL = { c = true, e = true, x = true }
 local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
 local NO_OUTCOME = '\0'
 
--- A number as exact text: Lua's own conversion keeps 14 digits, stamps have 16.
+-- A number as exact text: Lua's own conversion keeps 14 digits, stamps have 16 ('%d' is the
+-- faster format, for the integers that nearly every number here is).
 local function num (x)
+  if x == math.floor(x) and x > -1e18 and x < 1e18 then return string.format('%d', x) end
   return string.format('%.17g', x)
 end
 
@@ -107,7 +108,6 @@ end
 -- The ready element of a job (see above), from its record and payload: the exact bytes the
 -- client built, for a job never claimed yet.
 local function ready_element (id, m, payload)
-  local r = { struct.unpack(R_FORMAT, m) }
   local kind = 'R'
   if #payload <= INLINE_PAYLOAD then kind = 'E' end
   local e = struct.pack(E_FORMAT, kind, attempts_of(m) + 1, max_of(m), ttl_of(m), dbl(m, R_CREATED_AT),
@@ -196,8 +196,8 @@ local function move (q, id, from, to)
 end
 
 local function apply_moves (q)
-  for st, ids in pairs(q.rem) do redis.call('ZREM', K[INDEX[st]], unpack(ids)) end
-  for st, scored in pairs(q.add) do redis.call('ZADD', K[INDEX[st]], unpack(scored)) end
+  for st, ids in pairs(q.rem) do redis.call('ZREM', IK[st], unpack(ids)) end
+  for st, scored in pairs(q.add) do redis.call('ZADD', IK[st], unpack(scored)) end
   q.rem, q.add = {}, {}
 end
 
@@ -251,24 +251,32 @@ local function end_attempt (q, id, m, outcome, err)
   return push_attempt(id, m, attempts_of(m), dbl(m, R_ATTEMPT_STARTED_AT), q.now, outcome, err or '')
 end
 
--- Deletes everything of a job but its index entries.
-local function drop (id, m)
-  redis.call('HDEL', K.jobs, id)
-  redis.call('HDEL', K.payloads, id)
-  if has(m, F_OUTCOME) then redis.call('HDEL', K.outcomes, id) end
-  if has(m, F_HISTORY) then redis.call('HDEL', K.attempts, id) end
-  if has(m, F_WAITED) then redis.call('HDEL', K.waiters, id) end
+-- Deletes everything of the jobs `ids` (records `metas`) but their index entries.
+local function drop_all (ids, metas)
+  if #ids == 0 then return end
+  redis.call('HDEL', K.jobs, unpack(ids))
+  redis.call('HDEL', K.payloads, unpack(ids))
+  local by = { [F_OUTCOME] = {}, [F_HISTORY] = {}, [F_WAITED] = {} }
+  for i = 1, #ids do
+    for flag, list in pairs(by) do
+      if has(metas[i], flag) then list[#list + 1] = ids[i] end
+    end
+  end
+  if #by[F_OUTCOME] > 0 then redis.call('HDEL', K.outcomes, unpack(by[F_OUTCOME])) end
+  if #by[F_HISTORY] > 0 then redis.call('HDEL', K.attempts, unpack(by[F_HISTORY])) end
+  if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
 end
 
 -- Terminal jobs leave history: `scored` holds id, stamp, ... of jobs just taken out of their
--- index. Each is deleted if its result cache ended, else only its result cache remains (until
--- ZSET `expires` says it ended).
+-- index (a terminal job is in history exactly while it is in the index of its state). Each is
+-- deleted if its result cache ended; else its payload and attempts go, and ZSET `expires` says
+-- when the rest goes. The record itself is left as it is.
 local function untrack_all (q, scored)
   if #scored == 0 then return end
   local ids = {}
   for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
-  local fields, expiring, gone, histories = {}, {}, {}, {}
+  local gone, goneMetas, expiring, kept, histories = {}, {}, {}, {}, {}
   for i = 1, #ids do
     local id, m = ids[i], metas[i]
     if m then
@@ -276,22 +284,19 @@ local function untrack_all (q, scored)
       if #g > 0 then group_remove(g, tonumber(scored[2 * i]), id) end
       local ex = expires_of(m)
       if ex <= q.now then
-        drop(id, m)
+        gone[#gone + 1] = id
+        goneMetas[#goneMetas + 1] = m
       else
         if has(m, F_HISTORY) then histories[#histories + 1] = id end
-        local fl = bit.band(flags_of(m), bit.bnot(F_RETAINED + F_HISTORY))
-        fields[#fields + 1] = id
-        fields[#fields + 1] = string.sub(m, 1, R_FLAGS - 1) .. string.char(fl) .. string.sub(m, R_FLAGS + 1, R_GROUP_LENGTH - 1)
-          .. '\0' .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. worker_of(m)
         expiring[#expiring + 1] = num(ex)
         expiring[#expiring + 1] = id
-        gone[#gone + 1] = id
+        kept[#kept + 1] = id
       end
     end
   end
-  if #fields > 0 then
-    redis.call('HSET', K.jobs, unpack(fields))
-    redis.call('HDEL', K.payloads, unpack(gone))
+  drop_all(gone, goneMetas)
+  if #kept > 0 then
+    redis.call('HDEL', K.payloads, unpack(kept))
     redis.call('ZADD', K.expires, unpack(expiring))
   end
   if #histories > 0 then redis.call('HDEL', K.attempts, unpack(histories)) end
@@ -301,7 +306,7 @@ end
 -- per call, over count first, then past age. Returns how many left.
 local function trim (q, st, budget)
   local age, keep = rule_of(q, st)
-  local key = K[INDEX[st]]
+  local key = IK[st]
   local n = 0
   local excess = redis.call('ZCARD', key) - keep
   if excess > 0 then
@@ -328,10 +333,16 @@ local function sweep (q, budget)
   if #due == 0 then return 0 end
   redis.call('ZREM', K.expires, unpack(due))
   local metas = redis.call('HMGET', K.jobs, unpack(due))
+  local gone, goneMetas = {}, {}
   for i = 1, #due do
     local m = metas[i]
-    if m and TERMINAL[st_of(m)] and not has(m, F_RETAINED) and expires_of(m) <= q.now then drop(due[i], m) end
+    -- (ttl.lua moves the entry when it changes the end of the cache.)
+    if m and TERMINAL[st_of(m)] and expires_of(m) <= q.now then
+      gone[#gone + 1] = due[i]
+      goneMetas[#goneMetas + 1] = m
+    end
   end
+  drop_all(gone, goneMetas)
   return #due
 end
 
@@ -434,11 +445,11 @@ local function take (q, elements, leaseMs, worker, out)
   end
 end
 
--- The jobs one script ends: their waiters are told by `flush`, once per script: one message per
--- waiting instance however many of its jobs ended (a message per job cost Redis a PUBLISH and
--- the waiter an event each).
+-- The jobs one script ends, written by `flush` once per script: one command per key, and one
+-- message per waiting instance however many of its jobs ended (a message per job cost Redis a
+-- PUBLISH and the waiter an event each).
 local function new_batch ()
-  return { told = {}, leased = {} }
+  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {} }
 end
 
 -- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
@@ -452,18 +463,20 @@ end
 -- Ends job `id` (record `m`) in terminal state `st` ('c', 'e' or 'x'): into history, with its
 -- result cache for `ttl` ms. `outcome`: letter of the attempt that ended it ('\0' when none did);
 -- `body`: the result ('c') or error ('e'; nil keeps the last error); `g`, `info`: its failure
--- group ('e', or nil). Its waiters are told when the batch is flushed; the caller must not end
--- the same id twice in one batch.
+-- group ('e', or nil). Written, and its waiters told, when the batch is flushed; the caller must
+-- not end the same id twice in one batch.
 local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   local from = st_of(m)
   local s = move(q, id, from, st)
   local waited = has(m, F_WAITED)
-  local fl = bit.band(bit.bor(flags_of(m), F_RETAINED), bit.bnot(F_WAITED)) -- `flush` tells its waiters
+  local fl = bit.band(flags_of(m), bit.bnot(F_WAITED)) -- `flush` tells its waiters
   if st == 'c' or (st == 'e' and body) then
-    redis.call('HSET', K.outcomes, id, body)
+    local b = batch.bodies
+    b[#b + 1] = id
+    b[#b + 1] = body
     fl = bit.bor(fl, F_OUTCOME)
   elseif st == 'x' and bit.band(fl, F_OUTCOME) ~= 0 then
-    redis.call('HDEL', K.outcomes, id)
+    batch.unbodies[#batch.unbodies + 1] = id
     fl = bit.band(fl, bit.bnot(F_OUTCOME))
   end
   if from == 'p' then
@@ -473,9 +486,10 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   end
   g = g or ''
   if #g > 255 then g = string.sub(g, 1, 255) end
-  m = st .. string.char(fl) .. struct.pack('>d', q.now) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
+  local r = batch.records
+  r[#r + 1] = id
+  r[#r + 1] = st .. string.char(fl) .. struct.pack('>d', q.now) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
     .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
-  redis.call('HSET', K.jobs, id, m)
   if #g > 0 then group_add(g, info, s, id) end
   count(q, TOTAL[st], 1)
   q.ended[st] = (q.ended[st] or 0) + 1
@@ -485,11 +499,20 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   end
 end
 
--- Applies a batch: ends the leases of its jobs, then publishes to each waiting instance one
--- message 'D' followed by a record per job: state (upper case when the body is left out, over
--- the inline limit), #id ':' id, #body ':' body.
-local function flush (q, batch, replyPrefix, inline)
+-- Writes the records and outcomes of the jobs a batch ended so far, and ends their leases.
+local function write (batch)
+  if #batch.records > 0 then redis.call('HSET', K.jobs, unpack(batch.records)) end
+  if #batch.bodies > 0 then redis.call('HSET', K.outcomes, unpack(batch.bodies)) end
+  if #batch.unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(batch.unbodies)) end
   if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
+  batch.records, batch.bodies, batch.unbodies, batch.leased = {}, {}, {}, {}
+end
+
+-- Applies a batch: `write`, then publishes to each waiting instance one message 'D' followed by
+-- a record per job: state (upper case when the body is left out, over the inline limit), #id ':'
+-- id, #body ':' body.
+local function flush (q, batch, replyPrefix, inline)
+  write(batch)
   local t = batch.told
   if #t == 0 then return end
   local ids = {}
@@ -538,9 +561,22 @@ local function unlist (id, m)
   end
 end
 
--- Drops a job for good (history, result cache, the id): out of its index, lists and group.
--- Its waiters are not told (the caller does, when they must be).
-local function forget (q, id, m)
+-- Drops a job that is in no list, due or lease set (a terminal one) for good: history, result
+-- cache, the id.
+local function erase (id, m)
+  local key = IK[st_of(m)]
+  local g = group_of(m)
+  if #g > 0 then
+    local s = redis.call('ZSCORE', key, id)
+    if s then group_remove(g, tonumber(s), id) end
+  end
+  redis.call('ZREM', key, id)
+  redis.call('ZREM', K.expires, id)
+  drop_all({ id }, { m })
+end
+
+-- Drops a job in any state for good. Its waiters are not told (the caller does, when they must be).
+local function forget (id, m)
   local st = st_of(m)
   if st == 'q' then
     unlist(id, m)
@@ -549,18 +585,7 @@ local function forget (q, id, m)
   elseif st == 'p' then
     redis.call('ZREM', K.leases, id)
   end
-  if TERMINAL[st] and not has(m, F_RETAINED) then
-    redis.call('ZREM', K.expires, id)
-  else
-    local key = K[INDEX[st]]
-    local g = group_of(m)
-    if #g > 0 then
-      local s = redis.call('ZSCORE', key, id)
-      if s then group_remove(g, tonumber(s), id) end
-    end
-    redis.call('ZREM', key, id)
-  end
-  drop(id, m)
+  erase(id, m)
 end
 
 -- The key and info of a failure group block (see codec.ts), or nil when it is empty.

@@ -16,15 +16,14 @@ local batch = new_batch()
 local horizon = meta_of(q).stamp
 
 -- True while a terminal job is in the history of its state.
-local function in_history (id, m, st)
-  if not has(m, F_RETAINED) then return false end
-  local s = redis.call('ZSCORE', K[INDEX[st]], id)
+local function in_history (id, st)
+  local s = redis.call('ZSCORE', IK[st], id)
   return s ~= false and tonumber(s) >= floor_of(q, st)
 end
 
 local function applies (id, m)
   local st = st_of(m)
-  if action == 'retry' then return st == 'f' or (TERMINAL[st] and in_history(id, m, st)) end
+  if action == 'retry' then return st == 'f' or (TERMINAL[st] and in_history(id, st)) end
   if action == 'promote' then return st == 'd' or st == 'f' end
   if action == 'cancel' then return not TERMINAL[st] end
   return st ~= 'p' -- remove
@@ -70,11 +69,11 @@ local function act (id, m)
         m = push_attempt(id, m, attempts_of(m), dbl(m, R_ATTEMPT_STARTED_AT), dbl(m, R_ENTERED_AT), lo, err)
       end
       local g = group_of(m)
-      if #g > 0 then group_remove(g, tonumber(redis.call('ZSCORE', K[INDEX[st]], id)), id) end
+      if #g > 0 then group_remove(g, tonumber(redis.call('ZSCORE', IK[st], id)), id) end
     end
     if has(m, F_OUTCOME) then redis.call('HDEL', K.outcomes, id) end
     local r = rec_read(m)
-    local clear = F_CANCEL + F_RETAINED + F_OUTCOME
+    local clear = F_CANCEL + F_OUTCOME
     if TERMINAL[st] then clear = clear + F_WAITED end -- its waiters were told when it ended
     r.flags = bit.band(r.flags, bit.bnot(clear))
     r.attempts, r.stalls, r.retries = 0, 0, r.retries + 1
@@ -95,7 +94,7 @@ local function act (id, m)
     return 'cancelled'
   end
   if not TERMINAL[st] and has(m, F_WAITED) then tell(batch, id, 'x', '') end
-  forget(q, id, m)
+  forget(id, m)
   return 'removed'
 end
 
@@ -108,7 +107,7 @@ if ARGV[8] == 'i' then
     -- Read one by one: an id given twice meets what the first one changed.
     local m = redis.call('HGET', K.jobs, id)
     local st = m and st_of(m)
-    if not m or (TERMINAL[st] and expires_of(m) <= now and not in_history(id, m, st)) then
+    if not m or (TERMINAL[st] and expires_of(m) <= now and not in_history(id, st)) then
       results[i] = 'not_found'
     elseif not applies(id, m) then
       results[i] = 'skipped'
@@ -119,6 +118,7 @@ if ARGV[8] == 'i' then
       else
         results[i] = act(id, m)
         apply_moves(q)
+        write(batch)
       end
     end
   end
@@ -137,7 +137,7 @@ else
     if prefix then
       matched = redis.call('ZLEXCOUNT', K.bygroup, '[' .. prefix .. struct.pack('>d', from), '(' .. prefix .. struct.pack('>d', hi + 1))
     else
-      matched = redis.call('ZCOUNT', K[INDEX[st]], num(from), num(hi))
+      matched = redis.call('ZCOUNT', IK[st], num(from), num(hi))
     end
   else
     local ids, stamps = {}, {}
@@ -148,7 +148,7 @@ else
         stamps[i] = struct.unpack('>d', found[i], #prefix + 1)
       end
     else
-      local found = redis.call('ZRANGEBYSCORE', K[INDEX[st]], num(from), num(hi), 'WITHSCORES', 'LIMIT', 0, limit + 1)
+      local found = redis.call('ZRANGEBYSCORE', IK[st], num(from), num(hi), 'WITHSCORES', 'LIMIT', 0, limit + 1)
       for i = 1, #found, 2 do
         ids[#ids + 1] = found[i]
         stamps[#stamps + 1] = tonumber(found[i + 1])

@@ -10,8 +10,7 @@ local q = queue_of(tonumber(ARGV[2]))
 local m = redis.call('HGET', K.jobs, id)
 if not m then return {} end
 local st = st_of(m)
-if TERMINAL[st] and not has(m, F_RETAINED) then return {} end
-local stamp = redis.call('ZSCORE', K[INDEX[st]], id)
+local stamp = redis.call('ZSCORE', IK[st], id)
 if not stamp then return {} end
 if TERMINAL[st] and tonumber(stamp) < floor_of(q, st) then return {} end
 local body, history = '', ''

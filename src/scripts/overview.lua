@@ -8,12 +8,12 @@
 --   failed, retried, stalled, cancelled (totals), workers registered (live or not) }
 local q = queue_of(tonumber(ARGV[1]))
 local out = {}
-for i, st in ipairs({ 'q', 'd', 'p', 'f' }) do out[i] = redis.call('ZCARD', K[INDEX[st]]) end
+for i, st in ipairs({ 'q', 'd', 'p', 'f' }) do out[i] = redis.call('ZCARD', IK[st]) end
 for i, st in ipairs({ 'c', 'e', 'x' }) do
   local floor = floor_of(q, st)
   local lo = '-inf'
   if floor > -math.huge then lo = num(floor) end
-  out[4 + i] = redis.call('ZCOUNT', K[INDEX[st]], lo, '+inf')
+  out[4 + i] = redis.call('ZCOUNT', IK[st], lo, '+inf')
 end
 local v = redis.call('HMGET', K.meta, 'paused', 'retention', 'enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled')
 out[8] = 0

@@ -1,6 +1,6 @@
 -- ttl: sets how long a terminal record answers getStatus and dedup, from now. History retention
 -- is unaffected.
--- KEYS jobs expires
+-- KEYS jobs expires completed failed cancelled
 -- ARGV[1] id  [2] ttl (ms)  [3] now (ms)
 -- Returns updated | not_terminal | not_found
 local id, now = ARGV[1], tonumber(ARGV[3])
@@ -10,5 +10,6 @@ if not TERMINAL[st_of(m)] then return 'not_terminal' end
 if expires_of(m) <= now then return 'not_found' end
 local ex = now + tonumber(ARGV[2])
 redis.call('HSET', K.jobs, id, with_dbl(m, R_EXPIRES_AT, ex))
-if not has(m, F_RETAINED) then redis.call('ZADD', K.expires, num(ex), id) end
+-- Out of history, ZSET `expires` says when it goes.
+if not redis.call('ZSCORE', IK[st_of(m)], id) then redis.call('ZADD', K.expires, num(ex), id) end
 return 'updated'

@@ -179,18 +179,27 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     return keys
   }
 
-  /** Queues this instance has added to the registry (SET `queues`), so each is added once. */
-  readonly #registered = new Set<string>()
+  /** Queues this instance has added to the registry (SET `queues`), or is adding: each is added once. */
+  readonly #registered = new Map<string, Promise<unknown> | true>()
 
   /**
-   * Adds a queue to the registry before something is stored in it. A command of its own: the
-   * registry lives in the instance's slot, not the queue's.
+   * Adds a queue to the registry before something is stored in it (undefined once it was). A
+   * command of its own: the registry lives in the instance's slot, not the queue's.
    */
   #register (queue: string): Promise<unknown> | undefined {
-    if (this.#registered.has(queue)) return undefined
+    const known = this.#registered.get(queue)
+    if (known === true) return undefined
+    if (known !== undefined) return known
     const connection = this.#connection
     if (connection === undefined) return undefined
-    return connection.track(connection.client.sadd(this.#prefix.queues, queue)).then(() => this.#registered.add(queue), rethrow('enqueue'))
+    const adding = connection.track(connection.client.sadd(this.#prefix.queues, queue)).then(() => {
+      this.#registered.set(queue, true)
+    }, (err: unknown) => {
+      this.#registered.delete(queue)
+      throw storageError('register', err)
+    })
+    this.#registered.set(queue, adding)
+    return adding
   }
 
   async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {

@@ -54,10 +54,8 @@ export const FLAGS = {
   waited: 2,
   /** HASH `outcomes` holds its result or (last) error. */
   outcome: 4,
-  /** Terminal and in the history of its state (else only its result cache remains). */
-  retained: 8,
   /** HASH `attempts` holds entries of its ended attempts. */
-  history: 16
+  history: 8
 } as const
 
 /** A ready element (LIST `ready`/`held`/`claiming`): this header, the id (`idLength` bytes), then the payload when `kind` is {@link INLINE}. */
