@@ -1,5 +1,7 @@
+import { hostname } from 'node:os'
 import { InvalidArgumentError, JobCancelledError, QueueClosedError } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
+import { failureGroup } from './failure-groups.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
@@ -43,8 +45,11 @@ class RunningJob<TPayload> implements Job<TPayload> {
   }
 }
 
-/** Events to emit once their settlements are stored: flat quads (event, id, value, attempt), no array per job. */
-type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled'
+/**
+ * Events to emit once their settlements are stored: flat quads (event, id, value, attempt), one
+ * per settlement in the same order, no array per job. `undefined`: a settlement announced by nothing.
+ */
+type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
@@ -88,6 +93,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #pumpScheduled = false
   #blockAbort = new AbortController()
   #heartbeat: ReturnType<typeof setInterval> | undefined
+  /** Epoch ms when this consumer started, as its worker-registry entry says. */
+  #startedAt = 0
   #unsubscribe: (() => Promise<void>) | undefined
   /** Called when the last running job finishes (used by stop). */
   #onDrained: (() => void) | undefined
@@ -119,8 +126,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
     this.#unsubscribe = await storage.subscribe(name, this.#onNotice, 'abort')
-    // Renew all leases in one call, three times per lease period so one late beat is harmless.
-    this.#heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
+    this.#startedAt = Date.now()
+    await this.#register(visibilityTimeout)
+    // Renew all leases in one call, three times per lease period so one late beat is harmless;
+    // the worker-registry entry lives a lease period, so it outlives two missed beats too.
+    this.#heartbeat = setInterval(() => {
+      this.#renewLeases()
+      this.#register(visibilityTimeout).catch(() => {})
+    }, Math.max(1, Math.floor(visibilityTimeout / 3)))
     this.#heartbeat.unref()
     // stop() may have been called while we connected: it then finishes the teardown.
     if (this.#state === 'new') this.#state = 'started'
@@ -150,6 +163,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
     await this.#idle()
     clearInterval(this.#heartbeat)
+    await this.#register(0)
     await this.#unsubscribe?.()
     await this.#config.storage.disconnect()
   }
@@ -241,10 +255,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#settling++
     this.#reserved += max
     storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(settled => {
+      // A backend predating issue 9 answers the bare array: refusals unknown, all announced.
       const jobs = Array.isArray(settled) ? settled : settled.jobs
       this.#settling--
       this.#reserved -= max
-      this.#announce(announcements)
+      this.#announce(announcements, Array.isArray(settled) ? undefined : settled.refused)
       if (max > 0) this.#empty = jobs.length < max
       this.#begin(jobs)
       this.#pump()
@@ -301,6 +316,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
       if (this.#state !== 'started') {
         this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
+        this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
       this.#run(claimed)
@@ -314,7 +330,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     } catch (err) {
       // Undecodable bytes will not decode on a retry either: fail at once.
       const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
-      this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL })
+      this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, error, 0)
       return
     }
@@ -436,7 +452,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
-    this.#settlements.push(settlement)
+    // A failure is filed under its failure group (value is its error).
+    this.#settlements.push(settlement.type === 'fail' ? { ...settlement, group: failureGroup(value as Error) } : settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
     this.#schedulePump()
@@ -457,10 +474,17 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#pump()
   }
 
-  #announce (announcements: Announcements): void {
+  /** Emits the events of stored settlements; `refused` (indexes of settlements fencing refused) are not announced. */
+  #announce (announcements: Announcements, refused: readonly number[] | undefined): void {
     const events = this.#events
+    let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
+      if (refused !== undefined && r < refused.length && refused[r] === i / 4) {
+        r++
+        continue
+      }
+      if (event === undefined) continue
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
       if (event === 'failing') events.emit(event, id, value as Error, announcements[i + 3] as number)
@@ -473,6 +497,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #onNotice = (notice: Notice): void => {
     if (notice.type !== 'abort') return
     this.#running.get(notice.id)?.abort('cancel', new JobCancelledError(notice.id))
+  }
+
+  /** Announces this consumer in the queue's worker registry for `ttl` ms (0: leaves it). Failures are reported, not thrown. */
+  async #register (ttl: number): Promise<void> {
+    const { storage, name, workerId, concurrency } = this.#config
+    if (storage.heartbeat === undefined) return
+    const worker = { id: workerId, host: hostname(), pid: process.pid, concurrency, running: this.#running.size, startedAt: this.#startedAt }
+    await storage.heartbeat(name, worker, ttl).catch((err: Error) => reportError(this.#events, this.#config.logger, err, 'Worker heartbeat failed'))
   }
 
   #renewLeases (): void {
