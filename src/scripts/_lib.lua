@@ -276,7 +276,7 @@ local function untrack_all (q, scored)
   local ids = {}
   for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
-  local gone, goneMetas, expiring, kept, histories = {}, {}, {}, {}, {}
+  local gone, goneMetas, expiring, kept, histories, waited = {}, {}, {}, {}, {}, {}
   for i = 1, #ids do
     local id, m = ids[i], metas[i]
     if m then
@@ -288,6 +288,7 @@ local function untrack_all (q, scored)
         goneMetas[#goneMetas + 1] = m
       else
         if has(m, F_HISTORY) then histories[#histories + 1] = id end
+        if has(m, F_WAITED) then waited[#waited + 1] = id end
         expiring[#expiring + 1] = num(ex)
         expiring[#expiring + 1] = id
         kept[#kept + 1] = id
@@ -300,6 +301,7 @@ local function untrack_all (q, scored)
     redis.call('ZADD', K.expires, unpack(expiring))
   end
   if #histories > 0 then redis.call('HDEL', K.attempts, unpack(histories)) end
+  if #waited > 0 then redis.call('HDEL', K.waiters, unpack(waited)) end
 end
 
 -- Keeps the history of terminal state `st` within its retention: at most `budget` jobs leave it
@@ -469,7 +471,7 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   local from = st_of(m)
   local s = move(q, id, from, st)
   local waited = has(m, F_WAITED)
-  local fl = bit.band(flags_of(m), bit.bnot(F_WAITED)) -- `flush` tells its waiters
+  local fl = flags_of(m)
   if st == 'c' or (st == 'e' and body) then
     local b = batch.bodies
     b[#b + 1] = id
@@ -517,8 +519,8 @@ local function flush (q, batch, replyPrefix, inline)
   if #t == 0 then return end
   local ids = {}
   for i = 1, #t, 3 do ids[#ids + 1] = t[i] end
+  -- (The tokens stay with the record: its history tells who waited.)
   local waiting = redis.call('HMGET', K.waiters, unpack(ids))
-  redis.call('HDEL', K.waiters, unpack(ids))
   local messages, order = {}, {}
   for j = 1, #ids do
     local tokens = waiting[j]

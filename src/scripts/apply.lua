@@ -74,7 +74,11 @@ local function act (id, m)
     if has(m, F_OUTCOME) then redis.call('HDEL', K.outcomes, id) end
     local r = rec_read(m)
     local clear = F_CANCEL + F_OUTCOME
-    if TERMINAL[st] then clear = clear + F_WAITED end -- its waiters were told when it ended
+    if TERMINAL[st] and has(m, F_WAITED) then
+      -- Its waiters were told when it ended.
+      clear = clear + F_WAITED
+      redis.call('HDEL', K.waiters, id)
+    end
     r.flags = bit.band(r.flags, bit.bnot(clear))
     r.attempts, r.stalls, r.retries = 0, 0, r.retries + 1
     r.expiresAt, r.lastOutcome, r.group, r.worker = math.huge, NO_OUTCOME, '', ''

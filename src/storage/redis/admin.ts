@@ -158,7 +158,7 @@ export class RedisAdmin {
     const k = this.#host.keysOf(queue)
     const scripts = this.#host.scripts()
     await this.#host.register(queue)
-    await scripts.pause(k.for('pause'), [this.#host.clock(), paused ? 1 : 0]).catch(rethrow('setPaused'))
+    await scripts.pause(k.for('pause'), [this.#host.clock(), paused ? 1 : 0, k.control]).catch(rethrow('setPaused'))
   }
 
   async setRetention (queue: string, retention: Retention): Promise<void> {
