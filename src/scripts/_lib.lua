@@ -222,36 +222,61 @@ local function group_member (g, stamp, id)
   return string.char(#g) .. g .. struct.pack('>d', stamp) .. id
 end
 
--- Files failed job `id` (stamp `stamp`) under group `g` (`info`: its name, message, frame as JSON).
-local function group_add (g, info, stamp, id)
-  redis.call('ZADD', K.bygroup, 0, group_member(g, stamp, id))
-  if redis.call('HINCRBY', K.groups, g, 1) == 1 then redis.call('HSET', K.groupinfo, g, info) end
-end
-
-local function group_remove (g, stamp, id)
-  if redis.call('ZREM', K.bygroup, group_member(g, stamp, id)) == 1 and redis.call('HINCRBY', K.groups, g, -1) <= 0 then
-    redis.call('HDEL', K.groups, g)
-    redis.call('HDEL', K.groupinfo, g)
+-- Files failed jobs under their failure groups, or takes them out (`sign` 1 or -1): `entries`
+-- holds group key, stamp, id, ... and `infos` (adding) group key -> name, message, frame as JSON.
+-- One ZADD or ZREM and one HINCRBY per group.
+local function regroup (entries, sign, infos)
+  if #entries == 0 then return end
+  local by = {}
+  for i = 1, #entries, 3 do
+    local g = entries[i]
+    local members = by[g]
+    if not members then
+      members = {}
+      by[g] = members
+    end
+    if sign > 0 then members[#members + 1] = 0 end
+    members[#members + 1] = group_member(g, entries[i + 1], entries[i + 2])
+  end
+  for g, members in pairs(by) do
+    if sign > 0 then
+      local n = #members / 2
+      redis.call('ZADD', K.bygroup, unpack(members))
+      if redis.call('HINCRBY', K.groups, g, n) == n then redis.call('HSET', K.groupinfo, g, infos[g]) end
+    else
+      local n = redis.call('ZREM', K.bygroup, unpack(members))
+      if n > 0 and redis.call('HINCRBY', K.groups, g, -n) <= 0 then
+        redis.call('HDEL', K.groups, g)
+        redis.call('HDEL', K.groupinfo, g)
+      end
+    end
   end
 end
 
 -- Appends an attempt entry to the job's history, keeping the newest HISTORY_LIMIT; returns the
--- record with F_HISTORY set.
-local function push_attempt (id, m, attempt, started, finished, outcome, err)
+-- record with F_HISTORY set. The entries are written at once, or added to `sink` (id, value,
+-- ...) for one HSET of many.
+local function push_attempt (id, m, attempt, started, finished, outcome, err, sink)
   local w = string.sub(worker_of(m), 1, 65535)
-  local entry = struct.pack(A_FORMAT, attempt, started, finished, outcome, #w, #err) .. w .. err
-  local all = entry
-  if has(m, F_HISTORY) then all = (redis.call('HGET', K.attempts, id) or '') .. entry end
-  local n, at = 0, 1
-  local starts = {}
-  while at + A_SIZE - 1 <= #all do
-    n = n + 1
-    starts[n] = at
-    local _, _, _, _, wl, el = struct.unpack(A_FORMAT, all, at)
-    at = at + A_SIZE + wl + el
+  local all = struct.pack(A_FORMAT, attempt, started, finished, outcome, #w, #err) .. w .. err
+  if has(m, F_HISTORY) then
+    all = (redis.call('HGET', K.attempts, id) or '') .. all
+    local n, at = 0, 1
+    local starts = {}
+    while at + A_SIZE - 1 <= #all do
+      n = n + 1
+      starts[n] = at
+      local _, _, _, _, wl, el = struct.unpack(A_FORMAT, all, at)
+      at = at + A_SIZE + wl + el
+    end
+    if n > HISTORY_LIMIT then all = string.sub(all, starts[n - HISTORY_LIMIT + 1]) end
   end
-  if n > HISTORY_LIMIT then all = string.sub(all, starts[n - HISTORY_LIMIT + 1]) end
-  redis.call('HSET', K.attempts, id, all)
+  if sink then
+    sink[#sink + 1] = id
+    sink[#sink + 1] = all
+  else
+    redis.call('HSET', K.attempts, id, all)
+  end
   return with_flags(m, bit.bor(flags_of(m), F_HISTORY))
 end
 
@@ -285,12 +310,16 @@ local function untrack_all (q, scored)
   local ids = {}
   for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
-  local gone, goneMetas, expiring, kept, histories, waited = {}, {}, {}, {}, {}, {}
+  local gone, goneMetas, expiring, kept, histories, waited, grouped = {}, {}, {}, {}, {}, {}, {}
   for i = 1, #ids do
     local id, m = ids[i], metas[i]
     if m then
       local g = group_of(m)
-      if #g > 0 then group_remove(g, tonumber(scored[2 * i]), id) end
+      if #g > 0 then
+        grouped[#grouped + 1] = g
+        grouped[#grouped + 1] = tonumber(scored[2 * i])
+        grouped[#grouped + 1] = id
+      end
       local ex = expires_of(m)
       if ex <= q.now then
         gone[#gone + 1] = id
@@ -304,6 +333,7 @@ local function untrack_all (q, scored)
       end
     end
   end
+  regroup(grouped, -1)
   drop_all(gone, goneMetas)
   if #kept > 0 then
     redis.call('HDEL', K.payloads, unpack(kept))
@@ -338,6 +368,18 @@ local function trim (q, st, budget, slack)
     end
   end
   return n
+end
+
+-- Trims the history of terminal state `st` to its count exactly (the scripts that end jobs let it
+-- run behind), once per script: before a job leaves that history otherwise (removed, retried, its
+-- id enqueued again), so that none of those behind the count comes back into view.
+local function trim_count (q, st)
+  if q.exact and q.exact[st] then return end
+  q.exact = q.exact or {}
+  q.exact[st] = true
+  local _, keep = rule_of(q, st)
+  local excess = redis.call('ZCARD', IK[st]) - keep
+  if excess > 0 then untrack_all(q, redis.call('ZPOPMIN', IK[st], excess)) end
 end
 
 -- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
@@ -467,7 +509,7 @@ end
 -- message per waiting instance however many of its jobs ended (a message per job cost Redis a
 -- PUBLISH and the waiter an event each).
 local function new_batch ()
-  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {} }
+  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {}, grouped = {}, infos = {} }
 end
 
 -- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
@@ -508,7 +550,13 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   r[#r + 1] = id
   r[#r + 1] = st .. string.char(fl) .. struct.pack('>dd', q.now, s) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
     .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
-  if #g > 0 then group_add(g, info, s, id) end
+  if #g > 0 then
+    local gr = batch.grouped
+    gr[#gr + 1] = g
+    gr[#gr + 1] = s
+    gr[#gr + 1] = id
+    batch.infos[g] = info
+  end
   count(q, TOTAL[st], 1)
   q.ended[st] = (q.ended[st] or 0) + 1
   if waited then
@@ -523,7 +571,8 @@ local function write (batch)
   if #batch.bodies > 0 then redis.call('HSET', K.outcomes, unpack(batch.bodies)) end
   if #batch.unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(batch.unbodies)) end
   if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
-  batch.records, batch.bodies, batch.unbodies, batch.leased = {}, {}, {}, {}
+  regroup(batch.grouped, 1, batch.infos)
+  batch.records, batch.bodies, batch.unbodies, batch.leased, batch.grouped = {}, {}, {}, {}, {}
 end
 
 -- Applies a batch: `write`, then publishes to each waiting instance one message 'D' followed by
@@ -581,29 +630,18 @@ end
 
 -- Drops a job that is in no list, due or lease set (a terminal one) for good: history, result
 -- cache, the id.
-local function erase (id, m)
-  local key = IK[st_of(m)]
+local function erase (q, id, m)
+  local st = st_of(m)
+  if TERMINAL[st] then trim_count(q, st) end
+  local key = IK[st]
   local g = group_of(m)
   if #g > 0 then
     local s = redis.call('ZSCORE', key, id)
-    if s then group_remove(g, tonumber(s), id) end
+    if s then regroup({ g, tonumber(s), id }, -1) end
   end
   redis.call('ZREM', key, id)
   redis.call('ZREM', K.expires, id)
   drop_all({ id }, { m })
-end
-
--- Drops a job in any state for good. Its waiters are not told (the caller does, when they must be).
-local function forget (id, m)
-  local st = st_of(m)
-  if st == 'q' then
-    unlist(id, m)
-  elseif st == 'd' or st == 'f' then
-    redis.call('ZREM', K.due, id)
-  elseif st == 'p' then
-    redis.call('ZREM', K.leases, id)
-  end
-  erase(id, m)
 end
 
 -- The key and info of a failure group block (see codec.ts), or nil when it is empty.

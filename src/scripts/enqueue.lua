@@ -60,7 +60,7 @@ for i = 1, n do
     if st ~= 'x' and has(m, F_OUTCOME) then data = redis.call('HGET', K.outcomes, id) or '' end
     answer(i, CODES[st], data)
   else
-    if m then erase(id, m) end
+    if m then erase(q, id, m) end
     local st = 'q'
     local delay = struct.unpack('>d', e, E_DELAY)
     if delay > 0 then
