@@ -9,19 +9,21 @@
 --   state       q queued, d delayed, p processing, f failing (a retry waits out its backoff),
 --               c completed, e failed, x cancelled
 --   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
---               HASH `outcomes` holds its result or last error, F_HISTORY HASH `attempts` holds
---               ended attempts
+--               the body holds its result or last error, F_HISTORY HASH `attempts` holds ended
+--               attempts
 --   enteredAt   when it entered its state          stamp       its position in that state's index
 --   attempts    of the current series
 --   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
 --   expiresAt   terminal: end of the result cache (getStatus, dedup); math.huge while active
 --   lastOutcome letter of the attempt that ended the job ('\0': none did)
 --   stalls, readyAt (claimable since), retries (operator), maxAttempts, resultTTL, createdAt,
---   runTimeout, delay (as enqueued), then the failure group key (groupLength bytes) and the worker
---   of the running or last attempt (the rest)
--- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `outcomes`, HASH
--- `attempts` (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker,
--- error; oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
+--   runTimeout, delay (as enqueued), then the failure group key (groupLength bytes), the worker
+--   of the running or last attempt (workerLength bytes), and the body: the result of a completed
+--   job, or the last error of one that failed an attempt (F_OUTCOME). One value: a job in
+--   history costs one hash entry and one allocation for all of it.
+-- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `attempts`
+-- (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker, error;
+-- oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
 -- instances that wait, concatenated; each listens on channel <reply prefix><token>).
 --
 -- Indexes: one ZSET per state (`queued` ... `cancelled`, named as the states) of ids scored by
@@ -62,13 +64,19 @@ end
 local function dbl (m, at) return (struct.unpack('>d', m, at)) end
 local function st_of (m) return string.sub(m, R_STATE, R_STATE) end
 local function flags_of (m) return string.byte(m, R_FLAGS) end
-local function attempts_of (m) return dbl(m, R_ATTEMPTS) end
+local function uint (m, at) return (struct.unpack('>I', m, at)) end
+local function attempts_of (m) return uint(m, R_ATTEMPTS) end
 local function max_of (m) return dbl(m, R_MAX_ATTEMPTS) end
 local function ttl_of (m) return dbl(m, R_RESULT_TTL) end
-local function stalls_of (m) return dbl(m, R_STALLS) end
+local function stalls_of (m) return uint(m, R_STALLS) end
 local function expires_of (m) return dbl(m, R_EXPIRES_AT) end
 local function group_of (m) return string.sub(m, R_SIZE + 1, R_SIZE + string.byte(m, R_GROUP_LENGTH)) end
-local function worker_of (m) return string.sub(m, R_SIZE + 1 + string.byte(m, R_GROUP_LENGTH)) end
+-- Where the worker id ends (its start is the group's end).
+local function worker_end (m) return R_SIZE + string.byte(m, R_GROUP_LENGTH) + (struct.unpack('>H', m, R_WORKER_LENGTH)) end
+local function worker_of (m) return string.sub(m, R_SIZE + 1 + string.byte(m, R_GROUP_LENGTH), worker_end(m)) end
+local function body_of (m) return string.sub(m, worker_end(m) + 1) end
+-- The record without its body (what a list row needs).
+local function head_of (m) return string.sub(m, 1, worker_end(m)) end
 local function has (m, flag) return bit.band(string.byte(m, R_FLAGS), flag) ~= 0 end
 
 local function with_flags (m, fl)
@@ -77,6 +85,10 @@ end
 
 local function with_dbl (m, at, v)
   return string.sub(m, 1, at - 1) .. struct.pack('>d', v) .. string.sub(m, at + 8)
+end
+
+local function with_uint (m, at, v)
+  return string.sub(m, 1, at - 1) .. struct.pack('>I', v) .. string.sub(m, at + 4)
 end
 
 -- (rec_read, rec_write: the record as a table of its fields, plus group and worker, and back;
@@ -88,7 +100,7 @@ local function new_record (e, st, now, s, flags)
   return rec_write({
     state = st, flags = flags, enteredAt = now, stamp = s, attempts = 0, startedAt = 0, attemptStartedAt = 0,
     expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
-    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = ''
+    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = '', body = ''
   })
 end
 
@@ -290,13 +302,12 @@ local function drop_all (ids, metas)
   if #ids == 0 then return end
   redis.call('HDEL', K.jobs, unpack(ids))
   redis.call('HDEL', K.payloads, unpack(ids))
-  local by = { [F_OUTCOME] = {}, [F_HISTORY] = {}, [F_WAITED] = {} }
+  local by = { [F_HISTORY] = {}, [F_WAITED] = {} }
   for i = 1, #ids do
     for flag, list in pairs(by) do
       if has(metas[i], flag) then list[#list + 1] = ids[i] end
     end
   end
-  if #by[F_OUTCOME] > 0 then redis.call('HDEL', K.outcomes, unpack(by[F_OUTCOME])) end
   if #by[F_HISTORY] > 0 then redis.call('HDEL', K.attempts, unpack(by[F_HISTORY])) end
   if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
 end
@@ -477,8 +488,11 @@ local function take (q, elements, leaseMs, worker, out)
       local s = move(q, id, 'q', 'p')
       local started = dbl(m, R_STARTED_AT)
       if started == 0 then started = now end
-      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>ddddd', now, s, attempts_of(m) + 1, started, now)
-        .. string.sub(m, R_EXPIRES_AT, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker
+      -- Runs of the record (see codec.ts): state flags | enteredAt stamp attempts startedAt
+      -- attemptStartedAt | expiresAt lastOutcome groupLength | workerLength | stalls .. delay group | worker | body
+      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>ddIdd', now, s, attempts_of(m) + 1, started, now)
+        .. string.sub(m, R_EXPIRES_AT, R_WORKER_LENGTH - 1) .. struct.pack('>H', #worker)
+        .. string.sub(m, R_WORKER_LENGTH + 2, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker .. body_of(m)
       fields[#fields + 1] = id
       fields[#fields + 1] = m
       leases[#leases + 1] = deadline
@@ -509,7 +523,7 @@ end
 -- message per waiting instance however many of its jobs ended (a message per job cost Redis a
 -- PUBLISH and the waiter an event each).
 local function new_batch ()
-  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {}, grouped = {}, infos = {} }
+  return { records = {}, told = {}, leased = {}, grouped = {}, infos = {} }
 end
 
 -- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
@@ -531,13 +545,12 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   local waited = has(m, F_WAITED)
   local fl = flags_of(m)
   if st == 'c' or (st == 'e' and body) then
-    local b = batch.bodies
-    b[#b + 1] = id
-    b[#b + 1] = body
     fl = bit.bor(fl, F_OUTCOME)
-  elseif st == 'x' and bit.band(fl, F_OUTCOME) ~= 0 then
-    batch.unbodies[#batch.unbodies + 1] = id
+  elseif st == 'x' then
     fl = bit.band(fl, bit.bnot(F_OUTCOME))
+    body = ''
+  else
+    body = body_of(m)
   end
   if from == 'p' then
     batch.leased[#batch.leased + 1] = id
@@ -546,10 +559,12 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   end
   g = g or ''
   if #g > 255 then g = string.sub(g, 1, 255) end
+  local w = worker_of(m)
   local r = batch.records
   r[#r + 1] = id
+  -- Runs of the record (see take): the group goes in between the fixed part and the worker.
   r[#r + 1] = st .. string.char(fl) .. struct.pack('>dd', q.now, s) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
-    .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
+    .. struct.pack('>dc1BH', q.now + ttl, outcome, #g, #w) .. string.sub(m, R_STALLS, R_SIZE) .. g .. w .. body
   if #g > 0 then
     local gr = batch.grouped
     gr[#gr + 1] = g
@@ -559,20 +574,15 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   end
   count(q, TOTAL[st], 1)
   q.ended[st] = (q.ended[st] or 0) + 1
-  if waited then
-    if st == 'x' then body = '' end
-    tell(batch, id, st, body or redis.call('HGET', K.outcomes, id) or '')
-  end
+  if waited then tell(batch, id, st, body) end
 end
 
--- Writes the records and outcomes of the jobs a batch ended so far, and ends their leases.
+-- Writes the records of the jobs a batch ended so far, and ends their leases.
 local function write (batch)
   if #batch.records > 0 then redis.call('HSET', K.jobs, unpack(batch.records)) end
-  if #batch.bodies > 0 then redis.call('HSET', K.outcomes, unpack(batch.bodies)) end
-  if #batch.unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(batch.unbodies)) end
   if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
   regroup(batch.grouped, 1, batch.infos)
-  batch.records, batch.bodies, batch.unbodies, batch.leased, batch.grouped = {}, {}, {}, {}, {}
+  batch.records, batch.leased, batch.grouped = {}, {}, {}
 end
 
 -- Applies a batch: `write`, then publishes to each waiting instance one message 'D' followed by

@@ -2,7 +2,7 @@
 -- in types.ts), atomic: a list of ids, or up to `limit` jobs of one state (optionally of one
 -- failure group, entered before a time) taken oldest first after a cursor and up to a horizon.
 -- A dry run changes nothing and, for a state, counts the whole target in O(log n).
--- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
+-- KEYS jobs payloads attempts waiters ready held claiming due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] action  [3] dry run (0/1)  [4] limit  [5] reply channel prefix
 --      [6] control channel  [7] inline limit (bytes)
@@ -48,17 +48,7 @@ end
 -- history. One command per key for the whole chunk (but the attempt histories).
 local function requeue_all (ids, metas, stamps)
   local retry = action == 'retry'
-  local fields, grouped, dues, unbodies, unwaited, errs, histories = {}, {}, {}, {}, {}, {}, {}
-  if retry then
-    local wanted = {}
-    for i = 1, #ids do
-      if string.sub(metas[i], R_LAST_OUTCOME, R_LAST_OUTCOME) == 'e' and has(metas[i], F_OUTCOME) then wanted[#wanted + 1] = ids[i] end
-    end
-    if #wanted > 0 then
-      local bodies = redis.call('HMGET', K.outcomes, unpack(wanted))
-      for i = 1, #wanted do errs[wanted[i]] = bodies[i] or '' end
-    end
-  end
+  local fields, grouped, dues, unwaited, histories = {}, {}, {}, {}, {}
   local payloads = redis.call('HMGET', K.payloads, unpack(ids))
   local elements = {}
   for i = 1, #ids do
@@ -68,7 +58,11 @@ local function requeue_all (ids, metas, stamps)
     if retry then
       if TERMINAL[st] then
         local lo = string.sub(m, R_LAST_OUTCOME, R_LAST_OUTCOME)
-        if lo ~= NO_OUTCOME then m = push_attempt(id, m, attempts_of(m), dbl(m, R_ATTEMPT_STARTED_AT), dbl(m, R_ENTERED_AT), lo, errs[id] or '', histories) end
+        if lo ~= NO_OUTCOME then
+          local err = ''
+          if lo == 'e' and has(m, F_OUTCOME) then err = body_of(m) end
+          m = push_attempt(id, m, attempts_of(m), dbl(m, R_ATTEMPT_STARTED_AT), dbl(m, R_ENTERED_AT), lo, err, histories)
+        end
         local g = group_of(m)
         if #g > 0 then
           grouped[#grouped + 1] = g
@@ -78,7 +72,6 @@ local function requeue_all (ids, metas, stamps)
         -- Its waiters were told when it ended.
         if has(m, F_WAITED) then unwaited[#unwaited + 1] = id end
       end
-      if has(m, F_OUTCOME) then unbodies[#unbodies + 1] = id end
     end
     local r = rec_read(m)
     if retry then
@@ -86,7 +79,7 @@ local function requeue_all (ids, metas, stamps)
       if TERMINAL[st] then clear = clear + F_WAITED end
       r.flags = bit.band(r.flags, bit.bnot(clear))
       r.attempts, r.stalls, r.retries = 0, 0, r.retries + 1
-      r.expiresAt, r.lastOutcome, r.group, r.worker = math.huge, NO_OUTCOME, '', ''
+      r.expiresAt, r.lastOutcome, r.group, r.worker, r.body = math.huge, NO_OUTCOME, '', '', ''
     end
     r.state, r.enteredAt, r.readyAt = 'q', now, now
     r.stamp = move(q, id, st, 'q')
@@ -98,7 +91,6 @@ local function requeue_all (ids, metas, stamps)
   regroup(grouped, -1)
   if #histories > 0 then redis.call('HSET', K.attempts, unpack(histories)) end
   if #dues > 0 then redis.call('ZREM', K.due, unpack(dues)) end
-  if #unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(unbodies)) end
   if #unwaited > 0 then redis.call('HDEL', K.waiters, unpack(unwaited)) end
   redis.call('HSET', K.jobs, unpack(fields))
   redis.call('RPUSH', list_of(q), unpack(elements))

@@ -2,7 +2,7 @@
 -- or end: cancelled when a cancel was requested, failed when out of attempts or past maxStalls.
 -- Hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua,
 -- then keeps history within its retention (bounded work).
--- KEYS jobs payloads outcomes attempts waiters ready held claiming seen due leases queued delayed
+-- KEYS jobs payloads attempts waiters ready held claiming seen due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)  [4] reply channel prefix
 --      [5] inline limit (bytes)  [6] error of failed jobs  [7] its failure group block (see codec.ts)
@@ -25,7 +25,7 @@ if #expired > 0 then
       redis.call('ZREM', K.leases, id) -- a lease left without its job: nothing to recover
     else
       local sl = stalls_of(m) + 1
-      m = with_dbl(m, R_STALLS, sl)
+      m = with_uint(m, R_STALLS, sl)
       count(q, 'stalled', 1)
       if has(m, F_CANCEL) then
         finish(q, batch, id, m, 'x', 's', nil, ttl_of(m))

@@ -48,12 +48,10 @@ export class PrefixKeys {
 
 /** The keys and channels of one queue. */
 export class QueueKeys {
-  /** HASH id → the job's record (see src/scripts/_lib.lua). */
+  /** HASH id → the job's record, with its result or last error (see src/scripts/_lib.lua). */
   readonly jobs: string
   /** HASH id → payload, while the job is active or in history. */
   readonly payloads: string
-  /** HASH id → result (completed) or last error (failing, failed). */
-  readonly outcomes: string
   /** HASH id → the job's ended attempts. */
   readonly attempts: string
   /** HASH id → tokens of the storage instances waiting for the job's outcome. */
@@ -101,7 +99,6 @@ export class QueueKeys {
     const base = `{${prefix.tag}:${escape(queue, NAME_SPECIALS)}}:`
     this.jobs = base + 'jobs'
     this.payloads = base + 'payloads'
-    this.outcomes = base + 'outcomes'
     this.attempts = base + 'attempts'
     this.waiters = base + 'waiters'
     this.ready = base + 'ready'
@@ -144,7 +141,7 @@ export class QueueKeys {
   /** Every key this queue may create (for cleanup and tests). */
   get all (): string[] {
     return [
-      this.jobs, this.payloads, this.outcomes, this.attempts, this.waiters, this.ready, this.held, this.claiming,
+      this.jobs, this.payloads, this.attempts, this.waiters, this.ready, this.held, this.claiming,
       this.seen, this.due, this.leases, this.queued, this.delayed, this.failing, this.completed,
       this.failed, this.cancelled, this.expires, this.meta, this.groups, this.groupinfo, this.bygroup, this.workers, this.beats
     ]
