@@ -54,10 +54,11 @@ local TERMINAL = { c = true, e = true, x = true }
 local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
 local NO_OUTCOME = '\0'
 
--- A number as exact text: Lua's own conversion keeps 14 digits, stamps have 16 ('%d' is the
--- faster format, for the integers that nearly every number here is).
+-- A number as exact text, where a script builds a string with it: Lua's own conversion keeps 14
+-- digits, stamps have 16. (Numbers given to redis.call as they are stay exact: Redis formats
+-- them with 17 digits.)
 local function num (x)
-  if x == math.floor(x) and x > -1e18 and x < 1e18 then return string.format('%d', x) end
+  if x % 1 == 0 and x > -1e18 and x < 1e18 then return string.format('%d', x) end
   return string.format('%.17g', x)
 end
 
@@ -149,15 +150,6 @@ local function list_of (q)
   return K.ready
 end
 
-local function next_stamp (q)
-  meta_of(q)
-  local s = q.now * 1000
-  if s <= q.stamp then s = q.stamp + 1 end
-  q.stamp = s
-  q.stamped = true
-  return s
-end
-
 -- Age (ms) and count of the history of terminal state `st`.
 local function rule_of (q, st)
   local r = meta_of(q).retention
@@ -191,22 +183,22 @@ end
 local function move (q, id, from, to)
   if from and from ~= 'p' then
     local l = q.rem[from]
-    if not l then
-      l = {}
-      q.rem[from] = l
-    end
-    l[#l + 1] = id
+    if l then l[#l + 1] = id else q.rem[from] = { id } end
   end
   if not to then return nil end
-  local s = next_stamp(q)
+  if not q.meta then meta_of(q) end
+  local s = q.now * 1000
+  if s <= q.stamp then s = q.stamp + 1 end
+  q.stamp = s
+  q.stamped = true
   if to ~= 'p' then
     local l = q.add[to]
-    if not l then
-      l = {}
-      q.add[to] = l
+    if l then
+      l[#l + 1] = s
+      l[#l + 1] = id
+    else
+      q.add[to] = { s, id }
     end
-    l[#l + 1] = num(s)
-    l[#l + 1] = id
   end
   return s
 end
@@ -221,7 +213,7 @@ end
 local function save (q)
   apply_moves(q)
   if not q.stamped and next(q.totals) == nil then return end
-  local fields = { 'stamp', num(q.stamp) }
+  local fields = { 'stamp', q.stamp }
   for total, n in pairs(q.totals) do
     fields[#fields + 1] = total
     fields[#fields + 1] = q.had[total] + n
@@ -338,7 +330,7 @@ local function untrack_all (q, scored)
       else
         if has(m, F_HISTORY) then histories[#histories + 1] = id end
         if has(m, F_WAITED) then waited[#waited + 1] = id end
-        expiring[#expiring + 1] = num(ex)
+        expiring[#expiring + 1] = ex
         expiring[#expiring + 1] = id
         kept[#kept + 1] = id
       end
@@ -395,7 +387,7 @@ end
 
 -- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
 local function sweep (q, budget)
-  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', num(q.now), 'LIMIT', 0, budget)
+  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', q.now, 'LIMIT', 0, budget)
   if #due == 0 then return 0 end
   redis.call('ZREM', K.expires, unpack(due))
   local metas = redis.call('HMGET', K.jobs, unpack(due))
@@ -445,7 +437,7 @@ end
 
 -- Moves due delayed and failing jobs to the tail of the ready list, in (due time, id) order.
 local function promote (q)
-  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', num(q.now), 'WITHSCORES', 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', q.now, 'WITHSCORES', 'LIMIT', 0, 1000)
   if #due == 0 then return end
   local ids = {}
   for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
@@ -481,7 +473,7 @@ local function take (q, elements, leaseMs, worker, out)
   for i = 1, #elements do ids[i] = element_id(elements[i]) end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local fields, leases, refs = {}, {}, {}
-  local deadline = num(now + leaseMs)
+  local deadline = now + leaseMs
   for i = 1, #ids do
     local m, e, id = metas[i], elements[i], ids[i]
     if m and st_of(m) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, E_ATTEMPT) then

@@ -203,7 +203,7 @@ else
   elseif dry and prefix then
     matched = redis.call('ZLEXCOUNT', K.bygroup, '[' .. prefix .. struct.pack('>d', from), '(' .. prefix .. struct.pack('>d', hi + 1))
   elseif dry then
-    matched = redis.call('ZCOUNT', IK[st], num(from), num(hi))
+    matched = redis.call('ZCOUNT', IK[st], from, hi)
   else
     local ids, stamps, metas = {}, {}, nil
     if st == 'p' then
@@ -220,7 +220,7 @@ else
         stamps[i] = struct.unpack('>d', found[i], #prefix + 1)
       end
     else
-      local found = redis.call('ZRANGEBYSCORE', IK[st], num(from), num(hi), 'WITHSCORES', 'LIMIT', 0, limit + 1)
+      local found = redis.call('ZRANGEBYSCORE', IK[st], from, hi, 'WITHSCORES', 'LIMIT', 0, limit + 1)
       for i = 1, #found, 2 do
         ids[#ids + 1] = found[i]
         stamps[#stamps + 1] = tonumber(found[i + 1])

@@ -21,13 +21,13 @@ if st == 'p' then
 elseif lo == math.huge then
   found = {}
 elseif order == 'asc' then
-  local min = num(lo)
+  local min = lo
   if after ~= '' and tonumber(after) >= lo then min = '(' .. after end
   found = redis.call('ZRANGE', K.index, min, '+inf', 'BYSCORE', 'LIMIT', 0, limit + 1, 'WITHSCORES')
 else
   local max = '+inf'
   if after ~= '' then max = '(' .. after end
-  found = redis.call('ZRANGE', K.index, max, num(lo), 'BYSCORE', 'REV', 'LIMIT', 0, limit + 1, 'WITHSCORES')
+  found = redis.call('ZRANGE', K.index, max, lo, 'BYSCORE', 'REV', 'LIMIT', 0, limit + 1, 'WITHSCORES')
 end
 local n = #found / 2
 local out = { 0, '' }

@@ -16,7 +16,7 @@ local requeued, failed = {}, {}
 local batch = new_batch()
 
 -- In (lease deadline, id) order.
-local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', num(now), 'LIMIT', 0, 1000)
+local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, 1000)
 if #expired > 0 then
   local metas = redis.call('HMGET', K.jobs, unpack(expired))
   for i = 1, #expired do
@@ -62,7 +62,7 @@ for i = 1, #stuck do
   present[id] = true
   local seenAt = redis.call('HGET', K.seen, id)
   if not seenAt then
-    redis.call('HSET', K.seen, id, num(now))
+    redis.call('HSET', K.seen, id, now)
   elseif now - tonumber(seenAt) >= grace then
     redis.call('LREM', K.claiming, 1, e)
     redis.call('HDEL', K.seen, id)

@@ -73,7 +73,7 @@ if n > 0 then
           r.state = 'f'
           r.stamp = move(q, id, 'p', 'f')
           redis.call('HSET', K.jobs, id, rec_write(r))
-          redis.call('ZADD', K.due, num(due), id)
+          redis.call('ZADD', K.due, due, id)
         else
           r.state = 'q'
           r.readyAt = now

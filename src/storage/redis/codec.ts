@@ -25,6 +25,8 @@ interface Layout<N extends string> {
   readonly format: string
   /** Reads a numeric field of a buffer in this layout (from `offset`). */
   read (data: Buffer, name: N, offset?: number): number
+  /** A reader of one field (for hot paths). */
+  reader (name: N): (data: Buffer) => number
 }
 
 const READERS: Record<FieldType, (data: Buffer, at: number) => number> = {
@@ -33,6 +35,14 @@ const READERS: Record<FieldType, (data: Buffer, at: number) => number> = {
   H: (data, at) => data.readUInt16BE(at),
   I: (data, at) => data.readUInt32BE(at),
   d: (data, at) => data.readDoubleBE(at)
+}
+
+const BOUND_READERS: Record<FieldType, (at: number) => (data: Buffer) => number> = {
+  c1: at => data => data[at],
+  B: at => data => data[at],
+  H: at => data => data.readUInt16BE(at),
+  I: at => data => data.readUInt32BE(at),
+  d: at => data => data.readDoubleBE(at)
 }
 
 function layout<N extends string> (fields: ReadonlyArray<readonly [N, FieldType]>): Layout<N> {
@@ -49,7 +59,8 @@ function layout<N extends string> (fields: ReadonlyArray<readonly [N, FieldType]
     at: offsets,
     size,
     format: '>' + fields.map(([, type]) => type).join(''),
-    read: (data, name, offset = 0) => READERS[types[name] as FieldType](data, offset + offsets[name])
+    read: (data, name, offset = 0) => READERS[types[name] as FieldType](data, offset + offsets[name]),
+    reader: name => BOUND_READERS[types[name] as FieldType](offsets[name])
   }
 }
 
@@ -307,20 +318,31 @@ export function settlementArg (s: Settlement): Buffer {
 /** Fields per claimed job in a claim or settle reply: id, payload, record. */
 const CLAIMED_FIELDS = 3
 
+/** Readers of the record fields a claimed job carries (each bound to its offset and type once). */
+const CLAIMED = {
+  attempts: RECORD.reader('attempts'),
+  maxAttempts: RECORD.reader('maxAttempts'),
+  resultTTL: RECORD.reader('resultTTL'),
+  createdAt: RECORD.reader('createdAt'),
+  runTimeout: RECORD.reader('runTimeout'),
+  readyAt: RECORD.reader('readyAt')
+}
+
 /** Reads claimed jobs from a claim or settle reply, from `start`. */
 export function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
+  const { attempts, maxAttempts, resultTTL, createdAt, runTimeout, readyAt } = CLAIMED
   for (let i = start; i < reply.length; i += CLAIMED_FIELDS) {
     const record = reply[i + 2] as Buffer
     jobs.push({
       id: (reply[i] as Buffer).toString(),
       payload: reply[i + 1] as Buffer ?? EMPTY,
-      attempts: RECORD.read(record, 'attempts'),
-      maxAttempts: RECORD.read(record, 'maxAttempts'),
-      resultTTL: RECORD.read(record, 'resultTTL'),
-      createdAt: RECORD.read(record, 'createdAt'),
-      runTimeout: RECORD.read(record, 'runTimeout'),
-      readyAt: RECORD.read(record, 'readyAt')
+      attempts: attempts(record),
+      maxAttempts: maxAttempts(record),
+      resultTTL: resultTTL(record),
+      createdAt: createdAt(record),
+      runTimeout: runTimeout(record),
+      readyAt: readyAt(record)
     })
   }
   return jobs
