@@ -39,24 +39,21 @@ export interface Rec extends ClaimedJob {
   error: Buffer | undefined
   /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
   waiters: readonly number[] | undefined
-  /** Position in the index of its state; -1 once in no index (dropped, or history trimmed). */
+  /**
+   * Position in the index of its state; -1 once in no index (dropped; or, terminal, out of
+   * history: then only its result cache remains).
+   */
   stamp: number
-  /** Epoch ms when it entered its state. */
+  /** Epoch ms when it entered its state (for a terminal job: when it finished). */
   enteredAt: number
-  /** Epoch ms when its first attempt started, 0 before. */
-  startedAt: number
   /** Epoch ms when the running (or last) attempt started. */
   attemptStartedAt: number
-  /** Epoch ms when it reached its terminal state, 0 before. */
-  finishedAt: number
   /** How the attempt that ended the job ended; '' when none did (running, waiting, or cancelled while waiting). */
   lastOutcome: AttemptOutcome | ''
   /** Failure group key of a failed job, '' when none. */
   group: string
   /** Attempts that ended without ending the job (retried, released, stalled), oldest first, at most {@link HISTORY_LIMIT}. */
   history: AttemptRecord[] | undefined
-  /** A terminal record still in the history of its state (else only its result cache remains). */
-  retained: boolean
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -86,13 +83,10 @@ export function newRecord (id: string, createdAt: number, resultTTL: number, max
     waiters: undefined,
     stamp: -1,
     enteredAt: createdAt,
-    startedAt: 0,
     attemptStartedAt: 0,
-    finishedAt: 0,
     lastOutcome: '',
     group: '',
-    history: undefined,
-    retained: false
+    history: undefined
   }
 }
 
@@ -183,7 +177,7 @@ export function lastAttempt (rec: Rec): AttemptRecord | undefined {
   return {
     attempt: rec.attempts,
     startedAt: rec.attemptStartedAt,
-    finishedAt: rec.finishedAt,
+    finishedAt: rec.enteredAt,
     worker: rec.worker,
     outcome: rec.lastOutcome,
     ...(failedHere && rec.error !== undefined && { error: rec.error })
@@ -225,8 +219,8 @@ export function toDetail (rec: Rec, ahead: number | undefined): JobDetail {
     resultTTL: rec.resultTTL,
     delay: rec.delay,
     runTimeout: rec.runTimeout,
-    ...(rec.startedAt > 0 && { startedAt: rec.startedAt }),
-    ...(terminal && { finishedAt: rec.finishedAt, resultExpiresAt: rec.expiresAt }),
+    ...(history.length > 0 && { startedAt: history[0].startedAt }),
+    ...(terminal && { finishedAt: rec.enteredAt, resultExpiresAt: rec.expiresAt }),
     ...(rec.state === 'completed' && rec.result !== undefined && { result: rec.result }),
     stalls: rec.stalls,
     cancelRequested: rec.cancelRequested,

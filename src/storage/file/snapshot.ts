@@ -20,7 +20,7 @@
  * Format 3 snapshots (magic 'RQS2', relayq before issue 9) are still read: {@link decodeLegacyState}.
  */
 import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
-import { STATES, TERMINAL_STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
+import { STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
 import { decodeGroupFields, decodeRetention, decodeWorker, encodeGroupFields, encodeRetention, encodeWorker } from './ops.ts'
@@ -49,7 +49,6 @@ const M_STARTED = 1 << 15
 const M_FINISHED = 1 << 16
 const M_GROUP = 1 << 17
 const M_HISTORY = 1 << 18
-const M_RETAINED = 1 << 19
 
 /** Writes `state` (format 4). */
 export function encodeState (w: Writer, state: QueueState): void {
@@ -116,11 +115,10 @@ function encodeRec (w: Writer, rec: Rec): void {
   if (rec.readyAt !== rec.createdAt) mask |= M_READY
   if (rec.delay !== 0) mask |= M_DELAY
   if (rec.runTimeout !== 0) mask |= M_RUN_TIMEOUT
-  if (rec.startedAt !== 0) mask |= M_STARTED
-  if (rec.finishedAt !== 0) mask |= M_FINISHED
+  if (rec.attemptStartedAt !== 0) mask |= M_STARTED
+  if (rec.lastOutcome !== '') mask |= M_FINISHED
   if (rec.group !== '') mask |= M_GROUP
   if (rec.history !== undefined && rec.history.length > 0) mask |= M_HISTORY
-  if (rec.retained) mask |= M_RETAINED
   w.u8(STATE_CODE.get(rec.state) as number)
   w.u32(mask)
   w.str(rec.id)
@@ -148,11 +146,9 @@ function encodeRec (w: Writer, rec: Rec): void {
   if ((mask & M_DELAY) !== 0) w.f64(rec.delay)
   if ((mask & M_RUN_TIMEOUT) !== 0) w.f64(rec.runTimeout)
   if ((mask & M_STARTED) !== 0) {
-    w.f64(rec.startedAt)
     w.f64(rec.attemptStartedAt)
   }
   if ((mask & M_FINISHED) !== 0) {
-    w.f64(rec.finishedAt)
     w.u8(OUTCOME_CODE.get(rec.lastOutcome) as number)
   }
   if ((mask & M_GROUP) !== 0) w.str(rec.group)
@@ -202,11 +198,9 @@ function decodeRec (r: Reader): Rec {
   if ((mask & M_DELAY) !== 0) rec.delay = r.f64()
   if ((mask & M_RUN_TIMEOUT) !== 0) rec.runTimeout = r.f64()
   if ((mask & M_STARTED) !== 0) {
-    rec.startedAt = r.f64()
     rec.attemptStartedAt = r.f64()
   }
   if ((mask & M_FINISHED) !== 0) {
-    rec.finishedAt = r.f64()
     rec.lastOutcome = outcome(r.u8())
   }
   if ((mask & M_GROUP) !== 0) rec.group = r.str()
@@ -223,7 +217,6 @@ function decodeRec (r: Reader): Rec {
     }
     rec.history = history
   }
-  rec.retained = (mask & M_RETAINED) !== 0
   return rec
 }
 
@@ -261,7 +254,6 @@ export function decodeLegacyState (r: Reader, self: number): QueueState {
     for (let n = r.u32(); n > 0; n--) {
       const rec = decodeLegacyRec(r, now)
       rec.stamp = ++stamp
-      rec.retained = TERMINAL_STATES.includes(rec.state as typeof TERMINAL_STATES[number])
       recs.push(rec)
     }
     return recs
