@@ -42,7 +42,7 @@ export class Connection {
     this.#options = options
     this.#report = report
     this.client = options.client ?? create(options)
-    this.scripts = defineScripts(this.client, this.#track)
+    this.scripts = defineScripts(this.client, this.track)
     if (this.client instanceof Redis) {
       this.#retryLimit = this.client.options.maxRetriesPerRequest ?? null
       this.client.on('reconnecting', this.#onReconnecting)
@@ -98,7 +98,8 @@ export class Connection {
   /** Reports a connection error (logged, and emitted by the storage when someone listens). */
   readonly onError = (err: Error): void => this.#report(err)
 
-  readonly #track = <T>(call: Promise<T>): Promise<T> => {
+  /** A call of this connection's that gives up with the scripts' calls (see `#inflight`). */
+  readonly track = <T>(call: Promise<T>): Promise<T> => {
     if (this.#retryLimit === null) return call
     return new Promise<T>((resolve, reject) => {
       this.#inflight.add(reject)
