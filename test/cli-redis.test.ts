@@ -3,10 +3,9 @@ import { randomUUID } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
+import { after, test } from 'node:test'
 import { Redis } from 'iovalkey'
 import { RedisStorage } from '../src/storage/redis.ts'
-import type { AdminStorage } from '../src/storage/types.ts'
 import { connect, ConnectError } from '../src/cli/connect.ts'
 import type { Finding } from '../src/cli/doctor.ts'
 import { diagnoseRedis } from '../src/cli/doctor-redis.ts'
@@ -22,18 +21,14 @@ after(async () => {
   await server.stop()
 })
 
-// The command suite needs the admin operations on Redis (branch admin-redis): it runs once they exist.
-const hasAdmin = typeof (RedisStorage.prototype as unknown as Partial<AdminStorage>).apply === 'function'
-describe('relayq CLI: redis', { skip: hasAdmin ? false : 'RedisStorage has no admin operations on this branch yet (admin-redis)' }, () => {
-  cliTests('redis (the binary as a subprocess)', {
-    run: (args, options = {}) => spawnCli(args, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, ...options.env }, options),
-    async storage (t) {
-      const storage = new RedisStorage({ url: server.url, keyPrefix: prefix }) as unknown as AdminStorage
-      await storage.connect()
-      t.after(() => storage.disconnect())
-      return storage
-    }
-  })
+cliTests('redis (the binary as a subprocess)', {
+  run: (args, options = {}) => spawnCli(args, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, ...options.env }, options),
+  async storage (t) {
+    const storage = new RedisStorage({ url: server.url, keyPrefix: prefix })
+    await storage.connect()
+    t.after(() => storage.disconnect())
+    return storage
+  }
 })
 
 const doctorOptions = { maxClockSkew: 1000, leaseScan: 1000, now: Date.now }
@@ -72,6 +67,16 @@ test('doctor on Redis Cluster: slot coverage, then a master that lost a slot', a
   const seeds = cluster.nodes.map(n => `${n.host}:${n.port}`)
   const check = async (): Promise<Finding | undefined> => (await diagnoseRedis(new URL(`redis://${seeds[0]}`), seeds, {}, {}, doctorOptions)).find(f => f.check === 'cluster')
   assert.equal((await check())?.status, 'ok')
+  // Through the binary: --cluster with the seed nodes.
+  const env = { RELAYQ_URL: `redis://${seeds[0]}`, RELAYQ_CLUSTER: seeds.join(','), RELAYQ_PREFIX: prefix }
+  const enqueued = await spawnCli(['enqueue', 'spread', 'job-1', '--data', '{"n":1}', '-o', 'json'], env)
+  assert.equal(enqueued.code, 0, enqueued.stderr)
+  const queues = JSON.parse((await spawnCli(['queues', '-o', 'json'], env)).stdout) as Array<{ name: string, counts: { queued: number } }>
+  assert.deepEqual(queues.map(q => [q.name, q.counts.queued]), [['spread', 1]])
+  const doctor = await spawnCli(['doctor', '-o', 'json'], env)
+  const findings = (JSON.parse(doctor.stdout) as { findings: Finding[] }).findings
+  assert.equal(findings.find(f => f.check === 'cluster')?.status, 'ok')
+  assert.equal(findings.filter(f => f.check === 'version').length, 3, 'every master is checked')
   const admin = new Redis(cluster.nodes[0])
   t.after(() => admin.disconnect())
   const slot = (await admin.call('CLUSTER', 'SLOTS') as Array<[number, number, [string, number]]>).find(([, , [, port]]) => port === cluster.nodes[0].port)?.[0]
@@ -93,6 +98,9 @@ test('TLS: rediss:// with --tls-ca connects; a CA file that cannot be read is na
   const options = { prefix, cluster: undefined, tlsCa: ca, tlsCert: undefined, tlsKey: undefined, connectTimeout: 5000 }
   const connection = await connect(tls.url, options)
   await connection.close()
+  const queues = await spawnCli(['queues', '-o', 'json', '--tls-ca', ca], { RELAYQ_URL: tls.url, RELAYQ_PREFIX: prefix })
+  assert.equal(queues.code, 0, queues.stderr)
+  assert.deepEqual(JSON.parse(queues.stdout), [])
   await assert.rejects(connect(tls.url, { ...options, tlsCa: join(dir, 'missing.pem') }), (err: Error) => err instanceof ConnectError && /^--tls-ca: cannot read .*missing\.pem: ENOENT$/.test(err.message))
   // Without the CA the server's certificate is refused: one line naming the server.
   const refused = await spawnCli(['status'], { RELAYQ_URL: tls.url, RELAYQ_CONNECT_TIMEOUT: '3s' })
