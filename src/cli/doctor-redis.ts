@@ -12,10 +12,15 @@ type Client = Redis | Cluster
 export async function diagnoseRedis (url: URL, cluster: readonly string[] | undefined, options: RedisOptions, clusterOptions: ClusterOptions, doctor: DoctorOptions): Promise<Finding[]> {
   const client: Client = cluster === undefined
     ? new Redis(url.href, { ...options, lazyConnect: true })
-    : new Cluster([...cluster], { ...clusterOptions, lazyConnect: true })
+    // No ready check: it waits for cluster_state:ok, and a broken cluster is what doctor must describe.
+    : new Cluster([...cluster], { ...clusterOptions, lazyConnect: true, enableReadyCheck: false })
   client.on('error', () => {})
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
-    await client.connect()
+    const limit = options.connectTimeout ?? 5000
+    await Promise.race([client.connect(), new Promise((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the server did not answer within ${limit} ms`)), limit)
+    })])
     const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
     const findings: Finding[] = []
     for (const node of nodes) findings.push(...await checkNode(node, nodes.length > 1 ? `${node.options.host}:${node.options.port}` : ''))
@@ -23,6 +28,7 @@ export async function diagnoseRedis (url: URL, cluster: readonly string[] | unde
     findings.push(await checkClock(nodes[0], doctor.maxClockSkew))
     return findings
   } finally {
+    clearTimeout(timer)
     client.disconnect()
   }
 }
