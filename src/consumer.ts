@@ -1,18 +1,19 @@
 import { hostname } from 'node:os'
-import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, safeMessage } from './errors.ts'
+import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { failureGroup } from './failure-groups.ts'
 import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
+import { RunLimits, type LimitedJob } from './run-limits.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
-type AbortKind = 'cancel' | 'lease' | 'shutdown'
+type AbortKind = 'cancel' | 'lease' | 'shutdown' | 'timeout'
 
 /** The job object handed to the handler; the AbortController is made only if `signal` is read. */
-class RunningJob<TPayload> implements Job<TPayload> {
+class RunningJob<TPayload> implements Job<TPayload>, LimitedJob {
   readonly id: string
   readonly payload: TPayload
   readonly attempts: number
@@ -22,16 +23,23 @@ class RunningJob<TPayload> implements Job<TPayload> {
   aborted: AbortKind | undefined
   /** Set once the job's settlement is decided; later handler outcomes are ignored. */
   done = false
-  /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
+  /** Epoch ms when the handler started. */
   readonly startedAt: number
+  readonly deadline: number
+  readonly ownLimit: boolean
+  limitTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
+  /** @param limit the consumer's `visibilityTimeout`: the run-time limit unless the job has its own. */
+  constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number, limit: number) {
     this.id = claimed.id
     this.payload = payload
     this.attempts = claimed.attempts
     this.maxAttempts = claimed.maxAttempts
     this.claimed = claimed
     this.startedAt = startedAt
+    const own = claimed.runTimeout ?? 0
+    this.ownLimit = own > 0
+    this.deadline = startedAt + (own > 0 ? own : limit)
   }
 
   get signal (): AbortSignal {
@@ -55,6 +63,7 @@ type Announcements = unknown[]
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
+const OVERRUN = 'The job ran past its run-time limit (visibilityTimeout): its signal is aborted, its slot freed and its lease left to expire, so the reaper recovers it as stalled; its outcome is discarded'
 /** Pause after a failed storage call before the loop tries again, in ms. */
 const RETRY_PAUSE = 1000
 /** Settle-and-claim calls a consumer keeps in flight. */
@@ -77,6 +86,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #config: ResolvedConfig<TPayload, TResult>
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #running = new Map<string, RunningJob<TPayload>>()
+  readonly #limits = new RunLimits<RunningJob<TPayload>>(this.#running, job => this.#overrun(job))
   readonly #logger: Logger
   readonly #lifecycle: Lifecycle
   #handler: AsyncJobHandler<TPayload, TResult> | undefined
@@ -186,6 +196,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       job.abort('shutdown', new QueueClosedError(SHUTDOWN))
       this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, 'requeued')
     }
+    this.#limits.stop()
     await this.#idle()
   }
 
@@ -334,6 +345,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #begin (jobs: ClaimedJob[]): void {
+    // One clock read per batch: the jobs start together.
+    const now = jobs.length > 0 ? Date.now() : 0
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
@@ -342,11 +355,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
-      this.#run(claimed)
+      this.#run(claimed, now)
     }
   }
 
-  #run (claimed: ClaimedJob): void {
+  #run (claimed: ClaimedJob, now: number): void {
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -358,8 +371,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#schedulePump()
       return
     }
-    const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
+    const job = new RunningJob<TPayload>(claimed, payload, now, this.#config.visibilityTimeout)
     this.#running.set(job.id, job)
+    this.#limits.watch(job)
     let out: Promise<TResult> | TResult
     let thenable: boolean
     try {
@@ -497,6 +511,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
+    if (job.limitTimer !== undefined) this.#limits.forget(job)
     // A failure is filed under the failure group of its last error (value is a MaxRetriesError).
     this.#settlements.push(settlement.type === 'fail' ? { ...settlement, group: failureGroup(value instanceof MaxRetriesError ? value.lastError : value as Error) } : settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
@@ -570,14 +585,36 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         const job = this.#running.get(id)
         if (job === undefined || job.done) continue
         // Someone else owns the job now (reaped as stalled): stop and drop our outcome.
-        job.abort('lease', new QueueClosedError(LEASE_LOST))
-        job.done = true
-        this.#running.delete(id)
+        this.#drop(job, 'lease', new QueueClosedError(LEASE_LOST))
         this.#logger.warn({ id }, LEASE_LOST)
       }
-      if (this.#running.size === 0) this.#onDrained?.()
       if (lost.length > 0) this.#pump()
     }, (err: Error) => this.#report(err, 'Extending leases failed'))
+  }
+
+  /**
+   * The job ran past its run-time limit (issue 10 item 3): abort its signal, free its slot, and
+   * let its lease expire now instead of renewing it, so the reaper's next pass recovers it as
+   * stalled (retried, or failed when out of stalls or attempts). Whatever the handler does later
+   * is ignored. If the lease cannot be cut short, it expires within `visibilityTimeout` anyway.
+   */
+  #overrun (job: RunningJob<TPayload>): void {
+    if (job.done) return
+    const { storage, name, workerId, visibilityTimeout } = this.#config
+    const limit = job.deadline - job.startedAt
+    this.#drop(job, 'timeout', new TimeoutError(job.id, limit))
+    this.#logger.warn({ id: job.id, attempt: job.attempts, limit, ownLimit: job.ownLimit, visibilityTimeout }, OVERRUN)
+    storage.extendLeases(name, workerId, [job.id], 0).catch((err: Error) => this.#report(err, 'Ending the lease of a job past its run-time limit failed'))
+    this.#schedulePump()
+  }
+
+  /** Ends a running job without a settlement: its signal aborts, its slot is free, its outcome will be ignored. */
+  #drop (job: RunningJob<TPayload>, kind: AbortKind, reason: Error): void {
+    job.abort(kind, reason)
+    job.done = true
+    this.#running.delete(job.id)
+    this.#limits.forget(job)
+    if (this.#running.size === 0) this.#onDrained?.()
   }
 
   #report (err: Error, msg: string): void {

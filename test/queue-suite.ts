@@ -7,6 +7,7 @@ import {
   type Job, type QueueConfig, type Storage
 } from '../src/index.ts'
 import { lifecycleTests } from './lifecycle-suite.ts'
+import { runtimeTests } from './runtime-suite.ts'
 import type { StorageHandle } from './storage-contract.ts'
 
 /** A promise with its resolve function, to steer handlers from the test. */
@@ -346,4 +347,5 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
     })
   })
   lifecycleTests(name, factory)
+  runtimeTests(name, factory)
 }
