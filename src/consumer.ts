@@ -1,10 +1,12 @@
 import { hostname } from 'node:os'
-import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, TimeoutError, safeMessage } from './errors.ts'
+import { maxValueBytes, storable, tooLarge, unavailable } from './bytes.ts'
+import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, StorageError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { failureGroup } from './failure-groups.ts'
 import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
+import { replacement } from './refusal.ts'
 import { RunLimits, type LimitedJob } from './run-limits.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
@@ -87,6 +89,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #running = new Map<string, RunningJob<TPayload>>()
   readonly #limits = new RunLimits<RunningJob<TPayload>>(this.#running, job => this.#overrun(job))
+  /** Settlements that replace one the storage refused (see `#isolate`). */
+  readonly #replaced = new WeakSet<Settlement>()
   readonly #logger: Logger
   readonly #lifecycle: Lifecycle
   #handler: AsyncJobHandler<TPayload, TResult> | undefined
@@ -271,7 +275,6 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * taking turns again.
    */
   #send (max: number): void {
-    const { storage, name, workerId, visibilityTimeout } = this.#config
     let settlements = this.#settlements
     let announcements = this.#announcements
     const batch = this.#batch
@@ -284,6 +287,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#settlements = []
       this.#announcements = []
     }
+    this.#call(settlements, announcements, max)
+  }
+
+  /** One settle call: `settlements` (their events are emitted once stored) and a claim of up to `max` jobs. */
+  #call (settlements: Settlement[], announcements: Announcements, max: number): void {
+    const { storage, name, workerId, visibilityTimeout } = this.#config
     this.#settling++
     this.#reserved += max
     storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(settled => {
@@ -298,11 +307,45 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }, (err: Error) => {
       this.#settling--
       this.#reserved -= max
+      if (settlements.length > 0 && !unavailable(err)) {
+        this.#isolate(settlements, announcements, err)
+        this.#pump()
+        return
+      }
       // Keep the settlements: they are retried (fencing makes a repeat harmless).
       this.#settlements = settlements.concat(this.#settlements)
       this.#announcements = announcements.concat(this.#announcements)
       this.#pause(err, 'Settling jobs failed')
     })
+  }
+
+  /**
+   * The storage refused a settle call for something in it, not for being unreachable: a batch is
+   * never hostage to one element. Its halves go apart (without claims) until the settlement at
+   * fault is alone; that one is replaced by a failure the storage can store (see
+   * {@link replacement}), and the job fails with the storage's reason. A replacement refused in
+   * turn is dropped: the job's lease expires and the reaper recovers it.
+   */
+  #isolate (settlements: Settlement[], announcements: Announcements, err: Error): void {
+    if (settlements.length > 1) {
+      const half = Math.ceil(settlements.length / 2)
+      this.#call(settlements.slice(0, half), announcements.slice(0, 4 * half), 0)
+      this.#call(settlements.slice(half), announcements.slice(4 * half), 0)
+      return
+    }
+    const [settlement] = settlements
+    const id = settlement.id
+    const substitute = this.#replaced.has(settlement) ? undefined : replacement(settlement, err)
+    if (substitute === undefined) {
+      this.#report(new StorageError(`The storage refused the ${settlement.type} of job '${id}' (${safeMessage(err)}); its lease will expire and the reaper recover it`, err, { retryable: false }), 'Settling a job failed')
+      return
+    }
+    this.#logger.warn({ id, err }, `the storage refused the ${settlement.type} of a job; it fails instead`)
+    this.#replaced.add(substitute.settlement)
+    this.#settlements.push(substitute.settlement)
+    // A refused result fails the job; a refused error keeps its event (the error is only too large to store).
+    if (settlement.type === 'complete') this.#announcements.push('failed', id, new MaxRetriesError(id, settlement.attempt, substitute.error), settlement.attempt)
+    else this.#announcements.push(...announcements)
   }
 
   #block (max: number): void {
@@ -418,15 +461,15 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #complete (job: RunningJob<TPayload>, value: TResult | undefined, ttl: number): void {
-    let result: Buffer
+    let result: Buffer | Error
     try {
-      result = this.#config.resultSerde.serialize(value as TResult)
+      result = storable(this.#config.resultSerde.serialize(value as TResult), maxValueBytes(this.#config.storage), `The result of job '${job.id}'`)
     } catch (err) {
-      const error = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
-      return
+      result = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
     }
-    this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
+    // No bytes, or too many: no retry can help.
+    if (result instanceof Error) this.#fail(job, result, ttl)
+    else this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
   }
 
   /** The attempt failed with `reason`, whatever was thrown: retry it, or fail the job. */
@@ -435,7 +478,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const error = toError(reason)
     if (job.attempts < job.maxAttempts) {
       const delay = backoffDelay(this.#config.backoff, job.attempts, error, Math.random, this.#logger)
-      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, 'failing', error)
+      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), delay }, 'failing', error)
       return
     }
     if (this.#config.afterExecution !== undefined) {
@@ -447,7 +490,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
   #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+  }
+
+  /** The stored form of a job's error: its encoding, or a shorter one when larger than the storage stores. */
+  #encodeError (id: string, error: Error): Buffer {
+    const bytes = encodeError(error)
+    const max = maxValueBytes(this.#config.storage)
+    return bytes.length <= max ? bytes : encodeError(tooLarge(`The error of job '${id}' (${safeMessage(error).slice(0, 200)})`, bytes.length, max))
   }
 
   /**

@@ -151,6 +151,8 @@ export interface QueueConfig<TPayload, TResult> extends ConsumerConfig<TPayload,
   reaper?: boolean
   /** Stalls a job may survive before it fails, for the embedded reaper. @default 1 */
   maxStalls?: number
+  /** Ms between the embedded reaper's scans (a job past its run-time limit is recovered within it). @default visibilityTimeout / 2 */
+  interval?: number
   /**
    * Election of the embedded reaper among the queue instances (on a lock of their own: a standalone
    * Reaper elects apart). @default { enabled: true }

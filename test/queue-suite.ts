@@ -8,6 +8,7 @@ import {
 } from '../src/index.ts'
 import { lifecycleTests } from './lifecycle-suite.ts'
 import { runtimeTests } from './runtime-suite.ts'
+import { badValueTests } from './bad-values-suite.ts'
 import type { StorageHandle } from './storage-contract.ts'
 
 /** A promise with its resolve function, to steer handlers from the test. */
@@ -348,4 +349,5 @@ export function queueTests (name: string, factory: QueueStorageFactory): void {
   })
   lifecycleTests(name, factory)
   runtimeTests(name, factory)
+  badValueTests(name, factory)
 }

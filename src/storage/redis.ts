@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'iovalkey'
+import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkStorageOptions, isWellFormed } from '../options.ts'
 import type { Logger } from '../types.ts'
 import { BlockingClaims } from './redis/claims.ts'
 import { decodeDone, CONTROL, packDelays, settlementArg, stateOf, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
-import { Connection, notConnected, rethrow, scanKeys, storageError } from './redis/connection.ts'
+import { Connection, maxBulkLength, notConnected, rethrow, scanKeys, storageError } from './redis/connection.ts'
 import { lockKey, QueueKeys } from './redis/keys.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
 import type {
@@ -58,6 +59,8 @@ export interface RedisStorageEvents {
  * for 1,000); it also bounds a script's run time and Lua's `unpack` stack.
  */
 const ENQUEUE_CHUNK = 250
+/** Bytes of an argument that are not the value: the longest id (1024 bytes) and the job's fields, with room to spare. */
+const VALUE_OVERHEAD = 4096
 /** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
 const CLAIM_GRACE_MS = 1000
 
@@ -83,6 +86,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   readonly #gapListeners = new Set<(notice: Notice) => void>()
   readonly #claims: BlockingClaims
   #refs = 0
+  #maxBulk = DEFAULT_MAX_VALUE_BYTES
   #opening: Promise<void> | undefined
   #connection: Connection | undefined
 
@@ -145,6 +149,16 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   async #open (): Promise<void> {
     this.#connection = new Connection(this.#options, this.#report)
     await this.#connection.open()
+    this.#maxBulk = await maxBulkLength(this.#connection.client)
+  }
+
+  /**
+   * The largest payload, result or error stored, in bytes: the server's `proto-max-bulk-len` (read
+   * at connect; 512 MiB by default, and when the server will not say) less room for the id and the
+   * job's fields, which travel in the same argument.
+   */
+  get maxValueBytes (): number {
+    return this.#maxBulk - VALUE_OVERHEAD
   }
 
   /** Closes every connection this instance made (not a client the user gave). */

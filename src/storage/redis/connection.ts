@@ -3,7 +3,8 @@
  * extra connections for blocking commands and pub/sub, calls in flight across reconnections, and
  * errors with credentials scrubbed.
  */
-import { Cluster, Redis, type RedisOptions } from 'iovalkey'
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'iovalkey'
+import { DEFAULT_MAX_VALUE_BYTES } from '../../bytes.ts'
 import { StorageError } from '../../errors.ts'
 import type { RedisStorageOptions } from '../redis.ts'
 import { defineScripts, type Scripts } from './scripts.ts'
@@ -154,7 +155,17 @@ export async function scanKeys (client: Redis | Cluster, pattern: string): Promi
 /** Commands whose arguments hold credentials: never let them reach an error or a log line. */
 const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate'])
 
-/** A StorageError for a failed operation, with credentials scrubbed from the cause. */
+/**
+ * Error replies that say the server cannot serve anyone for a while (loading, failing over, out of
+ * memory, a script running, no permission...), not that something in the call is wrong.
+ */
+const UNAVAILABLE = /^(?:LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|NOPERM|NOAUTH|WRONGPASS|UNBLOCKED|MOVED|ASK|NOSCRIPT)\b/
+
+/**
+ * A StorageError for a failed operation, with credentials scrubbed from the cause. Not `retryable`
+ * when the server refused the call itself (an error reply such as `ERR Protocol error: invalid bulk
+ * length`) or its arguments could not be encoded: sent again, it would fail again.
+ */
 export function storageError (operation: string, err: unknown): StorageError {
   if (err instanceof StorageError) return err
   const cause = err as Error & { command?: { name?: string, args?: unknown[] } }
@@ -162,7 +173,22 @@ export function storageError (operation: string, err: unknown): StorageError {
     cause.command = { name: cause.command.name, args: ['[redacted]'] }
   }
   const message = typeof cause?.message === 'string' ? cause.message : String(err)
-  return new StorageError(`Redis ${operation} failed: ${message}`, cause)
+  const refused = (err instanceof ReplyError && !UNAVAILABLE.test(message)) || err instanceof TypeError || err instanceof RangeError
+  return new StorageError(`Redis ${operation} failed: ${message}`, cause, { retryable: !refused })
+}
+
+/**
+ * The server's `proto-max-bulk-len` (the longest argument it accepts), or Redis's default (512 MiB)
+ * when it will not say (CONFIG disabled, as on some managed services).
+ */
+export async function maxBulkLength (client: Redis | Cluster): Promise<number> {
+  try {
+    const reply = await client.config('GET', 'proto-max-bulk-len') as unknown as string[]
+    const value = Number(reply?.[1])
+    return Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_MAX_VALUE_BYTES
+  } catch {
+    return DEFAULT_MAX_VALUE_BYTES
+  }
 }
 
 /** The error of a call made while the storage is not connected. */
