@@ -122,12 +122,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     // A Queue passes its own configuration: the Queue's option names apply.
     this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Consumer' : 'Queue')
     this.#events = events ?? this
-    const { workerId, concurrency } = this.#config
+    const { workerId, concurrency, shutdownTimeout, stopTimeout } = this.#config
     this.#logger = componentLogger(this.#config.logger, { component: 'consumer', workerId })
     this.#lifecycle = new Lifecycle({
       name: 'consumer',
       logger: this.#logger,
       details: { concurrency },
+      stopTimeout: shutdownTimeout + stopTimeout,
       report: (err, msg) => this.#report(err, msg),
       start: defer => this.#start(defer)
     })
@@ -155,11 +156,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   async #start (defer: Defer): Promise<void> {
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
-    defer(() => storage.disconnect())
-    defer(await storage.subscribe(name, this.#onNotice, 'abort'))
+    defer(() => storage.disconnect(), 'the storage to disconnect')
+    defer(await storage.subscribe(name, this.#onNotice, 'abort'), 'the unsubscribe')
     this.#startedAt = Date.now()
     await this.#register(visibilityTimeout)
-    defer(() => this.#register(0))
+    defer(() => this.#register(0), 'leaving the worker registry')
     // Renew all leases in one call, three times per lease period so one late beat is harmless;
     // the worker-registry entry lives a lease period, so it outlives two missed beats too.
     const heartbeat = setInterval(() => {
@@ -171,7 +172,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#blockAbort = new AbortController()
     this.#empty = false
     this.#open = true
-    defer(() => this.#close())
+    defer(() => this.#close(), 'running jobs, and the settle and claim calls in flight')
     this.#pump()
   }
 

@@ -65,14 +65,16 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Producer' : 'Queue')
     this.#events = events ?? this
     this.#logger = componentLogger(this.#config.logger, { component: 'producer' })
-    const { storage } = this.#config
+    const { storage, stopTimeout } = this.#config
     this.#lifecycle = new Lifecycle({
       name: 'producer',
       logger: this.#logger,
+      stopTimeout,
+      stopStep: 'the unsubscribe',
       report: (err, msg) => reportError(this.#events, this.#logger, err, msg),
       start: async defer => {
         await storage.connect()
-        defer(() => storage.disconnect())
+        defer(() => storage.disconnect(), 'the storage to disconnect')
       },
       stop: () => this.#close()
     })

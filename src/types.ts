@@ -99,6 +99,12 @@ export interface CommonConfig<TPayload, TResult> {
   resultTTL?: number
   /** pino-style logger. @default silent */
   logger?: Logger
+  /**
+   * Longest `stop()` takes, in ms, beyond `shutdownTimeout` (which a consumer gives running jobs):
+   * storage calls of the teardown still pending then (a frozen server) are given up and reported
+   * (`error` event, logger), and `stop()` resolves. @default 5000
+   */
+  stopTimeout?: number
 }
 
 /** Options of a consumer (and of the consuming side of a Queue). */
@@ -143,6 +149,8 @@ export interface ReaperConfig {
   /** Without it (or with `enabled: false`) the reaper scans at once and holds no lock. @default { enabled: false } */
   leaderElection?: LeaderElectionOptions
   logger?: Logger
+  /** Longest `stop()` takes, in ms: storage calls still pending then are given up and reported. @default 5000 */
+  stopTimeout?: number
 }
 
 /** Options of a Queue: producer and consumer in one. */

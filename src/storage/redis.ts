@@ -4,11 +4,11 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'iovalkey'
 import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
-import { checkClock, checkStorageOptions, isWellFormed } from '../options.ts'
+import { checkClock, checkStorageOptions, DEFAULTS, isWellFormed, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
 import { BlockingClaims } from './redis/claims.ts'
 import { decodeDone, CONTROL, packDelays, settlementArg, stateOf, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
-import { Connection, maxBulkLength, notConnected, rethrow, scanKeys, storageError } from './redis/connection.ts'
+import { Connection, maxBulkLength, notConnected, rethrow, scanKeys, storageError, within } from './redis/connection.ts'
 import { lockKey, QueueKeys } from './redis/keys.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
 import type {
@@ -41,10 +41,22 @@ export interface RedisStorageOptions {
   clock?: () => number
   /** A pino-style logger for connection errors (which also go to `error` listeners). @default silent */
   logger?: Logger
+  /**
+   * Longest `connect()` takes, in ms, TCP and handshake included (a server that accepts and never
+   * answers, or is frozen): past it, it rejects with StorageError. Also iovalkey's `connectTimeout`
+   * for the connections relayq creates, unless `redisOptions` sets one. @default 10000
+   */
+  connectTimeout?: number
+  /**
+   * Longest wait for the answer to one call, in ms: past it, the call rejects with a (retryable)
+   * StorageError. Blocking claims wait `blockTimeout` instead, with a guard of their own. @default 10000
+   */
+  commandTimeout?: number
 }
 
 const REDIS_OPTIONS = [
-  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger'
+  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger',
+  'connectTimeout', 'commandTimeout'
 ] as const
 
 /** Events of a RedisStorage. */
@@ -79,6 +91,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   readonly #prefix: string
   readonly #clock: () => number
   readonly #inline: number
+  readonly #commandTimeout: number
   /** This instance's waiter token: its reply channels end with it (36 characters, see _lib.lua). */
   readonly #token = randomUUID()
   readonly #keys = new Map<string, QueueKeys>()
@@ -109,8 +122,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     }
     const inline = options.inlineLimit ?? 65_536
     if (!Number.isInteger(inline) || inline < 0) throw new InvalidArgumentError(`Expected \`inlineLimit\` to be an integer >= 0, got ${String(inline)}`)
+    const connectTimeout = optInt('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, 1, MAX_TIMER_MS)
+    this.#commandTimeout = optInt('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, 1, MAX_TIMER_MS)
     // The logger is guarded: one that throws never breaks a connection handler.
-    this.#options = { ...options, logger: checkLogger(options.logger) }
+    this.#options = { ...options, connectTimeout, logger: checkLogger(options.logger) }
     this.#prefix = prefix
     this.#clock = checkClock(options.clock)
     this.#inline = inline
@@ -128,7 +143,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
 
   connect (): Promise<void> {
     if (this.#refs++ > 0) return this.#opening ?? Promise.resolve()
-    this.#opening = this.#open().catch(err => {
+    const timeout = this.#options.connectTimeout as number
+    this.#opening = within(this.#open(), timeout, `Redis did not answer within connectTimeout (${timeout} ms)`).catch(err => {
       this.#refs = 0
       this.#opening = undefined
       this.#close()
@@ -147,9 +163,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   }
 
   async #open (): Promise<void> {
-    this.#connection = new Connection(this.#options, this.#report)
-    await this.#connection.open()
-    this.#maxBulk = await maxBulkLength(this.#connection.client)
+    const connection = new Connection(this.#options, this.#report, this.#commandTimeout)
+    this.#connection = connection
+    await connection.open()
+    this.#maxBulk = await maxBulkLength(connection.client, connection.track)
   }
 
   /**
@@ -350,12 +367,13 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       [k.ready, k.jobs, k.delayed, k.leases, k.claiming], []
     ).catch(rethrow('counts'))
     const counts: StateCounts = { queued, delayed, processing, failing, completed: 0, failed: 0, cancelled: 0 }
-    const client = (this.#connection as Connection).client
-    const keys = await scanKeys(client, k.donePattern).catch(rethrow('counts'))
+    const connection = this.#connection as Connection
+    const client = connection.client
+    const keys = await scanKeys(connection, k.donePattern).catch(rethrow('counts'))
     for (let i = 0; i < keys.length; i += ENQUEUE_CHUNK) {
       const pipeline = client.pipeline()
       for (const key of keys.slice(i, i + ENQUEUE_CHUNK)) pipeline.getrange(key, 0, 0)
-      for (const [err, state] of await pipeline.exec().catch(rethrow('counts')) ?? []) {
+      for (const [err, state] of await connection.track(pipeline.exec()).catch(rethrow('counts')) ?? []) {
         if (err === null && typeof state === 'string' && state.length > 0) counts[stateOf(state) as 'completed' | 'failed' | 'cancelled']++
       }
     }
