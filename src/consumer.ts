@@ -2,8 +2,8 @@ import { hostname } from 'node:os'
 import { maxValueBytes, storable, tooLarge, unavailable } from './bytes.ts'
 import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, StorageError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
-import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { failureGroup } from './failure-groups.ts'
+import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { replacement } from './refusal.ts'
@@ -109,7 +109,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #pauseTimer: ReturnType<typeof setTimeout> | undefined
   #pumpScheduled = false
   #blockAbort = new AbortController()
-  /** Epoch ms when this consumer started, as its worker-registry entry says. */
+  /** Epoch ms when this consumer last started, as its worker-registry entry says. */
   #startedAt = 0
   /** Called when the last running job finishes (used by stop). */
   #onDrained: (() => void) | undefined
@@ -491,7 +491,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
   #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
   }
 
   /** The stored form of a job's error: its encoding, or a shorter one when larger than the storage stores. */
@@ -563,8 +563,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     job.done = true
     this.#running.delete(job.id)
     if (job.limitTimer !== undefined) this.#limits.forget(job)
-    // A failure is filed under the failure group of its last error (value is a MaxRetriesError).
-    this.#settlements.push(settlement.type === 'fail' ? { ...settlement, group: failureGroup(value instanceof MaxRetriesError ? value.lastError : value as Error) } : settlement)
+    this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
     this.#schedulePump()

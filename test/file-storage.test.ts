@@ -17,6 +17,7 @@ import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { failedStartTests } from './lifecycle-suite.ts'
 import { queueTests } from './queue-suite.ts'
 import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
 
 async function tempDir (t?: TestContext): Promise<string> {
@@ -36,6 +37,9 @@ function files (options: Partial<FileStorageOptions> = {}) {
 
 storageContract('file', files())
 queueTests('file', files())
+adminTests('file', files())
+// Small segments: the runs seal, snapshot and reload along the way.
+modelTests('file', files({ segmentSize: 2048, watch: false }), { runs: 100 })
 // The base path is a file at first (unusable), then removed: the directory can be made.
 failedStartTests('file', async () => {
   const dir = await tempDir()
@@ -47,7 +51,6 @@ failedStartTests('file', async () => {
     cleanup: () => rm(dir, { recursive: true, force: true })
   }
 })
-adminTests('file', files())
 
 /** A connected FileStorage, disconnected after the test. */
 async function open (t: TestContext, options: FileStorageOptions): Promise<FileStorage> {

@@ -8,10 +8,10 @@ import { compareIds } from './job-record.ts'
 import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
+import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkStorageOptions, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
-import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
 
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
