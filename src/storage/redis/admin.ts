@@ -5,10 +5,8 @@
  * keys (setRetention: one per chunk), with bounded work; clear() alone scans.
  */
 import { Cluster, type Redis } from 'iovalkey'
-import {
-  DEFAULT_RETENTION, FLAGS, isTerminalState, readAttempts, readGroupInfo, readRecord, retentionArg, stateCode, toRetention,
-  type RecordFields
-} from './codec.ts'
+import { compareIds, DEFAULT_RETENTION, HISTORY_LIMIT, isTerminal } from '../job-record.ts'
+import { FLAGS, readAttempts, readGroupInfo, readRecord, retentionArg, stateCode, toRetention, type RecordFields } from './codec.ts'
 import { rethrow, type Connection } from './connection.ts'
 import type { PrefixKeys, QueueKeys } from './keys.ts'
 import type { Reply, Scripts } from './scripts.ts'
@@ -21,8 +19,6 @@ import type {
 const RETENTION_CHUNK = 1000
 /** Keys per UNLINK of clear(). */
 const UNLINK_BATCH = 500
-/** Newest attempts a job detail shows. */
-const HISTORY_SHOWN = 20
 
 /** What the operator's side needs from its storage. */
 export interface AdminHost {
@@ -100,7 +96,7 @@ export class RedisAdmin {
     const r = readRecord(record)
     const body = r.body
     const at = due.toString()
-    const terminal = isTerminalState(r.state)
+    const terminal = isTerminal(r.state)
     const history = readAttempts(attempts.length > 0 ? attempts : null)
     if (terminal && r.lastOutcome !== '') {
       history.push({
@@ -113,7 +109,7 @@ export class RedisAdmin {
       } satisfies AttemptRecord)
     }
     if (r.state === 'processing') history.push({ attempt: r.attempts, startedAt: r.attemptStartedAt, worker: r.worker })
-    if (history.length > HISTORY_SHOWN) history.splice(0, history.length - HISTORY_SHOWN)
+    if (history.length > HISTORY_LIMIT) history.splice(0, history.length - HISTORY_LIMIT)
     return {
       ...summary(id, r.stamp, r, body, at === '' ? undefined : Number(at)),
       payload,
@@ -271,9 +267,4 @@ function summary (id: string, stamp: number, r: RecordFields, body: Buffer, at: 
   if ((state === 'failed' || state === 'failing') && hasOutcome(r)) s.error = body
   if (state === 'failed' && r.group !== '') s.group = r.group
   return s
-}
-
-/** Compares ids by code point (the byte order of their UTF-8 form, Redis's order). */
-function compareIds (a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b))
 }
