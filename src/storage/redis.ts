@@ -6,15 +6,17 @@ import { InvalidArgumentError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkStorageOptions, DEFAULTS, isWellFormed, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
+import { RedisAdmin } from './redis/admin.ts'
 import { BlockingClaims } from './redis/claims.ts'
-import { decodeDone, CONTROL, packDelays, settlementArg, stateOf, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
-import { Connection, maxBulkLength, notConnected, rethrow, scanKeys, storageError, within } from './redis/connection.ts'
-import { lockKey, QueueKeys } from './redis/keys.ts'
+import { CONTROL, decodeDone, groupBlock, settlementArg, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
+import { Connection, maxBulkLength, notConnected, rethrow, storageError, within } from './redis/connection.ts'
+import { PrefixKeys, QueueKeys } from './redis/keys.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
 import type {
-  AbortOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome,
-  JobRecord, LeaseReport, NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage,
-  UpdateTTLOutcome
+  AbortOutcome, AdminAction, AdminStorage, ApplyOptions, ApplyOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions,
+  ClaimedJob, EnqueueOutcome, ErrorGroup, FailureGroup, JobDetail, JobPage, JobQuery, JobRecord, JobTarget, LeaseReport,
+  NewJob, Notice, QueueOverview, QueueSummary, RecoveryOutcome, Retention, Settlement, SettleResult, StateCounts,
+  UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
 
 /** Where and how to connect. Give one of `url`, `host`/`port`, `client` or `cluster`. */
@@ -29,7 +31,7 @@ export interface RedisStorageOptions {
   client?: Redis | Cluster
   /** Redis Cluster startup nodes (`'host:port'` or `{ host, port }`). */
   cluster?: ReadonlyArray<string | { host: string, port: number }>
-  /** First part of every key's hash tag: `{<keyPrefix>:<queue>}:...`. @default 'relayq' */
+  /** First part of every key's hash tag: `{<keyPrefix>:<queue>}:...` (escaped: see the README). @default 'relayq' */
   keyPrefix?: string
   /** iovalkey options for the connections relayq creates (with `url`, `host` or `cluster`). */
   redisOptions?: RedisOptions
@@ -75,20 +77,22 @@ const ENQUEUE_CHUNK = 250
 const VALUE_OVERHEAD = 4096
 /** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
 const CLAIM_GRACE_MS = 1000
+/** Most history entries one reaper pass trims or deletes: bounds its run time. */
+const TIDY_BUDGET = 1000
 
 /**
  * Redis, Valkey and Redis Cluster. Each operation is one Lua script (one round trip) over keys
  * that share the queue's hash tag; an idle consumer blocks in BLMOVE (see redis/claims.ts);
  * request/response uses one subscriber connection per instance, with small results inside the
- * notice.
+ * notice. The operator's side (history, indexes, actions) is in redis/admin.ts.
  *
  * @example
  * const storage = new RedisStorage({ url: 'redis://127.0.0.1:6379' })
  * const queue = new Queue({ storage, concurrency: 50 })
  */
-export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Storage {
+export class RedisStorage extends EventEmitter<RedisStorageEvents> implements AdminStorage {
   readonly #options: RedisStorageOptions
-  readonly #prefix: string
+  readonly #prefix: PrefixKeys
   readonly #clock: () => number
   readonly #inline: number
   readonly #commandTimeout: number
@@ -98,6 +102,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
   /** Listeners told about `gap`s (lost subscriptions). */
   readonly #gapListeners = new Set<(notice: Notice) => void>()
   readonly #claims: BlockingClaims
+  readonly #admin: RedisAdmin
   #refs = 0
   #maxBulk = DEFAULT_MAX_VALUE_BYTES
   #opening: Promise<void> | undefined
@@ -126,7 +131,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     this.#commandTimeout = optInt('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, 1, MAX_TIMER_MS)
     // The logger is guarded: one that throws never breaks a connection handler.
     this.#options = { ...options, connectTimeout, logger: checkLogger(options.logger) }
-    this.#prefix = prefix
+    this.#prefix = new PrefixKeys(prefix)
     this.#clock = checkClock(options.clock)
     this.#inline = inline
     this.#claims = new BlockingClaims({
@@ -138,6 +143,15 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
       report: this.#report,
       release: (queue, workerId, jobs) =>
         this.settle(queue, workerId, jobs.map(j => ({ type: 'release', id: j.id, attempt: j.attempts })), { max: 0, leaseMs: 0 })
+    })
+    this.#admin = new RedisAdmin({
+      connection: () => this.#connection,
+      scripts: () => this.#run(),
+      keysOf: queue => this.#keysOf(queue),
+      prefix: this.#prefix,
+      clock: this.#clock,
+      inline,
+      register: queue => this.#register(queue)
     })
   }
 
@@ -207,33 +221,56 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     return keys
   }
 
+  /** Queues this instance has added to the registry (SET `queues`), or is adding: each is added once. */
+  readonly #registered = new Map<string, Promise<unknown> | true>()
+
+  /**
+   * Adds a queue to the registry before something is stored in it (undefined once it was). A
+   * command of its own: the registry lives in the instance's slot, not the queue's.
+   */
+  #register (queue: string): Promise<unknown> | undefined {
+    const known = this.#registered.get(queue)
+    if (known === true) return undefined
+    if (known !== undefined) return known
+    const connection = this.#connection
+    if (connection === undefined) return undefined
+    const adding = connection.track(connection.client.sadd(this.#prefix.queues, queue)).then(() => {
+      this.#registered.set(queue, true)
+    }, (err: unknown) => {
+      this.#registered.delete(queue)
+      throw storageError('register', err)
+    })
+    this.#registered.set(queue, adding)
+    return adding
+  }
+
   async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    if (jobs.length === 0) return []
     const k = this.#keysOf(queue)
-    if (jobs.length <= ENQUEUE_CHUNK) return await this.#enqueue(k, jobs)
+    // The first enqueue of a queue also adds it to the registry, in the same flight.
+    const registering = this.#register(queue)
+    if (registering !== undefined) return (await Promise.all([this.#enqueueAll(k, jobs), registering]))[0]
+    return await this.#enqueueAll(k, jobs)
+  }
+
+  #enqueueAll (k: QueueKeys, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    if (jobs.length <= ENQUEUE_CHUNK) return this.#enqueue(k, jobs)
     // One script per chunk, sent back to back on one connection: applied in order, one flight.
     const parts: Array<Promise<EnqueueOutcome[]>> = []
     for (let i = 0; i < jobs.length; i += ENQUEUE_CHUNK) parts.push(this.#enqueue(k, jobs.slice(i, i + ENQUEUE_CHUNK)))
-    return (await Promise.all(parts)).flat()
+    return Promise.all(parts).then(outcomes => outcomes.flat())
   }
 
   async #enqueue (k: QueueKeys, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
     const now = this.#clock()
-    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.waiters]
     const flags = Buffer.alloc(jobs.length)
-    const delays: number[] = []
-    const args: Array<string | number | Buffer> = [now, this.#token, k.control, k.donePrefixBytes, flags, '']
+    const args: Array<string | number | Buffer> = [now, this.#token, k.control, flags]
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]
-      keys.push(k.done(job.id))
       if (job.notify === true) flags[i] = 1
-      if (job.delay > 0) {
-        flags[i] += 2
-        delays.push(job.delay)
-      }
       args.push(toElement(job, now))
     }
-    args[5] = packDelays(delays)
-    const reply: Reply[] | number = await this.#run().enqueueBuffer(keys, args).catch(rethrow('enqueue'))
+    const reply: Reply[] | number = await this.#run().enqueueBuffer(k.for('enqueue'), args).catch(rethrow('enqueue'))
     return toOutcomes(reply, jobs.length)
   }
 
@@ -241,30 +278,26 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     return this.#claims.claim(queue, workerId, options)
   }
 
-  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<SettleResult> {
     const early = await this.#claims.takePrefetched(queue, workerId, next.max)
     if (early.length > 0) {
       // Already claimed: settle what there is to settle, and claim only what is still missing.
-      if (settlements.length === 0) return early
-      return early.concat(await this.settle(queue, workerId, settlements, { max: next.max - early.length, leaseMs: next.leaseMs }))
+      if (settlements.length === 0) return { jobs: early, refused: [] }
+      const rest = await this.settle(queue, workerId, settlements, { max: next.max - early.length, leaseMs: next.leaseMs })
+      return { jobs: early.concat(rest.jobs), refused: rest.refused }
     }
     const k = this.#keysOf(queue)
-    const keys = [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors, k.claiming]
-    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, k.donePrefixBytes, 0]
+    const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, 0]
     const unanswered = this.#claims.unanswered(queue, workerId)
     if (unanswered !== undefined) {
-      args[8] = unanswered.size
+      args[7] = unanswered.size
       for (const element of unanswered) args.push(element)
     }
-    for (let i = 0; i < settlements.length; i++) {
-      const s = settlements[i]
-      keys.push(k.done(s.id))
-      args.push(settlementArg(s))
-    }
-    const reply: Reply[] = await this.#run().settleBuffer(keys, args).catch(rethrow('settle'))
-    const jobs = toJobs(reply, 1)
+    for (const s of settlements) args.push(s.id, settlementArg(s))
+    const reply: Reply[] = await this.#run().settleBuffer(k.for('settle'), args).catch(rethrow('settle'))
+    const jobs = toJobs(reply, 2)
     this.#claims.settled(queue, next.max, jobs.length, reply[0] as number)
-    return jobs
+    return { jobs, refused: reply[1] as number[] }
   }
 
   async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
@@ -272,7 +305,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     const activated = this.#claims.activated(queue, workerId)
     if (activated !== undefined) await activated
     const k = this.#keysOf(queue)
-    const [lost, aborted]: [string[], string[]] = await this.#run().extend([k.jobs, k.leases], [this.#clock(), leaseMs, workerId, ...ids]).catch(rethrow('extendLeases'))
+    const [lost, aborted]: [string[], string[]] = await this.#run().extend(k.for('extend'), [this.#clock(), leaseMs, workerId, ...ids]).catch(rethrow('extendLeases'))
     return { lost, aborted }
   }
 
@@ -286,21 +319,18 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
 
   async #cancel (queue: string, id: string, mode: 'cancel' | 'abort', ttl: number): Promise<CancelOutcome | AbortOutcome> {
     const k = this.#keysOf(queue)
-    return await this.#run().cancel(
-      [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.waiters, k.errors, k.claiming, k.done(id)],
-      [id, mode, ttl, k.replyPrefix, k.control, this.#inline]
-    ).catch(rethrow(mode))
+    return await this.#run().cancel(k.for('cancel'), [id, mode, ttl, k.replyPrefix, k.control, this.#inline, this.#clock()]).catch(rethrow(mode))
   }
 
   async getStatus (queue: string, id: string): Promise<JobRecord | null> {
     const k = this.#keysOf(queue)
-    const reply: Reply[] = await this.#run().statusBuffer([k.jobs, k.errors, k.done(id)], [id]).catch(rethrow('getStatus'))
+    const reply: Reply[] = await this.#run().statusBuffer(k.for('status'), [id, this.#clock()]).catch(rethrow('getStatus'))
     return reply.length === 0 ? null : toRecord(id, reply)
   }
 
   async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
     const k = this.#keysOf(queue)
-    return await this.#run().ttl([k.jobs, k.done(id)], [id, ttl]).catch(rethrow('updateResultTTL'))
+    return await this.#run().ttl(k.for('ttl'), [id, ttl, this.#clock()]).catch(rethrow('updateResultTTL'))
   }
 
   async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
@@ -338,51 +368,78 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements St
     return subscriber.add(channel, listener).catch(rethrow('subscribe'))
   }
 
-  async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
+  async recoverStalled (queue: string, maxStalls: number, error: Buffer, group?: ErrorGroup): Promise<RecoveryOutcome> {
     const k = this.#keysOf(queue)
-    const scripts = this.#run()
-    const now = this.#clock()
-    const [requeued, ending]: [string[], Array<string | number>] = await scripts.recover(
-      [k.ready, k.jobs, k.leases, k.claiming, k.seen, k.elements], [now, maxStalls, CLAIM_GRACE_MS]
-    ).catch(rethrow('recoverStalled'))
-    if (ending.length === 0) return { requeued, failed: [] }
-    const keys = [k.jobs, k.elements, k.leases, k.waiters, k.errors]
-    for (let i = 0; i < ending.length; i += 2) keys.push(k.done(ending[i] as string))
-    const failed: string[] = await scripts.reap(keys, [now, k.replyPrefix, this.#inline, error, ...ending]).catch(rethrow('recoverStalled'))
+    const [requeued, failed]: [string[], string[]] = await this.#run().recover(k.for('recover'), [
+      this.#clock(), maxStalls, CLAIM_GRACE_MS, k.replyPrefix, this.#inline, error, groupBlock(group), TIDY_BUDGET
+    ]).catch(rethrow('recoverStalled'))
     return { requeued, failed }
   }
 
   async acquireLock (name: string, owner: string, ttl: number): Promise<boolean> {
-    return await this.#run().lock([lockKey(this.#prefix, name)], [owner, ttl]).catch(rethrow('acquireLock')) === 1
+    return await this.#run().lock([this.#prefix.lock(name)], [owner, ttl]).catch(rethrow('acquireLock')) === 1
   }
 
   async releaseLock (name: string, owner: string): Promise<void> {
-    await this.#run().unlock([lockKey(this.#prefix, name)], [owner]).catch(rethrow('releaseLock'))
+    await this.#run().unlock([this.#prefix.lock(name)], [owner]).catch(rethrow('releaseLock'))
   }
 
-  /** Counts per state. Terminal records are counted with SCAN: O(records), for observability. */
+  /** Number of jobs per state, O(log n): terminal states count the jobs in history. */
   async counts (queue: string): Promise<StateCounts> {
-    const k = this.#keysOf(queue)
-    const [queued, delayed, processing, failing]: number[] = await this.#run().counts(
-      [k.ready, k.jobs, k.delayed, k.leases, k.claiming], []
-    ).catch(rethrow('counts'))
-    const counts: StateCounts = { queued, delayed, processing, failing, completed: 0, failed: 0, cancelled: 0 }
-    const connection = this.#connection as Connection
-    const client = connection.client
-    const keys = await scanKeys(connection, k.donePattern).catch(rethrow('counts'))
-    for (let i = 0; i < keys.length; i += ENQUEUE_CHUNK) {
-      const pipeline = client.pipeline()
-      for (const key of keys.slice(i, i + ENQUEUE_CHUNK)) pipeline.getrange(key, 0, 0)
-      for (const [err, state] of await connection.track(pipeline.exec()).catch(rethrow('counts')) ?? []) {
-        if (err === null && typeof state === 'string' && state.length > 0) counts[stateOf(state) as 'completed' | 'failed' | 'cancelled']++
-      }
-    }
-    return counts
+    return (await this.#admin.overview(queue)).counts
+  }
+
+  /**
+   * Deletes every key under the key prefix (SCAN and UNLINK in batches, on every master of a
+   * cluster; never FLUSHDB). Resolves and does nothing when not connected.
+   */
+  async clear (): Promise<void> {
+    this.#registered.clear()
+    await this.#admin.clear()
+  }
+
+  async heartbeat (queue: string, worker: WorkerInfo, ttl: number): Promise<void> {
+    await this.#admin.heartbeat(queue, worker, ttl)
+  }
+
+  queues (): Promise<QueueSummary[]> {
+    return this.#admin.queues()
+  }
+
+  overview (queue: string): Promise<QueueOverview> {
+    return this.#admin.overview(queue)
+  }
+
+  listJobs (queue: string, query: JobQuery): Promise<JobPage> {
+    return this.#admin.listJobs(queue, query)
+  }
+
+  getJob (queue: string, id: string): Promise<JobDetail | null> {
+    return this.#admin.getJob(queue, id)
+  }
+
+  apply (queue: string, action: AdminAction, target: JobTarget, options: ApplyOptions): Promise<ApplyOutcome> {
+    return this.#admin.apply(queue, action, target, options)
+  }
+
+  setPaused (queue: string, paused: boolean): Promise<void> {
+    return this.#admin.setPaused(queue, paused)
+  }
+
+  setRetention (queue: string, retention: Retention): Promise<void> {
+    return this.#admin.setRetention(queue, retention)
+  }
+
+  failureGroups (queue: string, limit: number): Promise<FailureGroup[]> {
+    return this.#admin.failureGroups(queue, limit)
+  }
+
+  workers (queue: string): Promise<WorkerEntry[]> {
+    return this.#admin.workers(queue)
   }
 
   /** The Redis keys of a queue as this storage names them (for operators and tests). */
-  keysOf (queue: string): { fixed: string[], donePattern: string } {
-    const k = this.#keysOf(queue)
-    return { fixed: k.fixed, donePattern: k.donePattern }
+  keysOf (queue: string): { all: string[] } {
+    return { all: this.#keysOf(queue).all }
   }
 }

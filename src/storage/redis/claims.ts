@@ -77,7 +77,7 @@ export class BlockingClaims {
     let probe = nextDue === undefined || blockMs <= 0
     for (;;) {
       if (probe) {
-        const reply: Reply[] = await this.#scripts().claimBuffer(claimKeys(k), [host.clock(), leaseMs, max, workerId]).catch(rethrow('claim'))
+        const reply: Reply[] = await this.#scripts().claimBuffer(k.for('claim'), [host.clock(), leaseMs, max, workerId]).catch(rethrow('claim'))
         const jobs = toJobs(reply, 1)
         if (jobs.length > 0 || blockMs <= 0) return jobs
         nextDue = reply[0] as number
@@ -90,7 +90,7 @@ export class BlockingClaims {
       const element = await this.#blockingMove(queue, k, wait, signal)
       if (element === null) continue
       const job = fromElement(element)
-      const activation = this.#scripts().claimBuffer(claimKeys(k), [host.clock(), leaseMs, max, workerId, element])
+      const activation = this.#scripts().claimBuffer(k.for('claim'), [host.clock(), leaseMs, max, workerId, element])
       if (job === undefined) {
         // A large payload lives in Redis only: it comes with the activation.
         const jobs = toJobs(await activation.catch(rethrow('claim')), 1)
@@ -249,7 +249,7 @@ export class BlockingClaims {
           wait.at = Infinity
           wait.timer = undefined
           // A failed promotion costs the blocked claims a wait of up to blockTimeout (a claim promotes due jobs too): say so.
-          this.#host.connection()?.scripts.claim(claimKeys(k), [this.#host.clock(), 1, 0, '']).catch((err: unknown) => this.#host.report(storageError('promotion of a delayed job', err)))
+          this.#host.connection()?.scripts.claim(k.for('claim'), [this.#host.clock(), 1, 0, '']).catch((err: unknown) => this.#host.report(storageError('promotion of a delayed job', err)))
         }, Math.max(0, at - this.#host.clock()))
         wait.timer.unref()
       })
@@ -259,11 +259,6 @@ export class BlockingClaims {
     }
     return watching
   }
-}
-
-/** The KEYS of claim.lua. */
-export function claimKeys (k: QueueKeys): string[] {
-  return [k.ready, k.jobs, k.elements, k.delayed, k.leases, k.claiming]
 }
 
 /** One key for a (queue, worker) pair; length-prefixed, so no two pairs share it whatever the names. */

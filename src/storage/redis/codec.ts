@@ -1,104 +1,249 @@
 /**
- * The wire codec of the Redis backend: the binary formats the client and the Lua scripts share
- * (src/scripts/_lib.lua documents them; the offsets below are those formats, 0-based, where Lua's
- * `string.byte`/`struct.unpack` count from 1), what the client sends (elements, settlements) and
- * how it reads script replies. Numbers are big-endian doubles, exact for integers below 2^53.
+ * The wire codec of the Redis backend: the binary formats the client and the Lua scripts share,
+ * what the client sends (elements, settlements, retention) and how it reads script replies.
+ *
+ * Each format is defined once, here, as a list of fields: the TypeScript side reads it through
+ * the offsets below, and scripts.ts hands the same offsets (1-based) and `struct` formats to the
+ * Lua scripts as named constants (`R_ATTEMPTS`, `E_ID`, `R_FORMAT`...), so neither language
+ * carries a bare offset. src/scripts/_lib.lua says what each field means. Numbers are big-endian
+ * doubles (exact for integers below 2^53); `B` is one byte, `H` a uint16, `I` a uint32, `c1` a
+ * one-letter code.
  */
+import { DEFAULT_RETENTION, HISTORY_LIMIT } from '../job-record.ts'
 import type { Reply } from './scripts.ts'
-import type { ActiveState, ClaimedJob, EnqueueOutcome, JobRecord, JobState, NewJob, Notice, Settlement } from '../types.ts'
+import type {
+  ActiveState, AttemptRecord, ClaimedJob, EnqueueOutcome, ErrorGroup, JobRecord, JobState, NewJob, Notice, Retention,
+  Settlement
+} from '../types.ts'
 
-/** Byte offsets in an active record (HASH `jobs`). */
-export const RECORD = {
-  state: 0,
-  attempts: 1,
-  maxAttempts: 9,
-  resultTTL: 17,
-  createdAt: 25,
-  stalls: 33,
-  flags: 41,
-  worker: 42
+type FieldType = 'c1' | 'B' | 'H' | 'I' | 'd'
+const SIZES: Record<FieldType, number> = { c1: 1, B: 1, H: 2, I: 4, d: 8 }
+
+/** A fixed-size binary layout: each field's 0-based offset, the total size and the `struct` format. */
+interface Layout<N extends string> {
+  readonly at: Readonly<Record<N, number>>
+  readonly size: number
+  readonly format: string
+  /** Reads a numeric field of a buffer in this layout (from `offset`). */
+  read (data: Buffer, name: N, offset?: number): number
+  /** A reader of one field (for hot paths). */
+  reader (name: N): (data: Buffer) => number
+}
+
+const READERS: Record<FieldType, (data: Buffer, at: number) => number> = {
+  c1: (data, at) => data[at],
+  B: (data, at) => data[at],
+  H: (data, at) => data.readUInt16BE(at),
+  I: (data, at) => data.readUInt32BE(at),
+  d: (data, at) => data.readDoubleBE(at)
+}
+
+const BOUND_READERS: Record<FieldType, (at: number) => (data: Buffer) => number> = {
+  c1: at => data => data[at],
+  B: at => data => data[at],
+  H: at => data => data.readUInt16BE(at),
+  I: at => data => data.readUInt32BE(at),
+  d: at => data => data.readDoubleBE(at)
+}
+
+function layout<N extends string> (fields: ReadonlyArray<readonly [N, FieldType]>): Layout<N> {
+  const at: Partial<Record<N, number>> = {}
+  const types: Partial<Record<N, FieldType>> = {}
+  let size = 0
+  for (const [name, type] of fields) {
+    at[name] = size
+    types[name] = type
+    size += SIZES[type]
+  }
+  const offsets = at as Record<N, number>
+  return {
+    at: offsets,
+    size,
+    format: '>' + fields.map(([, type]) => type).join(''),
+    read: (data, name, offset = 0) => READERS[types[name] as FieldType](data, offset + offsets[name]),
+    reader: name => BOUND_READERS[types[name] as FieldType](offsets[name])
+  }
+}
+
+/**
+ * A job's record (HASH `jobs`): the fixed part below, then its failure group key
+ * (`groupLength` bytes), the worker id of its running or last attempt (`workerLength` bytes),
+ * and its body (the rest): the result of a completed job, the last error of one that failed an
+ * attempt (while {@link FLAGS.outcome} is set). One value per job: a job in history costs one
+ * hash entry and one allocation for all of it.
+ */
+export const RECORD = layout([
+  // In this order so that a claim and an ending each rewrite a few contiguous runs of bytes.
+  ['state', 'c1'], ['flags', 'B'], ['enteredAt', 'd'], ['stamp', 'd'], ['attempts', 'I'], ['startedAt', 'd'], ['attemptStartedAt', 'd'],
+  ['expiresAt', 'd'], ['lastOutcome', 'c1'], ['groupLength', 'B'], ['workerLength', 'H'], ['stalls', 'I'], ['readyAt', 'd'],
+  ['retries', 'I'], ['maxAttempts', 'd'], ['resultTTL', 'd'], ['createdAt', 'd'], ['runTimeout', 'd'], ['delay', 'd']
+] as const)
+
+/** Bits of a record's `flags`. */
+export const FLAGS = {
+  /** A cancel was requested while it runs. */
+  cancel: 1,
+  /** Someone waits for its outcome (HASH `waiters`). */
+  waited: 2,
+  /** Its record's body holds its result or (last) error. */
+  outcome: 4,
+  /** HASH `attempts` holds entries of its ended attempts. */
+  history: 8
 } as const
 
-/** Byte offsets in a terminal record (STRING `done:<id>`). */
-export const TERMINAL = {
-  state: 0,
-  attempts: 1,
-  maxAttempts: 9,
-  createdAt: 17,
-  body: 25
-} as const
+/** A ready element (LIST `ready`/`held`/`claiming`): this header, the id (`idLength` bytes), then the payload when `kind` is {@link INLINE}. */
+export const ELEMENT = layout([
+  ['kind', 'c1'], ['attempt', 'd'], ['maxAttempts', 'd'], ['resultTTL', 'd'], ['createdAt', 'd'], ['runTimeout', 'd'],
+  ['readyAt', 'd'], ['delay', 'd'], ['idLength', 'I']
+] as const)
 
-/** Byte offsets in an element (HASH `elements`, and the ready list). */
-export const ELEMENT = {
-  /** {@link INLINE} or {@link BY_REFERENCE}. */
-  kind: 0,
-  /** The attempt its next run will be. */
-  attempt: 1,
-  maxAttempts: 9,
-  resultTTL: 17,
-  createdAt: 25,
-  /** uint32: the id's length in bytes. */
-  idLength: 33,
-  /** The id, then the payload. */
-  id: 37
-} as const
-
-/** Element kinds: the payload travels in the ready list, or stays in `elements` only. */
-const INLINE = 0x45 // 'E'
-const BY_REFERENCE = 0x52 // 'R'
-
-/** Byte offsets in a settlement argument of settle.lua. */
-export const SETTLEMENT = {
-  type: 0,
-  attempt: 1,
-  /** The ttl (complete, fail, cancel) or the delay (retry). */
-  n: 9,
-  /** The result or the error. */
-  body: 17
-} as const
+/** Element kinds: the payload travels in the ready list, or is read from HASH `payloads` at claim. */
+const INLINE = 'E'
+const BY_REFERENCE = 'R'
 
 /** Payloads up to this size travel inside the ready list, so a BLMOVE delivers the whole job (bytes). */
-const INLINE_PAYLOAD = 16_384
+export const INLINE_PAYLOAD = 16_384
 
-const EMPTY = Buffer.alloc(0)
-const ACTIVE: Record<string, ActiveState> = { q: 'queued', d: 'delayed', p: 'processing', f: 'failing' }
-const STATES: Record<string, JobState> = { ...ACTIVE, c: 'completed', e: 'failed', x: 'cancelled' }
-const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
+/** One ended attempt in HASH `attempts` (entries concatenated, oldest first): this header, the worker id, then the error. */
+export const ATTEMPT = layout([
+  ['attempt', 'd'], ['startedAt', 'd'], ['finishedAt', 'd'], ['outcome', 'c1'], ['workerLength', 'H'], ['errorLength', 'I']
+] as const)
 
-/** The state a record's first byte stands for. */
+/**
+ * How far the scripts that end jobs let a history exceed its count before trimming it, so they
+ * trim in batches (reads apply the count themselves, so no job shows past it).
+ */
+export const TRIM_SLACK = 100
+
+/** Most history entries a script that ends jobs trims or deletes in one call (the reaper's pass takes its own). */
+export const TIDY_BUDGET = 1000
+
+/** A settlement argument of settle.lua: this header, the failure group block (`groupLength` bytes, see {@link groupBlock}), then the body. */
+export const SETTLEMENT = layout([
+  ['type', 'c1'], ['attempt', 'd'], ['n', 'd'], ['groupLength', 'I']
+] as const)
+
+/** A retention as scripts read it: age and count per terminal state, completed, failed, cancelled. */
+const RETENTION = layout([
+  ['completedAge', 'd'], ['completedCount', 'd'], ['failedAge', 'd'], ['failedCount', 'd'], ['cancelledAge', 'd'], ['cancelledCount', 'd']
+] as const)
+
+/** One-letter state codes. */
+const CODES: Record<JobState, string> = {
+  queued: 'q', delayed: 'd', processing: 'p', failing: 'f', completed: 'c', failed: 'e', cancelled: 'x'
+}
+const STATES: Record<string, JobState> = Object.fromEntries(Object.entries(CODES).map(([state, code]) => [code, state as JobState]))
+const OUTCOMES: Record<string, NonNullable<AttemptRecord['outcome']>> = {
+  c: 'completed', e: 'failed', r: 'retried', s: 'stalled', x: 'cancelled', l: 'released'
+}
+
+/** The one-letter code of a state. */
+export function stateCode (state: JobState): string {
+  return CODES[state]
+}
+
+/** The state a one-letter code stands for. */
 export function stateOf (code: string): JobState {
   return STATES[code]
 }
 
+const EMPTY = Buffer.alloc(0)
+const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
+
 /**
- * A job's element, built here rather than in Lua because the client has every field at hand:
- * one argument per job, stored and pushed by the script as it is.
+ * The Lua definitions of the formats above (1-based offsets, `struct` formats, flags, limits),
+ * one `local` per line, for scripts.ts to link into the scripts that use them.
+ */
+export function luaConstants (): string {
+  const lines: string[] = []
+  const snake = (name: string): string => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
+  const put = (prefix: string, l: Layout<string>): void => {
+    for (const [name, offset] of Object.entries(l.at)) lines.push(`local ${prefix}_${snake(name)} = ${offset as number + 1}`)
+    lines.push(`local ${prefix}_SIZE = ${l.size}`, `local ${prefix}_FORMAT = '${l.format}'`)
+  }
+  put('R', RECORD)
+  // The record as a table and back, one `struct` call each (generated: no field list at run time).
+  const fields = Object.keys(RECORD.at)
+  const lengths: Record<string, string> = { groupLength: '#r.group', workerLength: '#r.worker' }
+  const values = fields.map(name => lengths[name] ?? `r.${name}`).join(', ')
+  lines.push(
+    `local function rec_read (m) local r = {} ; ${fields.map(name => `r.${name}`).join(', ')} = struct.unpack(R_FORMAT, m) ; ` +
+      'local w = R_SIZE + r.groupLength ; r.group = string.sub(m, R_SIZE + 1, w) ; r.worker = string.sub(m, w + 1, w + r.workerLength) ; ' +
+      'r.body = string.sub(m, w + r.workerLength + 1) ; return r end',
+    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker .. r.body end`
+  )
+  put('E', ELEMENT)
+  put('A', ATTEMPT)
+  put('S', SETTLEMENT)
+  put('RT', RETENTION)
+  for (const [name, bit] of Object.entries(FLAGS)) lines.push(`local F_${snake(name)} = ${bit}`)
+  lines.push(`local INLINE_PAYLOAD = ${INLINE_PAYLOAD}`, `local HISTORY_LIMIT = ${HISTORY_LIMIT}`, `local TRIM_SLACK = ${TRIM_SLACK}`, `local TIDY_BUDGET = ${TIDY_BUDGET}`)
+  const rule = (r: { age: number, count: number }): string => `{ ${r.age}, ${r.count} }`
+  const { completed, failed, cancelled } = DEFAULT_RETENTION
+  lines.push(`local DEFAULT_RULES = { c = ${rule(completed)}, e = ${rule(failed)}, x = ${rule(cancelled)} }`)
+  return lines.join('\n') + '\n'
+}
+
+/** The retention a queue stores, as scripts read it. */
+export function retentionArg (retention: Retention): Buffer {
+  const arg = Buffer.allocUnsafe(RETENTION.size)
+  arg.writeDoubleBE(retention.completed.age, RETENTION.at.completedAge)
+  arg.writeDoubleBE(retention.completed.count, RETENTION.at.completedCount)
+  arg.writeDoubleBE(retention.failed.age, RETENTION.at.failedAge)
+  arg.writeDoubleBE(retention.failed.count, RETENTION.at.failedCount)
+  arg.writeDoubleBE(retention.cancelled.age, RETENTION.at.cancelledAge)
+  arg.writeDoubleBE(retention.cancelled.count, RETENTION.at.cancelledCount)
+  return arg
+}
+
+/** A stored retention, or `fallback` when none is stored. */
+export function toRetention (stored: Buffer | null, fallback: Retention): Retention {
+  if (stored === null || stored.length !== RETENTION.size) return fallback
+  const rule = (age: number, count: number): { age: number, count: number } => ({ age: stored.readDoubleBE(age), count: stored.readDoubleBE(count) })
+  return {
+    completed: rule(RETENTION.at.completedAge, RETENTION.at.completedCount),
+    failed: rule(RETENTION.at.failedAge, RETENTION.at.failedCount),
+    cancelled: rule(RETENTION.at.cancelledAge, RETENTION.at.cancelledCount)
+  }
+}
+
+/**
+ * A job's ready element, built here rather than in Lua because the client has every field at
+ * hand: one argument per job, stored (its payload) and pushed by the script as it is. Lua
+ * rebuilds the same bytes from the record and the payload (`ready_element`).
  */
 export function toElement (job: NewJob, now: number): Buffer {
   const idBytes = Buffer.byteLength(job.id)
-  const element = Buffer.allocUnsafe(ELEMENT.id + idBytes + job.payload.length)
-  element[ELEMENT.kind] = job.payload.length <= INLINE_PAYLOAD ? INLINE : BY_REFERENCE
-  element.writeDoubleBE(1, ELEMENT.attempt) // the first run is attempt 1
-  element.writeDoubleBE(job.maxAttempts, ELEMENT.maxAttempts)
-  element.writeDoubleBE(job.resultTTL, ELEMENT.resultTTL)
-  element.writeDoubleBE(now, ELEMENT.createdAt)
-  element.writeUInt32BE(idBytes, ELEMENT.idLength)
-  element.write(job.id, ELEMENT.id)
-  job.payload.copy(element, ELEMENT.id + idBytes)
+  const at = ELEMENT.at
+  const element = Buffer.allocUnsafe(ELEMENT.size + idBytes + job.payload.length)
+  element.write(job.payload.length <= INLINE_PAYLOAD ? INLINE : BY_REFERENCE, at.kind, 'latin1')
+  element.writeDoubleBE(1, at.attempt) // the first run is attempt 1
+  element.writeDoubleBE(job.maxAttempts, at.maxAttempts)
+  element.writeDoubleBE(job.resultTTL, at.resultTTL)
+  element.writeDoubleBE(now, at.createdAt)
+  element.writeDoubleBE(job.runTimeout ?? 0, at.runTimeout)
+  element.writeDoubleBE(now, at.readyAt)
+  element.writeDoubleBE(job.delay, at.delay)
+  element.writeUInt32BE(idBytes, at.idLength)
+  element.write(job.id, ELEMENT.size)
+  job.payload.copy(element, ELEMENT.size + idBytes)
   return element
 }
 
 /** The job inside a ready element, or undefined when its payload was too large to be inside. */
 export function fromElement (element: Buffer): ClaimedJob | undefined {
-  if (element[ELEMENT.kind] !== INLINE) return undefined
-  const idEnd = ELEMENT.id + element.readUInt32BE(ELEMENT.idLength)
+  const at = ELEMENT.at
+  if (element[at.kind] !== 0x45) return undefined // INLINE
+  const idEnd = ELEMENT.size + element.readUInt32BE(at.idLength)
   return {
-    id: element.subarray(ELEMENT.id, idEnd).toString(),
+    id: element.subarray(ELEMENT.size, idEnd).toString(),
     payload: element.subarray(idEnd),
-    attempts: element.readDoubleBE(ELEMENT.attempt),
-    maxAttempts: element.readDoubleBE(ELEMENT.maxAttempts),
-    resultTTL: element.readDoubleBE(ELEMENT.resultTTL),
-    createdAt: element.readDoubleBE(ELEMENT.createdAt)
+    attempts: element.readDoubleBE(at.attempt),
+    maxAttempts: element.readDoubleBE(at.maxAttempts),
+    resultTTL: element.readDoubleBE(at.resultTTL),
+    createdAt: element.readDoubleBE(at.createdAt),
+    runTimeout: element.readDoubleBE(at.runTimeout),
+    readyAt: element.readDoubleBE(at.readyAt)
   }
 }
 
@@ -121,7 +266,7 @@ export function toOutcomes (reply: Reply[] | number, count: number): EnqueueOutc
     const data = reply[2 * i + 1] as Buffer
     switch (reply[2 * i]) {
       case ENQUEUED.queued: outcomes[i] = QUEUED; break
-      case ENQUEUED.duplicate: outcomes[i] = { status: 'duplicate', state: ACTIVE[data.toString()] }; break
+      case ENQUEUED.duplicate: outcomes[i] = { status: 'duplicate', state: STATES[data.toString()] as ActiveState }; break
       case ENQUEUED.completed: outcomes[i] = { status: 'completed', result: data }; break
       case ENQUEUED.failed: outcomes[i] = { status: 'failed', error: data }; break
       default: outcomes[i] = { status: 'cancelled' }
@@ -130,52 +275,169 @@ export function toOutcomes (reply: Reply[] | number, count: number): EnqueueOutc
   return outcomes
 }
 
-const SETTLEMENT_TYPES = { complete: 0x63, fail: 0x65, cancel: 0x78, retry: 0x72, release: 0x6c } as const // c e x r l
+const SETTLEMENT_TYPES = { complete: 'c', fail: 'e', cancel: 'x', retry: 'r', release: 'l' } as const
 
-/** One settlement as settle.lua reads it: type byte, attempt and n (ttl or delay), body. */
+/**
+ * A failure group as scripts store it: the key's length (one byte, keys of up to 255 bytes) and
+ * the key, then name, message and frame as JSON (HASH `groupinfo`).
+ */
+export function groupBlock (group: ErrorGroup | undefined): Buffer {
+  if (group === undefined) return EMPTY
+  const key = Buffer.from(group.key).subarray(0, 255)
+  const info = Buffer.from(JSON.stringify({ name: group.name, message: group.message, frame: group.frame }))
+  return Buffer.concat([Buffer.from([key.length]), key, info])
+}
+
+/** One settlement as settle.lua reads it: type, attempt, n (ttl or delay), failure group, body. */
 export function settlementArg (s: Settlement): Buffer {
   const body = s.type === 'complete' ? s.result : s.type === 'fail' || s.type === 'retry' ? s.error : EMPTY
-  const arg = Buffer.allocUnsafe(SETTLEMENT.body + body.length)
-  arg[SETTLEMENT.type] = SETTLEMENT_TYPES[s.type]
-  arg.writeDoubleBE(s.attempt, SETTLEMENT.attempt)
-  arg.writeDoubleBE(s.type === 'retry' ? s.delay : s.type === 'release' ? 0 : s.ttl, SETTLEMENT.n)
-  body.copy(arg, SETTLEMENT.body)
+  const group = s.type === 'fail' ? groupBlock(s.group) : EMPTY
+  const at = SETTLEMENT.at
+  const arg = Buffer.allocUnsafe(SETTLEMENT.size + group.length + body.length)
+  arg.write(SETTLEMENT_TYPES[s.type], at.type, 'latin1')
+  arg.writeDoubleBE(s.attempt, at.attempt)
+  arg.writeDoubleBE(s.type === 'retry' ? s.delay : s.type === 'release' ? 0 : s.ttl, at.n)
+  arg.writeUInt32BE(group.length, at.groupLength)
+  group.copy(arg, SETTLEMENT.size)
+  body.copy(arg, SETTLEMENT.size + group.length)
   return arg
 }
 
-/** Fields per claimed job in a claim or settle reply: id, payload, active record. */
+/** Fields per claimed job in a claim or settle reply: id, payload, record. */
 const CLAIMED_FIELDS = 3
+
+/** Readers of the record fields a claimed job carries (each bound to its offset and type once). */
+const CLAIMED = {
+  attempts: RECORD.reader('attempts'),
+  maxAttempts: RECORD.reader('maxAttempts'),
+  resultTTL: RECORD.reader('resultTTL'),
+  createdAt: RECORD.reader('createdAt'),
+  runTimeout: RECORD.reader('runTimeout'),
+  readyAt: RECORD.reader('readyAt')
+}
 
 /** Reads claimed jobs from a claim or settle reply, from `start`. */
 export function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
+  const { attempts, maxAttempts, resultTTL, createdAt, runTimeout, readyAt } = CLAIMED
   for (let i = start; i < reply.length; i += CLAIMED_FIELDS) {
     const record = reply[i + 2] as Buffer
     jobs.push({
       id: (reply[i] as Buffer).toString(),
       payload: reply[i + 1] as Buffer ?? EMPTY,
-      attempts: record.readDoubleBE(RECORD.attempts),
-      maxAttempts: record.readDoubleBE(RECORD.maxAttempts),
-      resultTTL: record.readDoubleBE(RECORD.resultTTL),
-      createdAt: record.readDoubleBE(RECORD.createdAt)
+      attempts: attempts(record),
+      maxAttempts: maxAttempts(record),
+      resultTTL: resultTTL(record),
+      createdAt: createdAt(record),
+      runTimeout: runTimeout(record),
+      readyAt: readyAt(record)
     })
   }
   return jobs
 }
 
-/** A job's record from status.lua's reply: `A`, active record, last error; or `T`, terminal record. */
+/** A job's record from status.lua's reply (the record, whose body is its result or last error). */
 export function toRecord (id: string, reply: Reply[]): JobRecord {
-  const data = reply[1] as Buffer
-  const state = STATES[String.fromCharCode(data[RECORD.state])]
-  const attempts = data.readDoubleBE(RECORD.attempts)
-  const maxAttempts = data.readDoubleBE(RECORD.maxAttempts)
-  if ((reply[0] as Buffer)[0] === 0x41) { // 'A'
-    const error = reply[2] as Buffer
-    return { id, state, attempts, maxAttempts, createdAt: data.readDoubleBE(RECORD.createdAt), ...(error.length > 0 && { error }) }
+  const r = readRecord(reply[0] as Buffer)
+  return {
+    id,
+    state: r.state,
+    createdAt: r.createdAt,
+    attempts: r.attempts,
+    maxAttempts: r.maxAttempts,
+    ...(r.state === 'completed' && { result: r.body }),
+    ...(r.state !== 'completed' && (r.flags & FLAGS.outcome) !== 0 && { error: r.body })
   }
-  const body = data.subarray(TERMINAL.body)
-  const outcome = state === 'completed' ? { result: body } : state === 'failed' ? { error: body } : {}
-  return { id, state, attempts, maxAttempts, createdAt: data.readDoubleBE(TERMINAL.createdAt), ...outcome }
+}
+
+/** The fields of a record. */
+export interface RecordFields {
+  readonly state: JobState
+  readonly attempts: number
+  readonly maxAttempts: number
+  readonly resultTTL: number
+  readonly createdAt: number
+  readonly stalls: number
+  readonly flags: number
+  readonly runTimeout: number
+  readonly delay: number
+  readonly enteredAt: number
+  /** Its position in the index of its state (for `processing`, whose index is ZSET `leases`: here only). */
+  readonly stamp: number
+  readonly readyAt: number
+  readonly startedAt: number
+  readonly attemptStartedAt: number
+  readonly expiresAt: number
+  readonly retries: number
+  /** How the attempt that ended the job ended, '' when none did. */
+  readonly lastOutcome: AttemptRecord['outcome'] | ''
+  readonly group: string
+  readonly worker: string
+  /** The result (completed) or the last error (with {@link FLAGS.outcome}); empty otherwise. */
+  readonly body: Buffer
+}
+
+/** Decodes a record. */
+export function readRecord (data: Buffer): RecordFields {
+  const at = RECORD.at
+  const groupEnd = RECORD.size + data[at.groupLength]
+  const workerEnd = groupEnd + data.readUInt16BE(at.workerLength)
+  const read = (name: Parameters<typeof RECORD.read>[1]): number => RECORD.read(data, name)
+  return {
+    state: STATES[String.fromCharCode(data[at.state])],
+    attempts: read('attempts'),
+    maxAttempts: read('maxAttempts'),
+    resultTTL: read('resultTTL'),
+    createdAt: read('createdAt'),
+    stalls: read('stalls'),
+    flags: data[at.flags],
+    runTimeout: read('runTimeout'),
+    delay: read('delay'),
+    enteredAt: read('enteredAt'),
+    stamp: read('stamp'),
+    readyAt: read('readyAt'),
+    startedAt: read('startedAt'),
+    attemptStartedAt: read('attemptStartedAt'),
+    expiresAt: read('expiresAt'),
+    retries: read('retries'),
+    lastOutcome: OUTCOMES[String.fromCharCode(data[at.lastOutcome])] ?? '',
+    group: data.subarray(RECORD.size, groupEnd).toString(),
+    worker: data.subarray(groupEnd, workerEnd).toString(),
+    body: data.subarray(workerEnd)
+  }
+}
+
+/** Decodes the ended attempts of HASH `attempts` (oldest first). */
+export function readAttempts (data: Buffer | null): AttemptRecord[] {
+  const attempts: AttemptRecord[] = []
+  if (data === null) return attempts
+  const at = ATTEMPT.at
+  let offset = 0
+  while (offset + ATTEMPT.size <= data.length) {
+    const workerEnd = offset + ATTEMPT.size + data.readUInt16BE(offset + at.workerLength)
+    const errorEnd = workerEnd + data.readUInt32BE(offset + at.errorLength)
+    const outcome = OUTCOMES[String.fromCharCode(data[offset + at.outcome])]
+    attempts.push({
+      attempt: data.readDoubleBE(offset + at.attempt),
+      startedAt: data.readDoubleBE(offset + at.startedAt),
+      finishedAt: data.readDoubleBE(offset + at.finishedAt),
+      worker: data.subarray(offset + ATTEMPT.size, workerEnd).toString(),
+      outcome,
+      ...(errorEnd > workerEnd && { error: data.subarray(workerEnd, errorEnd) })
+    })
+    offset = errorEnd
+  }
+  return attempts
+}
+
+/** The failure group info stored with its key (see {@link groupBlock}). */
+export function readGroupInfo (data: Buffer | null): Omit<ErrorGroup, 'key'> {
+  try {
+    const info = JSON.parse(data?.toString() ?? '{}')
+    return { name: String(info.name ?? ''), message: String(info.message ?? ''), frame: String(info.frame ?? '') }
+  } catch {
+    return { name: '', message: '', frame: '' }
+  }
 }
 
 /**

@@ -168,22 +168,6 @@ function create (options: RedisStorageOptions): Redis | Cluster {
   return new Redis({ host: host ?? '127.0.0.1', port: port ?? 6379, ...connectionOptions })
 }
 
-/** Every key matching `pattern`, on every master (a queue's keys live on one). */
-export async function scanKeys (connection: Connection, pattern: string): Promise<string[]> {
-  const client = connection.client
-  const nodes = client instanceof Cluster ? client.nodes('master') : [client]
-  const keys: string[] = []
-  for (const node of nodes) {
-    let cursor = '0'
-    do {
-      const [next, batch] = await connection.track(node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000))
-      cursor = next
-      keys.push(...batch)
-    } while (cursor !== '0')
-  }
-  return keys
-}
-
 /** Commands whose arguments hold credentials: never let them reach an error or a log line. */
 const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate'])
 
