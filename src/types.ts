@@ -113,7 +113,14 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   workerId?: string
   /** Jobs run at once. @default 1 */
   concurrency?: number
-  /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
+  /**
+   * The longest one attempt may run, in ms (as in @platformatic/job-queue; a job's own
+   * `visibilityTimeout` from `enqueue` overrides it): past it, `job.signal` aborts with a
+   * TimeoutError, the slot is freed and the reaper recovers the job as stalled (retried, or failed
+   * after `maxStalls` stalls or its last attempt); a later outcome of the handler is ignored. Also
+   * the lease length: the lease is renewed every third of it while the handler runs, so the jobs
+   * of a worker that died are recovered within it. @default 30000
+   */
   visibilityTimeout?: number
   /**
    * Longest wait of one blocking claim when the queue is empty, in **seconds** (fractions allowed),
@@ -140,7 +147,11 @@ export interface ReaperConfig {
   payloadSerde?: Serde<unknown>
   /** Queue namespace. @default 'default' */
   name?: string
-  /** Lease length, used to pace the scans: every `visibilityTimeout / 2` ms unless `interval` is set. @default 30000 */
+  /**
+   * The queue's run-time limit (the consumers' `visibilityTimeout`, which the consumers enforce):
+   * it paces the scans, every `visibilityTimeout / 2` ms unless `interval` is set, so that a job
+   * past its limit or with an expired lease is recovered within one interval. @default 30000
+   */
   visibilityTimeout?: number
   /** Ms between scans. @default visibilityTimeout / 2 */
   interval?: number
