@@ -41,7 +41,7 @@ export function statements (n: Names): Record<string, Statement> {
     cancel: `SELECT ${fn('cancel')}($1, $2, $3, $4, $5)`,
     ttl: `SELECT ${fn('ttl')}($1, $2, $3, $4)`,
     status: `SELECT state, created_at, attempts, max_attempts, result, error FROM ${jobs}
-      WHERE queue = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > $3)
+      WHERE k = ${fn('key')}($1, $2) AND (expires_at IS NULL OR expires_at > $3)
       UNION ALL SELECT 'q', 0, 0, max_attempts, NULL, NULL FROM ${fn('inbox')} WHERE queue = $1 AND id = $2 LIMIT 1`,
     recover: `SELECT * FROM ${fn('recover')}($1, $2, $3, $4, $5, $6, $7, $8)`,
     lock: `SELECT ${fn('lock')}($1, $2, $3, $4)`,
@@ -70,7 +70,7 @@ export function statements (n: Names): Record<string, Statement> {
         j.attempt_started_at,
         CASE WHEN j.state = 'q' THEN (SELECT count(*) FROM ${jobs} a WHERE a.queue = j.queue AND a.state = 'q' AND a.stamp < j.stamp) END,
         j.state NOT IN ('c', 'e', 'x') OR j.stamp >= ${fn('hfloor')}(x, j.state, $3)
-      FROM ${jobs} j JOIN ${fn('queues')} x ON x.queue = j.queue WHERE j.queue = $1 AND j.id = $2`,
+      FROM ${jobs} j JOIN ${fn('queues')} x ON x.queue = j.queue WHERE j.k = ${fn('key')}($1, $2)`,
     apply: `SELECT * FROM ${fn('apply')}($1, $2, $3, $4::bytea[], $5, $6, $7, $8, $9, $10, $11)`,
     pause: `SELECT ${fn('pause')}($1, $2)`,
     retain: `SELECT ${fn('retain')}($1, $2, $3::bigint[])`,

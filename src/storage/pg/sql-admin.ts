@@ -4,6 +4,7 @@
  * in queries.ts.
  */
 import type { Names } from './names.ts'
+import { PLANNER } from './schema.ts'
 
 export function adminFunctions (n: Names): string {
   const q = n.of('queues')
@@ -18,16 +19,16 @@ DECLARE
   c bigint[];
   lo bigint;
   s "char";
-  k integer;
+  i integer;
 BEGIN
   SELECT * INTO r FROM ${q} WHERE queue = q;
   IF NOT FOUND THEN RETURN '{0,0,0,0,0,0,0}'; END IF;
   c := r.n;
-  FOR k IN 1..3 LOOP
-    s := substr('cex', k, 1)::"char";
+  FOR i IN 1..3 LOOP
+    s := substr('cex', i, 1)::"char";
     lo := ${f('hfloor')}(r, s, now_ms);
-    IF lo > r.floors[k] THEN
-      c[k + 4] := c[k + 4] - (SELECT count(*) FROM ${jobs} WHERE queue = q AND state = s AND stamp >= r.floors[k] AND stamp < lo);
+    IF lo > r.floors[i] THEN
+      c[i + 4] := c[i + 4] - (SELECT count(*) FROM ${jobs} WHERE queue = q AND state = s AND stamp >= r.floors[i] AND stamp < lo);
     END IF;
   END LOOP;
   RETURN c;
@@ -42,12 +43,12 @@ SELECT CASE action
   ELSE s <> 'p' END $$;
 
 -- Acts on one job the action applies to (queue row locked); answers the per-id result.
-CREATE OR REPLACE FUNCTION ${f('act')}(q bytea, now_ms bigint, action text, jid bytea) RETURNS text LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ${f('act')}(q bytea, now_ms bigint, action text, jid bytea) RETURNS text LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
   j ${jobs};
   r ${q};
 BEGIN
-  SELECT * INTO j FROM ${jobs} WHERE queue = q AND id = jid;
+  SELECT * INTO j FROM ${jobs} WHERE k = ${f('key')}(q, jid);
   IF action = 'retry' OR action = 'promote' THEN
     IF action = 'retry' THEN
       IF j.state IN ('c', 'e', 'x') THEN
@@ -68,13 +69,13 @@ BEGIN
       UPDATE ${jobs} SET state = j.state, attempts = 0, stalls = 0, retries = retries + 1, cancel_requested = false,
         result = NULL, error = NULL, expires_at = NULL, last_outcome = '', finished_at = 0, worker = '', grp = NULL,
         waiters = j.waiters, history = j.history
-      WHERE queue = q AND id = jid;
+      WHERE k = ${f('key')}(q, jid);
     END IF;
     PERFORM ${f('requeue')}(q, jid, j.state, now_ms, now_ms);
     RETURN CASE action WHEN 'retry' THEN 'retried' ELSE 'promoted' END;
   ELSIF action = 'cancel' THEN
     IF j.state = 'p' THEN
-      UPDATE ${jobs} SET cancel_requested = true WHERE queue = q AND id = jid;
+      UPDATE ${jobs} SET cancel_requested = true WHERE k = ${f('key')}(q, jid);
       PERFORM pg_notify('${n.channel}_a', md5(q) || ' ' || ${f('b64')}(jid));
       RETURN 'aborting';
     END IF;
@@ -93,7 +94,7 @@ END $$;
 -- gk; that entered it before before_ms) with stamps after after_st and up to until_st.
 CREATE OR REPLACE FUNCTION ${f('apply')}(q bytea, now_ms bigint, action text, ids bytea[], st "char", before_ms bigint,
   gk bytea, after_st bigint, until_st bigint, lim integer, dry boolean)
-RETURNS TABLE(matched bigint, changed bigint, results text[], next bigint, until bigint) LANGUAGE plpgsql AS $$
+RETURNS TABLE(matched bigint, changed bigint, results text[], next bigint, until bigint) LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
   r ${q};
   j ${jobs};
@@ -114,7 +115,7 @@ BEGIN
   IF ids IS NOT NULL THEN
     FOREACH jid IN ARRAY ids LOOP
       j := NULL;
-      IF r.queue IS NOT NULL THEN SELECT * INTO j FROM ${jobs} x WHERE x.queue = q AND x.id = jid; END IF;
+      IF r.queue IS NOT NULL THEN SELECT * INTO j FROM ${jobs} x WHERE x.k = ${f('key')}(q, jid); END IF;
       hist := j.state IN ('c', 'e', 'x') AND j.stamp >= ${f('hfloor')}(r, j.state, now_ms);
       IF j.id IS NULL OR (j.state IN ('c', 'e', 'x') AND NOT hist AND j.expires_at <= now_ms) THEN
         res := 'not_found';
@@ -152,7 +153,7 @@ BEGIN
       ORDER BY x.stamp LIMIT lim + 1) s;
     picked := coalesce(picked, '{}');
     IF cardinality(picked) > lim THEN
-      SELECT x.stamp INTO next FROM ${jobs} x WHERE x.queue = q AND x.id = picked[lim];
+      SELECT x.stamp INTO next FROM ${jobs} x WHERE x.k = ${f('key')}(q, picked[lim]);
       picked := picked[1:lim];
     END IF;
     FOREACH jid IN ARRAY picked LOOP
@@ -166,14 +167,14 @@ BEGIN
   RETURN NEXT;
 END $$;
 
-CREATE OR REPLACE FUNCTION ${f('pause')}(q bytea, p boolean) RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ${f('pause')}(q bytea, p boolean) RETURNS void LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
   INSERT INTO ${q} AS x (queue, paused) VALUES (q, p) ON CONFLICT (queue) DO UPDATE SET paused = EXCLUDED.paused;
   IF NOT p THEN PERFORM ${f('wake')}(q); END IF;
 END $$;
 
 -- Stores the retention (ret: {c age, c count, e age, e count, x age, x count}) and trims what it pushes out.
-CREATE OR REPLACE FUNCTION ${f('retain')}(q bytea, now_ms bigint, ret bigint[]) RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION ${f('retain')}(q bytea, now_ms bigint, ret bigint[]) RETURNS void LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
   PERFORM ${f('lockq')}(q, true);
   -- What aged out under the old rule stays out.
