@@ -150,10 +150,6 @@ $$ SELECT translate(encode(x, 'base64'), E'\\n', '') $$;
 CREATE OR REPLACE FUNCTION ${n.of('key')}(q bytea, id bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS
 $$ SELECT int4send(length(q)) || q || id $$;
 
--- The keys of ids in queue q.
-CREATE OR REPLACE FUNCTION ${n.of('keys')}(q bytea, ids bytea[]) RETURNS bytea[] LANGUAGE sql IMMUTABLE AS
-$$ SELECT array_agg(int4send(length(q)) || q || id) FROM unnest(ids) AS u(id) $$;
-
 -- Position of a state in the counters array.
 CREATE OR REPLACE FUNCTION ${n.of('si')}(s "char") RETURNS integer LANGUAGE sql IMMUTABLE AS
 $$ SELECT strpos('qdpfcex', s::text) $$;

@@ -93,10 +93,10 @@ DECLARE
   k bigint;
   kd bigint;
 BEGIN
-  SELECT count(*) INTO taken FROM ${jobs} j WHERE j.k = ANY(${f('keys')}(q, ids));
+  SELECT count(*) INTO taken FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id);
   IF taken > 0 THEN
     -- An id whose result TTL passed is free: the new job replaces the record and its history.
-    PERFORM ${f('forget')}(q, j.id) FROM ${jobs} j WHERE j.k = ANY(${f('keys')}(q, ids)) AND j.expires_at <= now_ms;
+    PERFORM ${f('forget')}(q, j.id) FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id) WHERE j.expires_at <= now_ms;
   END IF;
   SELECT greatest(now_ms * 1000, r.stamp + 1) INTO base FROM ${q} r WHERE r.queue = q;
   WITH inp AS (
@@ -305,7 +305,7 @@ BEGIN
   RETURN QUERY
     WITH up AS (
       UPDATE ${jobs} j SET lease_until = now_ms + lease
-      WHERE j.k = ANY(${f('keys')}(q, ids)) AND j.state = 'p' AND j.worker = w
+      FROM unnest(ids) AS u(id) WHERE j.k = ${f('key')}(q, u.id) AND j.state = 'p' AND j.worker = w
       RETURNING j.id, j.cancel_requested)
     SELECT u.id, up.id IS NULL FROM unnest(ids) WITH ORDINALITY AS u(id, o) LEFT JOIN up ON up.id = u.id
     WHERE up.id IS NULL OR up.cancel_requested
