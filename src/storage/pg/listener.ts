@@ -131,7 +131,8 @@ export class Listener {
         this.#reconnect()
       })
     }, wait)
-    this.#retry.unref()
+    // Not unref'd: while connected, a storage keeps its process alive like any client, also when
+    // every other connection is down (a consumer pausing after a failure has no timer of its own).
   }
 
   async #resume (): Promise<void> {
