@@ -32,7 +32,11 @@ export interface PgStorageOptions {
   tablePrefix?: string
   /** Schema of the tables, created if missing. @default 'public' */
   schema?: string
-  /** Longest a query may run before it fails with a StorageError, in ms (connections relayq creates). @default 60000 */
+  /**
+   * Longest a statement may run (waiting for a lock included) before the server cancels it and
+   * the call fails with a StorageError, in ms; applies to the connections relayq creates.
+   * @default 60000
+   */
   queryTimeout?: number
   /** Longest wait for a new connection, in ms (connections relayq creates). @default 10000 */
   connectTimeout?: number
@@ -143,7 +147,11 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
         max: this.#poolSize,
         application_name: 'relayq',
         connectionTimeoutMillis: this.#connectTimeout,
-        query_timeout: this.#queryTimeout
+        // The server cancels a statement past the limit (a client-side timeout alone would leave
+        // it running, to take effect after the caller was told it failed); the client gives up a
+        // little later on a connection that stopped answering.
+        statement_timeout: this.#queryTimeout,
+        query_timeout: this.#queryTimeout + 5000
       })
       if (pool === undefined) this.#ownPool = db as PgPool & { end: () => Promise<void> }
       db.on('error', this.#onError)
