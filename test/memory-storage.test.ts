@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MemoryStorage } from '../src/storage/memory.ts'
-import { FakeClock, job, storageContract } from './storage-contract.ts'
+import { FakeClock, job, storageContract, type StorageFactory } from './storage-contract.ts'
+import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 
-storageContract('memory', async clock => {
+const memory: StorageFactory = async clock => {
   const storage = new MemoryStorage({ clock })
   return { storage, another: () => storage, cleanup: async () => {} }
-})
+}
+storageContract('memory', memory)
+adminTests('memory', memory)
+modelTests('memory', memory, { runs: 300 })
 
 test('memory: expired records are swept from memory, not only hidden', async t => {
   t.mock.timers.enable({ apis: ['setInterval'] })

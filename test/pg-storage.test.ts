@@ -6,6 +6,9 @@ import { InvalidArgumentError, Queue, StorageError } from '../src/index.ts'
 import { PgStorage, type PgStorageOptions } from '../src/storage/pg.ts'
 import type { NewJob } from '../src/storage/types.ts'
 import { sql, startPg } from './fixtures/pg-server.ts'
+import { adminTests } from './admin-suite.ts'
+import { failureTests } from './failure-suite.ts'
+import { modelTests } from './model-suite.ts'
 import { queueTests } from './queue-suite.ts'
 import { FakeClock, storageContract, type StorageHandle } from './storage-contract.ts'
 
@@ -24,6 +27,14 @@ function handle (clock?: () => number): StorageHandle {
 
 storageContract('postgres', async clock => handle(clock))
 queueTests('postgres', async () => handle())
+adminTests('postgres', async clock => handle(clock))
+failureTests('postgres', async () => handle())
+// One schema for every run (each run has a queue of its own): migrations run once.
+const modelSchema = `s_${randomBytes(6).toString('hex')}`
+modelTests('postgres', async clock => {
+  const make = (): PgStorage => new PgStorage({ connectionString: db.url, schema: modelSchema, clock, poolSize: 2 })
+  return { storage: make(), another: make, cleanup: async () => {} }
+}, { runs: 60 })
 
 /** A connected storage on a fresh schema of the file's database. */
 async function open (t: TestContext, options: PgStorageOptions = {}): Promise<PgStorage> {

@@ -220,7 +220,9 @@ BEGIN
     fl := coalesce(nf, r.stamp + 1);
     live := rule[2];
   END IF;
-  af := (now_ms - rule[1] + 1) * 1000;
+  -- Never past the last stamp: a job entering the state later (age 0 puts the limit in the
+  -- future) is not out of history already.
+  af := least((now_ms - rule[1] + 1) * 1000, r.stamp + 1);
   IF af > fl THEN
     SELECT count(*) INTO gone FROM ${jobs} WHERE queue = q AND state = s AND stamp >= fl AND stamp < af;
     live := live - gone;

@@ -20,7 +20,7 @@ function take (n: Names, meta: (refused: string, nextDue: string) => string): st
     RETURN NEXT ${meta('v_refused', 'NULL')};
     RETURN;
   END IF;
-  IF EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state IN ('d', 'f') AND due_at <= now_ms) THEN
+  IF promote AND EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state IN ('d', 'f') AND due_at <= now_ms) THEN
     base := greatest(now_ms * 1000, r.stamp + 1);
     -- In (due time, id) order, at most 5,000 per call (bounded work; the rest on the next call).
     WITH due AS (
@@ -59,8 +59,9 @@ function take (n: Names, meta: (refused: string, nextDue: string) => string): st
   RETURN NEXT ${meta('v_refused', 'nd')};`
 }
 
-/** The variables {@link take} uses. */
+/** The variables {@link take} uses; `promote`: a settle that claims nothing promotes nothing either. */
 const TAKE_VARS = `  r record;
+  promote boolean := true;
   base bigint;
   k bigint;
   kd bigint;
@@ -182,7 +183,7 @@ DECLARE
 ${takeVars}
 BEGIN
   -- Nothing to claim: answer without locking or writing anything.
-  IF mx <= 0 OR NOT (
+  IF NOT (
     EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state = 'q')
     OR EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state IN ('d', 'f') AND due_at <= now_ms)
     OR EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q)) THEN
@@ -293,6 +294,7 @@ BEGIN
     IF kq > 0 THEN PERFORM pg_notify('${n.channel}_w', md5(q)); END IF;
   END IF;
   SELECT array_agg(i - 1 ORDER BY i) INTO v_refused FROM generate_series(1, cardinality(s_id)) i WHERE NOT (i = ANY(coalesce(acc, '{}')));
+  promote := mx > 0;
 ${takeBody}
 END $$;
 
