@@ -15,6 +15,7 @@ import { PgStorage } from '../src/storage/pg.ts'
 import type { NewJob, Notice, StateCounts } from '../src/storage/types.ts'
 import { sql, startCluster } from './fixtures/pg-server.ts'
 import { lifo, prng, type Defer } from './fixtures/redis-tools.ts'
+import { failedStartTests } from './lifecycle-suite.ts'
 import { until } from './storage-contract.ts'
 
 const cluster = await startCluster()
@@ -223,4 +224,15 @@ test('many processes migrating one schema at once apply each migration exactly o
   for (const row of rows) assert.equal(row.n, 1)
   const storage = await storageFor(defer, schema)
   assert.deepEqual(await storage.enqueue('q', [job('x', 1)]), [{ status: 'queued' }])
+})
+
+// Last: it stops the server, which comes back with fix().
+failedStartTests('postgres', async () => {
+  await cluster.stop()
+  const schema = fresh()
+  return {
+    make: () => new PgStorage({ connectionString: cluster.url, schema, connectTimeout: 2000 }),
+    fix: () => cluster.start(),
+    cleanup: async () => {}
+  }
 })
