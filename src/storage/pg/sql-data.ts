@@ -238,11 +238,12 @@ BEGIN
   END IF;
   base := greatest(now_ms * 1000, r.stamp + 1);
   WITH inp AS (SELECT * FROM unnest(s_type, s_id, s_att, s_body, s_n, g_key) WITH ORDINALITY AS u(t, id, att, body, n, gk, o)),
-  firsts AS (SELECT DISTINCT ON (i.id) i.* FROM inp i ORDER BY i.id, i.o),
+  -- Per job, the first settlement fencing lets through (any later one of it finds it settled).
   ok AS (
-    SELECT fi.*, j.cancel_requested AS cr, j.result_ttl AS rttl FROM firsts fi
-    JOIN ${jobs} j ON j.k = ${f('key')}(q, fi.id)
-    WHERE j.state = 'p' AND j.attempts = fi.att AND j.worker = w),
+    SELECT DISTINCT ON (i.id) i.*, j.cancel_requested AS cr, j.result_ttl AS rttl FROM inp i
+    JOIN ${jobs} j ON j.k = ${f('key')}(q, i.id)
+    WHERE j.state = 'p' AND j.attempts = i.att AND j.worker = w
+    ORDER BY i.id, i.o),
   rk AS (
     SELECT ok.*, base + row_number() OVER (ORDER BY ok.o) - 1 AS st,
       (CASE WHEN ok.cr THEN 'x' WHEN ok.t = 'r' THEN CASE WHEN ok.n > 0 THEN 'f' ELSE 'q' END WHEN ok.t = 'l' THEN 'q' ELSE ok.t::text END)::"char" AS ns
