@@ -226,7 +226,6 @@ export async function main (): Promise<void> {
           const row = await runLib(lib, server, cluster, run)
           results.set(lib.id, [...results.get(lib.id) ?? [], row])
           console.log(`  ${JSON.stringify(row, (_, v: unknown) => typeof v === 'number' ? Math.round(v * 100) / 100 : v)}`)
-          console.log(`  ${JSON.stringify(row, (_, v: unknown) => typeof v === 'number' ? Math.round(v * 100) / 100 : v)}`)
         } catch (err) {
           console.log(`  ${lib.name} failed: ${(err as Error).message}`)
         }
