@@ -78,6 +78,17 @@ export function dataFunctions (n: Names): string {
   const meta = (refused: string, nextDue: string): string =>
     `ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${refused}, ${nextDue})::${claimed}`
   const takeVars = TAKE_VARS
+  // Locks the queue row into r (a queue that does not exist: the meta row, `refused` as given) and
+  // adopts the jobs enqueued inside callers' transactions.
+  const lockQueue = (refused: string): string => `  SELECT * INTO r FROM ${q} WHERE queue = q FOR UPDATE;
+  IF NOT FOUND THEN
+    RETURN NEXT ${meta(refused, 'NULL')};
+    RETURN;
+  END IF;
+  IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN
+    PERFORM ${f('adopt')}(q, now_ms);
+    SELECT * INTO r FROM ${q} WHERE queue = q;
+  END IF;`
   const takeBody = take(n, meta)
   return `
 CREATE TYPE ${claimed} AS (id bytea, payload bytea, attempts integer, max_attempts integer, result_ttl bigint,
@@ -193,15 +204,7 @@ BEGIN
   -- A claim lost in a server crash is harmless (the job is still queued, a settlement of it is
   -- refused): its commit need not wait for the disk.
   PERFORM set_config('synchronous_commit', 'off', true);
-  SELECT * INTO r FROM ${q} WHERE queue = q FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN NEXT ${meta('NULL', 'NULL')};
-    RETURN;
-  END IF;
-  IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN
-    PERFORM ${f('adopt')}(q, now_ms);
-    SELECT * INTO r FROM ${q} WHERE queue = q;
-  END IF;
+${lockQueue('NULL')}
 ${takeBody}
 END $$;
 
@@ -227,15 +230,7 @@ BEGIN
     RETURN QUERY SELECT * FROM ${f('claim')}(q, now_ms, w, mx, lease);
     RETURN;
   END IF;
-  SELECT * INTO r FROM ${q} WHERE queue = q FOR UPDATE;
-  IF NOT FOUND THEN
-    RETURN NEXT ${meta('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)', 'NULL')};
-    RETURN;
-  END IF;
-  IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN
-    PERFORM ${f('adopt')}(q, now_ms);
-    SELECT * INTO r FROM ${q} WHERE queue = q;
-  END IF;
+${lockQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}
   base := greatest(now_ms * 1000, r.stamp + 1);
   WITH inp AS (SELECT * FROM unnest(s_type, s_id, s_att, s_body, s_n, g_key) WITH ORDINALITY AS u(t, id, att, body, n, gk, o)),
   -- Per job, the first settlement fencing lets through (any later one of it finds it settled).
