@@ -28,9 +28,9 @@ export const LIBS: readonly LibInfo[] = [
   { id: 'relayq', name: 'relayq PgStorage', settings: 'defaults (pool 10)' },
   { id: 'graphile', name: 'graphile-worker', settings: 'defaults' },
   { id: 'graphile-lq', name: 'graphile-worker, localQueue 500', settings: 'localQueue.size 500, completeJobBatchDelay 0' },
-  // pg-boss 12.38 waits its polling interval after every fetch unless a fetch comes back full of a
-  // batch larger than 1: with batchSize 1, 50 workers take 50 jobs per interval (0.5 s at least).
-  { id: 'pgboss', name: 'pg-boss', settings: 'batchSize 1 (default), localConcurrency 50, pollingIntervalSeconds 0.5 (its minimum), useListenNotify', maxJobs: 2000 },
+  // pg-boss 12.38 waits its polling interval after every fetch (30 s with NOTIFY on) unless a fetch
+  // comes back full of a batch larger than 1: with batchSize 1, 50 workers take 50 jobs per interval.
+  { id: 'pgboss', name: 'pg-boss', settings: 'batchSize 1 (default), localConcurrency 50, polling intervals 0.5 s (their minimum), useListenNotify', maxJobs: 2000 },
   { id: 'pgboss-batch', name: 'pg-boss, batch 500', settings: 'batchSize 500, burstWhenBatchFull, useListenNotify' },
   { id: 'platformatic', name: '@platformatic/job-queue', settings: 'defaults, 5 enqueues in flight (it deadlocks at 10)', maxJobs: 5000, maxInflight: 5 }
 ]
@@ -180,7 +180,7 @@ export async function startConsumer (lib: LibId, url: string, queue: string, con
         return job.data.n
       }
       const options = lib === 'pgboss'
-        ? { localConcurrency: concurrency, pollingIntervalSeconds: 0.5 }
+        ? { localConcurrency: concurrency, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5 }
         : { batchSize: 500, burstWhenBatchFull: true }
       await boss.work(queue, options, async (jobs: any[]) => await Promise.all(jobs.map(handle)))
       return { close: () => boss.stop({ graceful: false, wait: true }) }
