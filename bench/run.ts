@@ -25,6 +25,13 @@ import { fmt, table } from './format.ts'
 import { runSuite, type SuiteResults } from './suite.ts'
 import { relayqTarget } from './target.ts'
 
+// PostgreSQL has a bench of its own (bench/postgres/run.ts): relayq against pg-boss, graphile-worker
+// and @platformatic/job-queue on a server it starts.
+if (process.argv.slice(2).join(' ').match(/--backend[= ]postgres\b/) !== null) {
+  await (await import('./postgres/run.ts')).main()
+  process.exit(0)
+}
+
 const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all] [--jobs N] [--depth N] [--json path] [--url URL] [--path DIR] [--compare]'
 const SCENARIOS = ['throughput', 'rpc', 'all'] as const
 
