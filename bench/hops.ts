@@ -13,7 +13,7 @@
  * the round trips that overlap it. Windows of calls (1–10, 11–100, ...) show how a cold
  * consumer's latency falls as the JIT warms up.
  */
-import { Redis } from 'iovalkey'
+import { serverStats } from './redis-info.ts'
 import { CONCURRENCY } from './scenarios.ts'
 import type { BenchTarget, Payload } from './target.ts'
 import { TraceLog, traceRedisCommands, type TraceEvent } from './trace.ts'
@@ -47,6 +47,8 @@ export interface HopsResult {
   aside: Array<{ name: string, us: Spread, calls: number }>
   /** Redis only: what the server spent per command during the calls (INFO commandstats, whole server). */
   server?: Array<{ command: string, calls: number, usecPerCall: number }>
+  /** CPU time per call, µs: the bench process (producer), the consumer's process, and Redis (INFO cpu, whole server). */
+  cpuPerCall: { producer: number, consumer: number, redis?: number }
   /** Calls whose points were out of order or missing, left out of the hops. */
   skipped: number
 }
@@ -69,20 +71,6 @@ function windowsOf (calls: number): Array<[number, number]> {
   return list
 }
 
-/** Server-side command stats (calls, µs) from INFO commandstats. */
-async function commandStats (url: string): Promise<Map<string, { calls: number, usec: number }>> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
-  try {
-    await client.connect()
-    const info = await client.info('commandstats')
-    const stats = new Map<string, { calls: number, usec: number }>()
-    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) stats.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) })
-    return stats
-  } finally {
-    client.disconnect()
-  }
-}
-
 /** Sequential calls with per-hop stamps; `redisUrl` adds the server's command stats. */
 export async function hops (target: BenchTarget, runId: string, calls: number, options: { fresh?: boolean, redisUrl?: string } = {}): Promise<HopsResult> {
   const queue = `hops-${runId}`
@@ -90,8 +78,10 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
   const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'stamp', target: 0, fresh: options.fresh === true, trace: true })
   let consumerEvents: TraceEvent[] = []
   const handlerAt: number[] = new Array(calls)
-  const before = options.redisUrl === undefined ? undefined : await commandStats(options.redisUrl)
+  const before = options.redisUrl === undefined ? undefined : await serverStats(options.redisUrl)
   const untrace = traceRedisCommands(log)
+  const cpu0 = process.cpuUsage()
+  let consumerCpuUs = 0
   try {
     const producer = await target.openProducer(queue, 'rpc', log)
     try {
@@ -109,9 +99,12 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
     }
   } finally {
     untrace()
-    consumerEvents = (await consumer.stop()).trace ?? []
+    const stats = await consumer.stop()
+    consumerEvents = stats.trace ?? []
+    consumerCpuUs = stats.cpuUs
   }
-  const after = options.redisUrl === undefined ? undefined : await commandStats(options.redisUrl)
+  const cpu = process.cpuUsage(cpu0)
+  const after = options.redisUrl === undefined ? undefined : await serverStats(options.redisUrl)
 
   // Per call and point: the first stamp of that point for that call's id.
   const index = new Map<string, number>()
@@ -197,8 +190,8 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
   let server: HopsResult['server']
   if (before !== undefined && after !== undefined) {
     server = []
-    for (const [command, s] of after) {
-      const b = before.get(command) ?? { calls: 0, usec: 0 }
+    for (const [command, s] of after.commands) {
+      const b = before.commands.get(command) ?? { calls: 0, usec: 0 }
       const n = s.calls - b.calls
       if (n > 0) server.push({ command, calls: n, usecPerCall: (s.usec - b.usec) / n })
     }
@@ -213,6 +206,11 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
     hops: hopList,
     aside,
     server,
+    cpuPerCall: {
+      producer: (cpu.user + cpu.system) / calls,
+      consumer: consumerCpuUs / calls,
+      redis: before !== undefined && after !== undefined ? (after.cpuUs - before.cpuUs) / calls : undefined
+    },
     skipped: calls - usable.length
   }
 }

@@ -33,6 +33,8 @@ function metricsOf (sizes: readonly number[], rpcAfter: number): Metric[] {
       { key: `processPerSec@${size}`, label: `processing jobs/s (c=50), ${at}`, better: 'higher', digits: 0, get: r => t(r)?.processPerSec },
       { key: `cpuPerJob@${size}`, label: `consumer CPU µs/job, ${at}`, better: 'lower', digits: 1, get: r => t(r)?.consumerCpuUsPerJob },
       { key: `busy@${size}`, label: `consumer CPU busy % of a core, ${at}`, digits: 0, get: r => t(r)?.consumerBusyPct },
+      { key: `serverCpuPerJob@${size}`, label: `Redis CPU µs/job, ${at}`, better: 'lower', digits: 1, get: r => t(r)?.serverCpuUsPerJob },
+      { key: `serverBusy@${size}`, label: `Redis CPU busy % of a core, ${at}`, digits: 0, get: r => t(r)?.serverBusyPct },
       { key: `enqueuePerSec@${size}`, label: `enqueue jobs/s (50 in flight), ${at}`, better: 'higher', digits: 0, get: r => t(r)?.enqueuePerSec },
       { key: `bulkPerSec@${size}`, label: `bulk enqueue jobs/s (1,000/chunk), ${at}`, better: 'higher', digits: 0, get: r => t(r)?.bulkEnqueuePerSec }
     )
@@ -87,6 +89,8 @@ function printHops (label: string, mode: Mode, runs: HopsResult[]): void {
     console.log()
     console.log(table(['beside the path', 'p50', 'p90', 'p99', 'mean', 'calls'], h.aside.map(a => [a.name, us(a.us.p50), us(a.us.p90), us(a.us.p99), us(a.us.mean), fmt(a.calls)])))
   }
+  const { producer, consumer, redis } = h.cpuPerCall
+  console.log(`CPU per call: bench process (producer) ${fmt(producer, 1)} µs, consumer process ${fmt(consumer, 1)} µs${redis === undefined ? '' : `, Redis ${fmt(redis, 1)} µs (whole server)`}${h.cpuPerCall.consumer === h.cpuPerCall.producer ? ' (one process)' : ''}`)
   if (h.server !== undefined && h.server.length > 0) {
     console.log()
     console.log(table(['Redis server during the calls (INFO commandstats)', 'calls', 'µs per call'], h.server.slice(0, 12).map(s => [s.command, fmt(s.calls), fmt(s.usecPerCall, 2)])))

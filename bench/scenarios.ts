@@ -2,6 +2,7 @@
  * The bench scenarios of issue 2. They only use the {@link BenchTarget} interface, so every backend
  * of relayq, and every peer queue of `--compare`, runs the same code.
  */
+import { serverStats } from './redis-info.ts'
 import type { BenchProducer, BenchTarget, Payload } from './target.ts'
 
 /** Jobs or calls kept in flight by the concurrent phases. */
@@ -31,6 +32,10 @@ export interface ThroughputResult {
   consumerCpuUsPerJob: number
   /** Consumer CPU time over the processing span, in % of one core (100: one core busy all along). */
   consumerBusyPct: number
+  /** Redis only: the server's CPU time per job over the processing span, µs (whole server). */
+  serverCpuUsPerJob?: number
+  /** Redis only: the server's CPU time over the processing span, in % of one core (Redis runs commands on one). */
+  serverBusyPct?: number
   consumerWhere: string
   /** `enqueueMany` in chunks of 1,000; null when the library has no bulk enqueue. */
   bulkEnqueuePerSec: number | null
@@ -117,19 +122,25 @@ async function enqueueBulk (enqueueMany: NonNullable<BenchProducer['enqueueMany'
 export interface PhaseOptions {
   /** Each consumer in a process of its own, started for it (cold), rather than a reused one (warm). */
   readonly fresh?: boolean
+  /** The Redis server the target runs on, for its CPU time while jobs are processed. */
+  readonly redisUrl?: string
 }
 
-/** Runs a consumer on `queue` until `jobs` jobs completed. */
-async function drain (target: BenchTarget, queue: string, jobs: number, fresh: boolean): Promise<{ ms: number, cpuUs: number }> {
+/** Runs a consumer on `queue` until `jobs` jobs completed; with `redisUrl`, also the server's CPU time meanwhile. */
+async function drain (target: BenchTarget, queue: string, jobs: number, fresh: boolean, redisUrl?: string): Promise<{ ms: number, cpuUs: number, serverCpuUs?: number }> {
+  // Read before the consumer starts (nothing happens on the queue until it does) and right after its last job.
+  const before = redisUrl === undefined ? undefined : await serverStats(redisUrl)
   const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'noop', target: jobs, fresh })
   let stats
+  let serverCpuUs: number | undefined
   try {
     stats = await consumer.reached
+    if (before !== undefined && redisUrl !== undefined) serverCpuUs = (await serverStats(redisUrl)).cpuUs - before.cpuUs
   } finally {
     const atStop = await consumer.stop()
     if (stats === undefined) console.error(`\n${target.library}: the consumer stopped after ${atStop.completed} of ${jobs} jobs`)
   }
-  return { ms: stats.elapsedMs, cpuUs: stats.cpuUs }
+  return { ms: stats.elapsedMs, cpuUs: stats.cpuUs, serverCpuUs }
 }
 
 /**
@@ -145,7 +156,7 @@ export async function throughput (target: BenchTarget, runId: string, jobs: numb
   const producer = await target.openProducer(queue, 'enqueue')
   const { enqueueMs, processed } = await orCleanup(async () => {
     const enqueueMs = await enqueueAll(producer, runId, jobs)
-    return { enqueueMs, processed: await drain(target, queue, jobs, fresh) }
+    return { enqueueMs, processed: await drain(target, queue, jobs, fresh, options.redisUrl) }
   }, () => producer.close())
   await producer.close()
 
@@ -172,6 +183,7 @@ export async function throughput (target: BenchTarget, runId: string, jobs: numb
     processMs: processed.ms,
     consumerCpuUsPerJob: processed.cpuUs / jobs,
     consumerBusyPct: processed.cpuUs / (processed.ms * 10),
+    ...(processed.serverCpuUs !== undefined && { serverCpuUsPerJob: processed.serverCpuUs / jobs, serverBusyPct: processed.serverCpuUs / (processed.ms * 10) }),
     consumerWhere: target.consumerWhere,
     bulkEnqueuePerSec: bulkEnqueueMs === null ? null : perSec(jobs, bulkEnqueueMs),
     bulkEnqueueMs
@@ -253,7 +265,7 @@ export interface RpcAfterResult extends RpcResult {
  * records waiting out their TTL: on Redis, a key each with an expiry).
  */
 export async function rpcAfterThroughput (target: BenchTarget, runId: string, jobs: number, options: RpcCounts & PhaseOptions = {}): Promise<RpcAfterResult> {
-  const before = await throughput(target, `${runId}-fill`, jobs, { fresh: options.fresh, bulk: false })
+  const before = await throughput(target, `${runId}-fill`, jobs, { ...options, bulk: false })
   const result = await rpc(target, runId, options)
   return { ...result, afterJobs: jobs, afterProcessPerSec: before.processPerSec }
 }

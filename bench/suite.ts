@@ -52,7 +52,7 @@ export interface SuiteResults {
 
 /** One phase of a suite, as plain data (it crosses IPC for cold in-process runs). */
 export type Phase =
-  | { readonly kind: 'throughput', readonly runId: string, readonly jobs: number }
+  | { readonly kind: 'throughput', readonly runId: string, readonly jobs: number, readonly redisUrl?: string }
   | { readonly kind: 'rpc', readonly runId: string, readonly counts?: RpcCounts }
   | { readonly kind: 'rpcAfter', readonly runId: string, readonly jobs: number, readonly counts?: RpcCounts }
   | { readonly kind: 'hops', readonly runId: string, readonly calls: number, readonly redisUrl?: string }
@@ -60,7 +60,7 @@ export type Phase =
 /** Runs `phase` on `target`; consumers in processes of their own when `fresh`. */
 export async function execPhase (target: BenchTarget, phase: Phase, fresh: boolean): Promise<unknown> {
   switch (phase.kind) {
-    case 'throughput': return await throughput(target, phase.runId, phase.jobs, { fresh })
+    case 'throughput': return await throughput(target, phase.runId, phase.jobs, { fresh, redisUrl: phase.redisUrl })
     case 'rpc': return await rpc(target, phase.runId, { ...phase.counts, fresh })
     case 'rpcAfter': return await rpcAfterThroughput(target, phase.runId, phase.jobs, { ...phase.counts, fresh })
     case 'hops': return await hops(target, phase.runId, phase.calls, { fresh, redisUrl: phase.redisUrl })
@@ -147,6 +147,7 @@ export async function runSuite (spec: TargetSpec, runBase: string, options: Suit
     }
   }
   const { scenario } = options
+  const redisUrl = (spec.kind === 'relayq' ? spec.backend : spec.store) === 'redis' ? spec.url : undefined
   try {
     if (!cold) {
       await guarded(scenario === 'all' ? 'throughput' : scenario, async () => {
@@ -160,7 +161,7 @@ export async function runSuite (spec: TargetSpec, runBase: string, options: Suit
         const list: ThroughputResult[] = []
         for (const size of options.sizes) {
           process.stdout.write(`${label}throughput: ${fmt(size)} jobs... `)
-          const r = await run<ThroughputResult>({ kind: 'throughput', runId: `${runBase}-tp${size}`, jobs: size })
+          const r = await run<ThroughputResult>({ kind: 'throughput', runId: `${runBase}-tp${size}`, jobs: size, redisUrl })
           list.push(r)
           console.log(`${fmt(r.processPerSec)} jobs/s processed`)
         }
@@ -186,7 +187,6 @@ export async function runSuite (spec: TargetSpec, runBase: string, options: Suit
     if (scenario === 'hops') {
       await guarded('hops', async () => {
         process.stdout.write(`${label}hops: ${fmt(options.hopCalls)} sequential calls... `)
-        const redisUrl = (spec.kind === 'relayq' ? spec.backend : spec.store) === 'redis' ? spec.url : undefined
         const r = await run<HopsResult>({ kind: 'hops', runId: `${runBase}-hops`, calls: options.hopCalls, redisUrl })
         results.hops = r
         console.log(`p50 ${(r.totalUs.p50 / 1000).toFixed(3)} ms`)
