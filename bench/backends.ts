@@ -16,7 +16,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // The built package (dist/, as users run it), not the TypeScript sources: tsx's transpiled output
 // names every closure it creates (esbuild keepNames), a cost the published code does not have.
+// tsx would follow tsconfig.json's `paths` to src/: `npm run bench` points it at bench/tsconfig.json,
+// which has none (forked children inherit that), and this check refuses to measure anything else.
 import { Consumer, FileStorage, MemoryStorage, Queue, RedisStorage, type Storage } from 'relayq'
+
+if (!import.meta.resolve('relayq').endsWith('/dist/index.js')) {
+  throw new Error(`The bench measures the built package, but 'relayq' resolves to ${import.meta.resolve('relayq')}: run it with npm run bench (or TSX_TSCONFIG_PATH=bench/tsconfig.json)`)
+}
 import { deleteKeys } from './peers/redis-keys.ts'
 import { CompletionClock } from './completion-clock.ts'
 import { monoUs, TraceLog, traceRedisCommands, traceStorage, type TraceEvent } from './trace.ts'
