@@ -62,6 +62,8 @@ function session (Bee: BeeQueueClass, env: PeerEnv): PeerSession {
       // Events are only needed (and only subscribed to) by rpc producers.
       const queue = new Bee<Payload>(name, { ...common, isWorker: false, getEvents: rpc, storeJobs: false, sendEvents: false })
       const results = rpc ? resultsByJobId(queue) : undefined
+      // Without a listener, a connection error would end the bench: the calls in flight fail instead.
+      queue.on('error', err => { console.error(`bee-queue producer error: ${err.message}`) })
       await queue.ready()
       return {
         async enqueue (_id, payload) {
