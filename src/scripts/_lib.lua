@@ -1,4 +1,4 @@
--- relayq: helpers shared by every script. redis-scripts.ts prepends this file to each script, so
+-- relayq: helpers shared by every script. src/storage/redis/scripts.ts prepends this file to each script, so
 -- the record formats below have one definition. Functions here touch only keys a script was
 -- given in KEYS and read time only from ARGV.
 --

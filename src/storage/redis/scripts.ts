@@ -10,9 +10,9 @@ import type { Cluster, Redis } from 'iovalkey'
 const NAMES = ['enqueue', 'claim', 'settle', 'extend', 'cancel', 'status', 'ttl', 'recover', 'reap', 'lock', 'unlock', 'counts'] as const
 export type ScriptName = typeof NAMES[number]
 
-// The same relative path works from src/storage/ (tsx) and dist/storage/ (built): the .lua files
+// The same relative path works from src/storage/redis/ (tsx) and dist/storage/redis/ (built): the .lua files
 // ship in the package under src/scripts/ with no copy step.
-const DIR = new URL('../../src/scripts/', import.meta.url)
+const DIR = new URL('../../../src/scripts/', import.meta.url)
 
 let sources: Record<ScriptName, string> | undefined
 
