@@ -5,7 +5,7 @@
  *   enqueue or a settle is called and answered, when a claim hands a job over, when a `done`
  *   notice reaches the producer;
  * - {@link traceRedisCommands} patches iovalkey's `sendCommand` while a trace runs: when each of
- *   relayq's scripts and BLMOVEs is written to its socket and when its reply is parsed, with the
+ *   relayq's scripts and BLMOVEs is handed to its socket and when its reply is parsed, with the
  *   job id read from the keys or elements it carries.
  * Times are µs of the machine's monotonic clock ({@link monoUs}), so stamps taken in different
  * processes compare.
@@ -127,21 +127,21 @@ export function traceRedisCommands (log: TraceLog): () => void {
   const proto = Redis.prototype as unknown as { sendCommand: (command: RedisCommand, stream?: unknown) => unknown }
   const original = proto.sendCommand
   proto.sendCommand = function (this: unknown, command: RedisCommand, stream?: unknown) {
-    const result = original.call(this, command, stream)
+    // Stamped before the write: the write wakes Redis, which may answer (and wake the other side)
+    // before this process runs again on a busy machine.
     const name = command.name
+    const found = name === 'evalsha' || name === 'eval' ? classify(command.args) : undefined
+    const us = monoUs()
+    if (name === 'blmove') log.mark('block sent', '', us)
+    else if (found !== undefined) for (const id of found.ids) log.mark(`${found.script} sent`, id, us)
+    const result = original.call(this, command, stream)
     if (name === 'blmove') {
-      log.mark('block sent', '')
       command.promise.then(element => { if (element !== null) log.mark('woken', elementId(element)) }, () => {})
-    } else if (name === 'evalsha' || name === 'eval') {
-      const found = classify(command.args)
-      if (found !== undefined && found.ids.length > 0) {
-        const us = monoUs()
-        for (const id of found.ids) log.mark(`${found.script} sent`, id, us)
-        command.promise.then(() => {
-          const done = monoUs()
-          for (const id of found.ids) log.mark(`${found.script} answered`, id, done)
-        }, () => {})
-      }
+    } else if (found !== undefined && found.ids.length > 0) {
+      command.promise.then(() => {
+        const done = monoUs()
+        for (const id of found.ids) log.mark(`${found.script} answered`, id, done)
+      }, () => {})
     }
     return result
   }
