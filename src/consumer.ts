@@ -1,5 +1,7 @@
+import { hostname } from 'node:os'
 import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
+import { failureGroup } from './failure-groups.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
@@ -44,8 +46,11 @@ class RunningJob<TPayload> implements Job<TPayload> {
   }
 }
 
-/** Events to emit once their settlements are stored: flat quads (event, id, value, attempt), no array per job. */
-type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled'
+/**
+ * Events to emit once their settlements are stored: flat quads (event, id, value, attempt), one
+ * per settlement in the same order, no array per job. `undefined`: a settlement announced by nothing.
+ */
+type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
@@ -90,6 +95,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #pauseTimer: ReturnType<typeof setTimeout> | undefined
   #pumpScheduled = false
   #blockAbort = new AbortController()
+  /** Epoch ms when this consumer last started, as its worker-registry entry says. */
+  #startedAt = 0
   /** Called when the last running job finishes (used by stop). */
   #onDrained: (() => void) | undefined
   /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
@@ -136,8 +143,15 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     await storage.connect()
     defer(() => storage.disconnect())
     defer(await storage.subscribe(name, this.#onNotice, 'abort'))
-    // Renew all leases in one call, three times per lease period so one late beat is harmless.
-    const heartbeat = setInterval(() => this.#renewLeases(), Math.max(1, Math.floor(visibilityTimeout / 3)))
+    this.#startedAt = Date.now()
+    await this.#register(visibilityTimeout)
+    defer(() => this.#register(0))
+    // Renew all leases in one call, three times per lease period so one late beat is harmless;
+    // the worker-registry entry lives a lease period, so it outlives two missed beats too.
+    const heartbeat = setInterval(() => {
+      this.#renewLeases()
+      this.#register(visibilityTimeout).catch(() => {})
+    }, Math.max(1, Math.floor(visibilityTimeout / 3)))
     heartbeat.unref()
     defer(() => clearInterval(heartbeat))
     this.#blockAbort = new AbortController()
@@ -261,10 +275,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
     this.#settling++
     this.#reserved += max
-    storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(jobs => {
+    storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(settled => {
+      // A backend predating issue 9 answers the bare array: refusals unknown, all announced.
+      const jobs = Array.isArray(settled) ? settled : settled.jobs
       this.#settling--
       this.#reserved -= max
-      this.#announce(announcements)
+      this.#announce(announcements, Array.isArray(settled) ? undefined : settled.refused)
       if (max > 0) this.#empty = jobs.length < max
       this.#begin(jobs)
       this.#pump()
@@ -323,6 +339,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
       if (!this.#open) {
         this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
+        this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
       this.#run(claimed)
@@ -336,7 +353,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     } catch (err) {
       // Undecodable bytes will not decode on a retry either: fail at once.
       const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
-      this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL })
+      this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
       this.#schedulePump()
       return
@@ -392,7 +409,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       result = this.#config.resultSerde.serialize(value as TResult)
     } catch (err) {
       const error = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
       return
     }
     this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
@@ -416,7 +433,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
   #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
   }
 
   /**
@@ -501,10 +518,17 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#pump()
   }
 
-  #announce (announcements: Announcements): void {
+  /** Emits the events of stored settlements; `refused` (indexes of settlements fencing refused) are not announced. */
+  #announce (announcements: Announcements, refused: readonly number[] | undefined): void {
     const events = this.#events
+    let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
+      if (refused !== undefined && r < refused.length && refused[r] === i / 4) {
+        r++
+        continue
+      }
+      if (event === undefined) continue
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
       if (event === 'completed') {
@@ -525,6 +549,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #onNotice = (notice: Notice): void => {
     if (notice.type !== 'abort') return
     this.#running.get(notice.id)?.abort('cancel', new JobCancelledError(notice.id))
+  }
+
+  /** Announces this consumer in the queue's worker registry for `ttl` ms (0: leaves it). Failures are reported, not thrown. */
+  async #register (ttl: number): Promise<void> {
+    const { storage, name, workerId, concurrency } = this.#config
+    if (storage.heartbeat === undefined) return
+    const worker = { id: workerId, host: hostname(), pid: process.pid, concurrency, running: this.#running.size, startedAt: this.#startedAt }
+    await storage.heartbeat(name, worker, ttl).catch((err: Error) => reportError(this.#events, this.#config.logger, err, 'Worker heartbeat failed'))
   }
 
   #renewLeases (): void {

@@ -3,6 +3,11 @@ export { Producer } from './producer.ts'
 export type { BulkJob } from './producer.ts'
 export { Consumer } from './consumer.ts'
 export { Reaper } from './reaper.ts'
+export { Admin } from './admin.ts'
+export type {
+  AdminOptions, QueueStats, JobListItem, JobInfo, AttemptInfo, Selector, BulkOptions, BulkProgress, BulkResult, PurgeOptions
+} from './admin.ts'
+export type { Explanation, ExplainReason } from './admin-explain.ts'
 export type { ReaperEvents } from './reaper.ts'
 export { MemoryStorage } from './storage/memory.ts'
 export type { MemoryStorageOptions } from './storage/memory.ts'
@@ -27,5 +32,8 @@ export type {
 } from './types.ts'
 export type {
   Storage, JobState, JobState as MessageState, TerminalState, ActiveState, NewJob, EnqueueOutcome, ClaimedJob, Settlement, ClaimOptions,
-  BlockingClaimOptions, CancelOutcome, AbortOutcome, UpdateTTLOutcome, JobRecord, Notice, LeaseReport, RecoveryOutcome, StateCounts
+  BlockingClaimOptions, CancelOutcome, AbortOutcome, UpdateTTLOutcome, JobRecord, Notice, LeaseReport, RecoveryOutcome, StateCounts,
+  AdminStorage, Stamp, ErrorGroup, SettleResult, WorkerInfo, WorkerEntry, Retention, RetentionRule, QueueTotals, QueueOverview,
+  QueueSummary, JobSummary, JobDetail, AttemptRecord, JobQuery, JobPage, AdminAction, JobTarget, ActionResult, ApplyOptions,
+  ApplyOutcome, FailureGroup
 } from './storage/types.ts'

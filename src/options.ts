@@ -273,23 +273,24 @@ export function resolveConfig<TPayload, TResult> (config: Record<string, any>, c
   }
 }
 
-/** Validated per-job options. */
-export interface JobOptions { maxAttempts: number, resultTTL: number, delay: number, timeout: number }
+/** Validated per-job options. `runTimeout` is the job's `visibilityTimeout` (0: the consumer's). */
+export interface JobOptions { maxAttempts: number, resultTTL: number, delay: number, timeout: number, runTimeout: number }
 
 /** Option names of `enqueue` (and `enqueueMany` jobs); `enqueueAndWait` adds `timeout`. */
-const ENQUEUE_OPTIONS = ['maxAttempts', 'resultTTL', 'delay'] as const
+const ENQUEUE_OPTIONS = ['maxAttempts', 'resultTTL', 'delay', 'visibilityTimeout'] as const
 const WAIT_OPTIONS = [...ENQUEUE_OPTIONS, 'timeout'] as const
 
 /** Validates `enqueue` (`wait` false) or `enqueueAndWait` options against the queue's defaults. */
 export function resolveJobOptions (options: Record<string, unknown> | undefined, config: { maxRetries: number, resultTTL: number }, wait = false): JobOptions {
-  if (options === undefined) return { maxAttempts: config.maxRetries, resultTTL: config.resultTTL, delay: 0, timeout: DEFAULTS.timeout }
+  if (options === undefined) return { maxAttempts: config.maxRetries, resultTTL: config.resultTTL, delay: 0, timeout: DEFAULTS.timeout, runTimeout: 0 }
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`Expected options to be an object, got ${describe(options)}`)
   checkOptionNames(wait ? 'enqueueAndWait' : 'enqueue', options, wait ? WAIT_OPTIONS : ENQUEUE_OPTIONS)
   return {
     maxAttempts: optInt('maxAttempts', options.maxAttempts, config.maxRetries, 1),
     resultTTL: options.resultTTL === undefined ? config.resultTTL : checkResultTTL(options.resultTTL),
     delay: optInt('delay', options.delay, 0, 0, MAX_TIMER_MS),
-    timeout: optInt('timeout', options.timeout, DEFAULTS.timeout, 1, MAX_TIMER_MS)
+    timeout: optInt('timeout', options.timeout, DEFAULTS.timeout, 1, MAX_TIMER_MS),
+    runTimeout: optInt('visibilityTimeout', options.visibilityTimeout, 0, 10, MAX_TIMER_MS)
   }
 }
 

@@ -221,7 +221,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       throw new InvalidArgumentError(`Cannot serialize the payload of job '${id as string}': ${safeMessage(err)}`, err)
     }
     if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
-    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, notify }
+    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, runTimeout: opts.runTimeout, notify }
   }
 
   #toResult (id: string, outcome: EnqueueOutcome): EnqueueResult<TResult> {

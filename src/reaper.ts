@@ -4,6 +4,7 @@ import { MaxRetriesError } from './errors.ts'
 import { Leadership } from './leadership.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { resolveConfig, type ResolvedConfig } from './options.ts'
+import { failureGroup } from './failure-groups.ts'
 import { encodeError } from './serde.ts'
 import type { Logger, ReaperConfig } from './types.ts'
 
@@ -18,6 +19,8 @@ export interface ReaperEvents {
 }
 
 const STALLED_MESSAGE = 'The job stalled (its lease expired) too many times or had no attempts left'
+const STALLED_BYTES = encodeError(new Error(STALLED_MESSAGE))
+const STALLED_GROUP = failureGroup({ name: 'Error', message: STALLED_MESSAGE })
 
 /**
  * Recovers stalled jobs: jobs whose lease expired because their worker died or froze. It scans
@@ -122,7 +125,7 @@ export class Reaper extends Emitter<ReaperEvents> {
   async #scan (): Promise<void> {
     const { storage, name, maxStalls } = this.#config
     try {
-      const { requeued, failed } = await storage.recoverStalled(name, maxStalls, encodeError(new Error(STALLED_MESSAGE)))
+      const { requeued, failed } = await storage.recoverStalled(name, maxStalls, STALLED_BYTES, STALLED_GROUP)
       for (const id of requeued) {
         this.#logger.warn({ id }, 'stalled job requeued')
         this.emit('stalled', id)

@@ -166,6 +166,13 @@ export interface EnqueueOptions {
   resultTTL?: number
   /** Ms before the job may run. @default 0 */
   delay?: number
+  /**
+   * The longest one attempt of this job may run, in ms (>= 10): this job's own
+   * `visibilityTimeout`, for a job that needs longer (or shorter) than the consumer's. Stored
+   * with the job; enforced by the consumer (issue 10 item 3).
+   * @default the consumer's `visibilityTimeout`
+   */
+  visibilityTimeout?: number
 }
 
 /** Per-call options of `enqueueAndWait`. */

@@ -10,11 +10,14 @@ import { fileURLToPath } from 'node:url'
 import { FileStorage, InvalidArgumentError, Queue, StorageError, type FileStorageOptions, type Notice } from '../src/index.ts'
 import { Reader, Writer, crc32, crc32js } from '../src/storage/file/codec.ts'
 import { IDLE_SNAPSHOT } from '../src/storage/file/log.ts'
+import { decodeState, encodeState } from '../src/storage/file/snapshot.ts'
 import { queueDir } from '../src/storage/file/paths.ts'
 import { QueueState } from '../src/storage/queue-state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { failedStartTests } from './lifecycle-suite.ts'
 import { queueTests } from './queue-suite.ts'
+import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
 
 async function tempDir (t?: TestContext): Promise<string> {
@@ -34,6 +37,9 @@ function files (options: Partial<FileStorageOptions> = {}) {
 
 storageContract('file', files())
 queueTests('file', files())
+adminTests('file', files())
+// Small segments: the runs seal, snapshot and reload along the way.
+modelTests('file', files({ segmentSize: 2048, watch: false }), { runs: 100 })
 // The base path is a file at first (unusable), then removed: the directory can be made.
 failedStartTests('file', async () => {
   const dir = await tempDir()
@@ -114,7 +120,7 @@ test('file: 2 producer and 2 consumer processes, 5,000 jobs and 1,000 enqueueAnd
     assert.equal(p.wrong, 0)
   }
   const storage = await open(t, { basePath })
-  await until(async () => (await storage.counts(queue)).completed === 6000, 60_000)
+  await until(async () => (await storage.overview(queue)).totals.completed === 6000, 60_000)
   for (const c of consumers) c.send({ type: 'stop' })
   const stopped = await Promise.all(consumers.map(c => c.next('stopped')))
   const runs = new Map<string, number>()
@@ -143,7 +149,7 @@ test('file: kill -9 of consumers and of a producer at random moments loses no jo
   feeder.send({ type: 'feed', basePath, queue, prefix: 'fed', paceMs: 4 })
   await feeder.next('ready')
   const storage = await open(t, { basePath })
-  const completed = async (): Promise<number> => (await storage.counts(queue)).completed
+  const completed = async (): Promise<number> => (await storage.overview(queue)).totals.completed
   for (let kill = 0; kill < 6; kill++) {
     const mark = await completed() + 100 + random(300)
     await until(async () => await completed() >= mark, 30_000)
@@ -274,6 +280,9 @@ test('file: full segments are sealed into snapshots; expired records leave the d
   const options = { basePath, clock: clock.read, segmentSize: 4096 }
   const a = await open(t, options)
   const b = await open(t, options)
+  // No history: what stays is the result cache alone, so expired records leave.
+  const none = { age: 0, count: 0 }
+  await a.setRetention('q', { completed: none, failed: none, cancelled: none })
   const heard: string[] = []
   t.after(await a.subscribe('q', n => { if (n.type === 'done') heard.push(n.id) }))
   for (let i = 0; i < 400; i++) {
@@ -287,12 +296,19 @@ test('file: full segments are sealed into snapshots; expired records leave the d
   assert.ok(files.filter(f => f.startsWith('seg-')).length <= 2, files.join())
   assert.ok(files.filter(f => f.startsWith('snap-')).length <= 2, files.join())
   // Kept: the 80 long-TTL results, and the short-TTL ones of the last second (391, 393-395, 397-399).
-  const expected = { queued: 0, delayed: 40, processing: 0, failing: 0, completed: 87, failed: 0, cancelled: 0 }
+  const results = async (s: FileStorage): Promise<number> => {
+    const states = await Promise.all(Array.from({ length: 400 }, async (_, i) => (await s.getStatus('q', `j${i}`))?.state))
+    return states.filter(state => state === 'completed').length
+  }
+  assert.equal(await results(a), 87)
+  assert.equal(await results(b), 87)
+  const expected = { queued: 0, delayed: 40, processing: 0, failing: 0, completed: 0, failed: 0, cancelled: 0 }
   assert.deepEqual(await a.counts('q'), expected)
   assert.deepEqual(await b.counts('q'), expected)
   assert.equal(heard.length, 360, 'every done notice arrived across the rotations')
   const fresh = await open(t, options)
   assert.deepEqual(await fresh.counts('q'), expected)
+  assert.equal(await results(fresh), 87)
   assert.equal((await fresh.getStatus('q', 'j396'))?.result?.toString(), 'rj396')
   assert.equal((await fresh.getStatus('q', 'j397'))?.state, 'completed')
   assert.equal(await fresh.getStatus('q', 'j301'), null, 'expired')
@@ -437,15 +453,15 @@ test('file: a snapshot holds every kind of record and every order exactly (decod
   state.cancel(now, 'gone') // processing: a cancel request
   state.cancel(now, 'q2') // queued: cancelled at once
   state.settle(now, 'w1', [{ type: 'complete', id: 'stop', attempt: 1, result: Buffer.from('short'), ttl: 1 }])
-  state.advance(now + 10) // 'stop' expires: left out of the snapshot
+  state.advance(now + 10) // 'stop''s result expires: only its history remains
 
   const encode = (s: QueueState): Buffer => {
     const w = new Writer(16)
-    s.encode(w)
+    encodeState(w, s)
     return Buffer.from(w.buf.subarray(0, w.pos))
   }
   const bytes = encode(state)
-  const copy = QueueState.decode(new Reader(bytes), 7)
+  const copy = decodeState(new Reader(bytes), 7)
   assert.deepEqual(encode(copy), bytes)
   for (const id of [...claimed, 'ü-\uD800', 'q1', 'q2', 'later', 'sooner']) assert.deepEqual(copy.status(id, now + 10), state.status(id, now + 10), id)
   assert.equal(copy.status('stop', now + 10), null)
@@ -453,6 +469,7 @@ test('file: a snapshot holds every kind of record and every order exactly (decod
   const t = now + 10_000
   assert.deepEqual(copy.claim(t, 'w2', 10, 30_000).map(job => job.id), state.claim(t, 'w2', 10, 30_000).map(job => job.id))
   assert.deepEqual(copy.counts(t), state.counts(t))
+  assert.deepEqual(encode(copy), encode(state))
 })
 
 test('file: the sealer writes the snapshot when idle, at the position it reached; a process loading it replays only what follows', async t => {
@@ -464,7 +481,7 @@ test('file: the sealer writes the snapshot when idle, at the position it reached
   const dir = queueDir(basePath, 'q')
   const files = (prefix: string): string[] => readdirSync(dir).filter(f => f.startsWith(prefix)).sort()
   let n = 0
-  await writer.counts('q') // opens the queue's directory
+  await writer.claim('q', 'w', { ...claimNow, max: 1 }) // opens the queue's directory (a read would not)
   while (files('seg-').length < 2) await writer.enqueue('q', [job(`j${n++}`, 'x'.repeat(60))])
   // Sealed, but the snapshot waits for a quiet moment (the new segment is far from half full).
   assert.deepEqual(files('snap-'), [])
@@ -492,7 +509,7 @@ test('file: a snapshot that cannot be written is dropped without failing anythin
   const basePath = await tempDir(t)
   const options = { basePath, segmentSize: 4096, watch: false }
   const writer = await open(t, options)
-  await writer.counts('q')
+  await writer.claim('q', 'w', { ...claimNow, max: 1 }) // opens the queue's directory (a read would not)
   const dir = queueDir(basePath, 'q')
   // The snapshot's name is taken by a directory: the rename fails.
   mkdirSync(join(dir, 'snap-000000000002.bin'))

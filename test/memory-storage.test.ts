@@ -2,12 +2,17 @@ import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { MemoryStorage } from '../src/storage/memory.ts'
-import { FakeClock, job, storageContract } from './storage-contract.ts'
+import { FakeClock, job, storageContract, type StorageFactory } from './storage-contract.ts'
+import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 
-storageContract('memory', async clock => {
+const memory: StorageFactory = async clock => {
   const storage = new MemoryStorage({ clock })
   return { storage, another: () => storage, cleanup: async () => {} }
-})
+}
+storageContract('memory', memory)
+adminTests('memory', memory)
+modelTests('memory', memory, { runs: 300 })
 
 test('memory: expired records are swept from memory, not only hidden', async t => {
   t.mock.timers.enable({ apis: ['setInterval'] })
@@ -15,6 +20,7 @@ test('memory: expired records are swept from memory, not only hidden', async t =
   const storage = new MemoryStorage({ clock: clock.read, sweepInterval: 1000 })
   await storage.connect()
   t.after(() => storage.disconnect())
+  await storage.setRetention('q', { completed: { age: 2000, count: 10 }, failed: { age: 0, count: 0 }, cancelled: { age: 0, count: 0 } })
   await storage.enqueue('q', [job('a', 'p', { resultTTL: 500 })])
   const [a] = await storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 0 })
   await storage.settle('q', 'w', [{ type: 'complete', id: 'a', attempt: a.attempts, result: Buffer.from('1'), ttl: 500 }], { max: 0, leaseMs: 1000 })
@@ -22,7 +28,12 @@ test('memory: expired records are swept from memory, not only hidden', async t =
   assert.equal(storage.size, 1)
   clock.advance(501)
   t.mock.timers.tick(1000)
-  assert.equal(storage.size, 0)
+  assert.equal(storage.size, 1, 'the result expired; the history stays')
+  assert.equal(await storage.getStatus('q', 'a'), null)
+  clock.advance(1500)
+  t.mock.timers.tick(1000)
+  assert.equal(storage.size, 0, 'the history expired too')
+  assert.equal((await storage.counts('q')).completed, 0)
 })
 
 test('memory: a blocked claim wakes when a delayed job falls due', async t => {

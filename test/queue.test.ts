@@ -169,7 +169,7 @@ test('leader election: a leader whose renewal fails (storage error) reports it, 
   assert.equal(reaper.isLeader, true)
   down = true
   // Not events.once: it would reject on the `error` event this test expects.
-  const lost = new Promise(resolve => reaper.once('leadershipLost', resolve))
+  const lost = new Promise<void>(resolve => reaper.once('leadershipLost', () => resolve()))
   t.mock.timers.tick(1000)
   await lost
   assert.equal(reaper.isLeader, false)

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, watch, type FSWatcher } from 'node:fs'
+import { existsSync, readdirSync, rmSync, watch, type FSWatcher } from 'node:fs'
+import { join } from 'node:path'
 import type {
-  AbortOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome, JobRecord, LeaseReport,
-  NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, UpdateTTLOutcome
+  AbortOutcome, AdminAction, AdminStorage, ApplyOptions, ApplyOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions,
+  ClaimedJob, EnqueueOutcome, ErrorGroup, FailureGroup, JobDetail, JobPage, JobQuery, JobRecord, JobTarget, LeaseReport,
+  NewJob, Notice, QueueOverview, QueueSummary, RecoveryOutcome, Retention, SettleResult, Settlement, StateCounts,
+  UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
 import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
@@ -11,8 +14,10 @@ import type { Logger } from '../types.ts'
 import { acquireLock, releaseLock } from './file/lock.ts'
 import { QueueLog } from './file/log.ts'
 import type { Op } from './file/ops.ts'
-import { DIR_MODE, lockDir, openBase, queueDir } from './file/paths.ts'
-import { existingOutcome } from './queue-state.ts'
+import { createQueueDir, lockDir, openBase, queueDir, queueNames } from './file/paths.ts'
+import { compareIds, existingOutcome, isTerminal } from './job-record.ts'
+import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
+import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
 
 /** Options of {@link FileStorage}. */
@@ -52,7 +57,8 @@ const FILE_OPTIONS = ['basePath', 'clock', 'fsync', 'pollInterval', 'watch', 'se
 
 /** One open queue of this instance. */
 interface Space {
-  readonly log: QueueLog
+  /** Replaced by `clear()`. */
+  log: QueueLog
   /** Notices, parked claims and the due timer of the queue. */
   readonly driver: QueueDriver
   watcher: FSWatcher | undefined
@@ -62,6 +68,8 @@ interface Space {
 
 const DEFAULT_SEGMENT = 16 * 1024 * 1024
 const NOTHING: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
+/** A queue that does not exist, for reads that must not create it. */
+const ABSENT = new QueueState(0)
 
 /**
  * A persistent queue in a directory, shared by any number of processes on one host: no server.
@@ -76,7 +84,7 @@ const NOTHING: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
  * @example
  * const queue = new Queue({ storage: new FileStorage({ basePath: '/var/lib/myapp/queue' }) })
  */
-export class FileStorage implements Storage {
+export class FileStorage implements AdminStorage {
   readonly #basePath: string
   readonly #clock: () => number
   readonly #fsync: boolean
@@ -144,8 +152,8 @@ export class FileStorage implements Storage {
         throw new InvalidArgumentError('Expected every job to have a non-empty string `id` and a Buffer `payload`')
       }
     }
-    const space = this.#space(queue)
     if (jobs.length === 0) return []
+    const space = this.#space(queue)
     return this.#io(async () => {
       // Every id taken and nobody to register as a waiter: the answer needs no write. (Not with
       // fsync: the frames it rests on may not be on disk yet; a write and its flush make them so.)
@@ -173,7 +181,7 @@ export class FileStorage implements Storage {
     })
   }
 
-  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<SettleResult> {
     const space = this.#space(queue)
     return this.#io(async () => {
       const ops: Op[] = []
@@ -182,14 +190,17 @@ export class FileStorage implements Storage {
         if (ops.length === 0) {
           // Only a claim: worth a frame only if there is something to claim.
           this.#sync(space)
-          if (!space.log.state.claimable(this.#clock())) return []
+          if (!space.log.state.claimable(this.#clock())) return { jobs: [], refused: [] }
         }
         ops.push({ kind: 'claim', worker: workerId, max: next.max, leaseMs: next.leaseMs })
       }
-      if (ops.length === 0) return []
+      if (ops.length === 0) return { jobs: [], refused: [] }
       const outcomes = this.#commit(space, ops)
       await space.log.durable()
-      return next.max > 0 ? outcomes[ops.length - 1] as ClaimedJob[] : []
+      return {
+        jobs: next.max > 0 ? outcomes[ops.length - 1] as ClaimedJob[] : [],
+        refused: settlements.length > 0 ? outcomes[0] as readonly number[] : []
+      }
     })
   }
 
@@ -200,13 +211,12 @@ export class FileStorage implements Storage {
   }
 
   async cancel (queue: string, id: string): Promise<CancelOutcome> {
-    const space = this.#space(queue)
     return this.#io(async () => {
-      this.#sync(space)
-      const rec = space.log.state.peek(id, this.#clock())
-      if (rec === undefined) return 'not_found'
+      const space = this.#existing(queue)
+      const rec = space?.log.state.peek(id, this.#clock())
+      if (space === undefined || rec === undefined) return 'not_found'
       if (rec.state === 'processing') return 'processing'
-      if (rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled') return 'completed'
+      if (isTerminal(rec.state)) return 'completed'
       const [outcome] = this.#commit(space, [{ kind: 'cancel', id }])
       await space.log.durable()
       return outcome as CancelOutcome
@@ -214,12 +224,11 @@ export class FileStorage implements Storage {
   }
 
   async abort (queue: string, id: string, ttl: number): Promise<AbortOutcome> {
-    const space = this.#space(queue)
     return this.#io(async () => {
-      this.#sync(space)
-      const rec = space.log.state.peek(id, this.#clock())
-      if (rec === undefined) return 'not_found'
-      if (rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled') return 'completed'
+      const space = this.#existing(queue)
+      const rec = space?.log.state.peek(id, this.#clock())
+      if (space === undefined || rec === undefined) return 'not_found'
+      if (isTerminal(rec.state)) return 'completed'
       const [outcome] = this.#commit(space, [{ kind: 'abort', id, ttl }])
       await space.log.durable()
       return outcome as AbortOutcome
@@ -227,20 +236,15 @@ export class FileStorage implements Storage {
   }
 
   async getStatus (queue: string, id: string): Promise<JobRecord | null> {
-    const space = this.#space(queue)
-    return this.#io(async () => {
-      this.#sync(space)
-      return space.log.state.status(id, this.#clock())
-    })
+    return this.#read(queue, state => state.status(id, this.#clock()))
   }
 
   async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
-    const space = this.#space(queue)
     return this.#io(async () => {
-      this.#sync(space)
-      const rec = space.log.state.peek(id, this.#clock())
-      if (rec === undefined) return 'not_found'
-      if (rec.state !== 'completed' && rec.state !== 'failed' && rec.state !== 'cancelled') return 'not_terminal'
+      const space = this.#existing(queue)
+      const rec = space?.log.state.peek(id, this.#clock())
+      if (space === undefined || rec === undefined) return 'not_found'
+      if (!isTerminal(rec.state)) return 'not_terminal'
       const [outcome] = this.#commit(space, [{ kind: 'ttl', id, ttl }])
       await space.log.durable()
       return outcome as UpdateTTLOutcome
@@ -252,13 +256,12 @@ export class FileStorage implements Storage {
     return async () => unsubscribe()
   }
 
-  async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
-    const space = this.#space(queue)
+  async recoverStalled (queue: string, maxStalls: number, error: Buffer, group?: ErrorGroup): Promise<RecoveryOutcome> {
     return this.#io(async () => {
-      this.#sync(space)
+      const space = this.#existing(queue)
       // No lease has expired by our clock: nothing to write (the reaper asks every few seconds).
-      if (!space.log.state.hasExpiredLease(this.#clock())) return NOTHING
-      const [outcome] = this.#commit(space, [{ kind: 'recover', maxStalls, error }])
+      if (space === undefined || !space.log.state.hasExpiredLease(this.#clock())) return NOTHING
+      const [outcome] = this.#commit(space, [{ kind: 'recover', maxStalls, error, ...(group !== undefined && { group }) }])
       await space.log.durable()
       return outcome as RecoveryOutcome
     })
@@ -277,11 +280,116 @@ export class FileStorage implements Storage {
   }
 
   async counts (queue: string): Promise<StateCounts> {
+    return this.#read(queue, state => state.counts(this.#clock()))
+  }
+
+  async clear (): Promise<void> {
+    if (this.#refs === 0) return
+    await this.#io(async () => {
+      const open = [...this.#spaces.entries()]
+      for (const [, space] of open) {
+        space.watcher?.close()
+        space.watcher = undefined
+        await space.log.close()
+      }
+      for (const sub of ['queues', 'locks']) {
+        const dir = join(this.#basePath, sub)
+        for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true })
+      }
+      // Open queues start again, empty, with their subscribers and parked claims.
+      for (const [queue, space] of open) {
+        space.log = this.#openLog(queue)
+        if (this.#watch) this.#watchSpace(space, queueDir(this.#basePath, queue))
+        space.driver.run()
+      }
+    })
+  }
+
+  async heartbeat (queue: string, worker: WorkerInfo, ttl: number): Promise<void> {
+    return this.#io(async () => {
+      const space = ttl > 0 ? this.#space(queue) : this.#existing(queue)
+      if (space !== undefined) this.#commit(space, [{ kind: 'heartbeat', worker, ttl }])
+    })
+  }
+
+  async queues (): Promise<QueueSummary[]> {
+    this.#connected()
+    return this.#io(async () => {
+      const now = this.#clock()
+      const found: QueueSummary[] = []
+      for (const name of queueNames(this.#basePath).sort(compareIds)) {
+        const state = (this.#existing(name) as Space).log.state
+        if (!state.empty) found.push(summary(name, state, now))
+      }
+      return found
+    })
+  }
+
+  async overview (queue: string): Promise<QueueOverview> {
+    return this.#read(queue, state => overview(state, this.#clock()))
+  }
+
+  async listJobs (queue: string, query: JobQuery): Promise<JobPage> {
+    return this.#read(queue, state => listJobs(state, query, this.#clock()))
+  }
+
+  async getJob (queue: string, id: string): Promise<JobDetail | null> {
+    return this.#read(queue, state => getJob(state, id, this.#clock()))
+  }
+
+  async apply (queue: string, action: AdminAction, target: JobTarget, options: ApplyOptions): Promise<ApplyOutcome> {
+    return this.#io(async () => {
+      const space = this.#existing(queue)
+      const state = space?.log.state ?? ABSENT
+      if (space === undefined || options.dryRun) return state.apply(this.#clock(), action, target, options.limit, true)
+      const [outcome] = this.#commit(space, [{ kind: 'apply', action, target, limit: options.limit }])
+      await space.log.durable()
+      return outcome as ApplyOutcome
+    })
+  }
+
+  async setPaused (queue: string, paused: boolean): Promise<void> {
     const space = this.#space(queue)
     return this.#io(async () => {
-      this.#sync(space)
-      return space.log.state.counts(this.#clock())
+      this.#commit(space, [{ kind: 'pause', paused }])
+      await space.log.durable()
     })
+  }
+
+  async setRetention (queue: string, retention: Retention): Promise<void> {
+    const space = this.#space(queue)
+    return this.#io(async () => {
+      this.#commit(space, [{ kind: 'retention', retention }])
+      await space.log.durable()
+    })
+  }
+
+  async failureGroups (queue: string, limit: number): Promise<FailureGroup[]> {
+    return this.#read(queue, state => failureGroups(state, limit, this.#clock()))
+  }
+
+  async workers (queue: string): Promise<WorkerEntry[]> {
+    return this.#read(queue, state => state.workers(this.#clock()))
+  }
+
+  /** Runs a read on the queue's current state (an empty one when the queue does not exist: it is not created). */
+  async #read<T> (queue: string, read: (state: QueueState) => T): Promise<T> {
+    return this.#io(async () => read(this.#existing(queue)?.log.state ?? ABSENT))
+  }
+
+  /** The queue if it exists (opened and caught up with its log), else undefined: reads never create one. */
+  #existing (queue: string): Space | undefined {
+    checkId('queue', queue)
+    this.#connected()
+    const open = this.#spaces.get(queue)
+    if (open !== undefined) {
+      this.#sync(open)
+      return open
+    }
+    if (!existsSync(queueDir(this.#basePath, queue))) return undefined
+    const space = this.#space(queue)
+    this.#sync(space)
+    return space
   }
 
   #connected (): void {
@@ -294,12 +402,33 @@ export class FileStorage implements Storage {
     this.#connected()
     const space = this.#spaces.get(queue)
     if (space !== undefined) return space
-    const dir = queueDir(this.#basePath, queue)
-    let log: QueueLog
+    const opened: Space = {
+      log: this.#openLog(queue),
+      driver: new QueueDriver({
+        state: () => opened.log.state,
+        claim: w => opened.log.commit([{ kind: 'claim', worker: w.workerId, max: w.max, leaseMs: w.leaseMs }])[0] as ClaimedJob[],
+        due: () => this.#check(opened),
+        clock: this.#clock,
+        lost: () => {
+          // This process fell behind and the log it missed is gone: waiters must check their jobs.
+          if (!opened.log.reloaded) return false
+          opened.log.reloaded = false
+          return true
+        }
+      }),
+      watcher: undefined,
+      closed: false
+    }
+    this.#spaces.set(queue, opened)
+    if (this.#watch) this.#watchSpace(opened, queueDir(this.#basePath, queue))
+    return opened
+  }
+
+  /** Opens the log of `queue`, creating its directory if needed. */
+  #openLog (queue: string): QueueLog {
     try {
-      mkdirSync(dir, { recursive: true, mode: DIR_MODE })
-      log = new QueueLog({
-        dir,
+      return new QueueLog({
+        dir: createQueueDir(this.#basePath, queue),
         seed: this.#seed,
         token: this.#token,
         nextSeq: () => ++this.#seq,
@@ -310,26 +439,6 @@ export class FileStorage implements Storage {
     } catch (err) {
       throw new StorageError(`Cannot open queue ${JSON.stringify(queue)} in ${this.#basePath}: ${(err as Error).message}`, err)
     }
-    const opened: Space = {
-      log,
-      driver: new QueueDriver({
-        state: () => log.state,
-        claim: w => log.commit([{ kind: 'claim', worker: w.workerId, max: w.max, leaseMs: w.leaseMs }])[0] as ClaimedJob[],
-        due: () => this.#check(opened),
-        clock: this.#clock,
-        lost: () => {
-          // This process fell behind and the log it missed is gone: waiters must check their jobs.
-          if (!log.reloaded) return false
-          log.reloaded = false
-          return true
-        }
-      }),
-      watcher: undefined,
-      closed: false
-    }
-    this.#spaces.set(queue, opened)
-    if (this.#watch) this.#watchSpace(opened, dir)
-    return opened
   }
 
   #watchSpace (space: Space, dir: string): void {
@@ -394,8 +503,7 @@ export class FileStorage implements Storage {
     for (const job of jobs) {
       const rec = state.peek(job.id, now)
       if (rec === undefined) return undefined
-      const terminal = rec.state === 'completed' || rec.state === 'failed' || rec.state === 'cancelled'
-      if (job.notify === true && !terminal && rec.waiters?.includes(this.#token) !== true) return undefined
+      if (job.notify === true && !isTerminal(rec.state) && rec.waiters?.includes(this.#token) !== true) return undefined
       outcomes.push(existingOutcome(rec))
     }
     return outcomes

@@ -1,9 +1,13 @@
 import type {
-  AbortOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions, ClaimedJob, EnqueueOutcome, JobRecord, LeaseReport,
-  NewJob, Notice, RecoveryOutcome, Settlement, StateCounts, Storage, UpdateTTLOutcome
+  AbortOutcome, AdminAction, AdminStorage, ApplyOptions, ApplyOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions,
+  ClaimedJob, EnqueueOutcome, ErrorGroup, FailureGroup, JobDetail, JobPage, JobQuery, JobRecord, JobTarget, LeaseReport,
+  NewJob, Notice, QueueOverview, QueueSummary, RecoveryOutcome, Retention, SettleResult, Settlement, StateCounts,
+  UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
+import { compareIds } from './job-record.ts'
 import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
+import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkStorageOptions, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
@@ -22,7 +26,8 @@ const MEMORY_OPTIONS = ['clock', 'sweepInterval', 'logger'] as const
 
 /** One queue name: its jobs, and the driver that delivers its notices and wakes its parked claims. */
 interface Space {
-  readonly state: QueueState
+  /** Replaced by `clear()`. */
+  state: QueueState
   readonly driver: QueueDriver
 }
 
@@ -40,7 +45,7 @@ const SELF = 1
  * The job semantics are the file backend's {@link QueueState}, applied directly instead of
  * replayed from a log; the same {@link QueueDriver} delivers notices and wakes parked claims.
  */
-export class MemoryStorage implements Storage {
+export class MemoryStorage implements AdminStorage {
   readonly #spaces = new Map<string, Space>()
   readonly #locks = new Map<string, { owner: string, until: number }>()
   readonly #clock: () => number
@@ -80,6 +85,7 @@ export class MemoryStorage implements Storage {
   }
 
   async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
+    if (jobs.length === 0) return []
     const space = this.#space(queue)
     const outcomes = space.state.enqueue(this.#clock(), SELF, jobs)
     space.driver.run()
@@ -95,13 +101,13 @@ export class MemoryStorage implements Storage {
     return space.driver.park(workerId, options)
   }
 
-  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<ClaimedJob[]> {
+  async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<SettleResult> {
     const space = this.#space(queue)
     const now = this.#clock()
-    space.state.settle(now, workerId, settlements)
+    const refused = space.state.settle(now, workerId, settlements)
     const jobs = next.max > 0 ? space.state.claim(now, workerId, next.max, next.leaseMs) : []
     space.driver.run()
-    return jobs
+    return { jobs, refused }
   }
 
   async extendLeases (queue: string, workerId: string, ids: readonly string[], leaseMs: number): Promise<LeaseReport> {
@@ -109,25 +115,27 @@ export class MemoryStorage implements Storage {
   }
 
   async cancel (queue: string, id: string): Promise<CancelOutcome> {
-    const space = this.#space(queue)
+    const space = this.#spaces.get(queue)
+    if (space === undefined) return 'not_found'
     const outcome = space.state.cancel(this.#clock(), id)
     space.driver.run()
     return outcome
   }
 
   async abort (queue: string, id: string, ttl: number): Promise<AbortOutcome> {
-    const space = this.#space(queue)
+    const space = this.#spaces.get(queue)
+    if (space === undefined) return 'not_found'
     const outcome = space.state.abort(this.#clock(), id, ttl)
     space.driver.run()
     return outcome
   }
 
   async getStatus (queue: string, id: string): Promise<JobRecord | null> {
-    return this.#space(queue).state.status(id, this.#clock())
+    return this.#spaces.get(queue)?.state.status(id, this.#clock()) ?? null
   }
 
   async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
-    return this.#space(queue).state.updateTTL(this.#clock(), id, ttl)
+    return this.#spaces.get(queue)?.state.updateTTL(this.#clock(), id, ttl) ?? 'not_found'
   }
 
   async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
@@ -136,9 +144,10 @@ export class MemoryStorage implements Storage {
     return async () => unsubscribe()
   }
 
-  async recoverStalled (queue: string, maxStalls: number, error: Buffer): Promise<RecoveryOutcome> {
-    const space = this.#space(queue)
-    const outcome = space.state.recover(this.#clock(), maxStalls, error)
+  async recoverStalled (queue: string, maxStalls: number, error: Buffer, group?: ErrorGroup): Promise<RecoveryOutcome> {
+    const space = this.#spaces.get(queue)
+    if (space === undefined) return { requeued: [], failed: [] }
+    const outcome = space.state.recover(this.#clock(), maxStalls, error, group)
     space.driver.run()
     return outcome
   }
@@ -156,20 +165,80 @@ export class MemoryStorage implements Storage {
   }
 
   async counts (queue: string): Promise<StateCounts> {
-    return this.#space(queue).state.counts(this.#clock())
+    return summary(queue, this.#spaces.get(queue)?.state, this.#clock()).counts
+  }
+
+  async clear (): Promise<void> {
+    if (this.#refs === 0) return
+    for (const space of this.#spaces.values()) {
+      space.state = new QueueState(SELF)
+      space.driver.run()
+    }
+    this.#locks.clear()
+  }
+
+  async heartbeat (queue: string, worker: WorkerInfo, ttl: number): Promise<void> {
+    const space = ttl > 0 ? this.#space(queue) : this.#spaces.get(queue)
+    space?.state.heartbeat(this.#clock(), worker, ttl)
+  }
+
+  async queues (): Promise<QueueSummary[]> {
+    const now = this.#clock()
+    const names = [...this.#spaces.keys()].filter(name => !(this.#spaces.get(name) as Space).state.empty).sort(compareIds)
+    return names.map(name => summary(name, this.#spaces.get(name)?.state, now))
+  }
+
+  async overview (queue: string): Promise<QueueOverview> {
+    return overview(this.#spaces.get(queue)?.state ?? new QueueState(SELF), this.#clock())
+  }
+
+  async listJobs (queue: string, query: JobQuery): Promise<JobPage> {
+    return listJobs(this.#spaces.get(queue)?.state, query, this.#clock())
+  }
+
+  async getJob (queue: string, id: string): Promise<JobDetail | null> {
+    return getJob(this.#spaces.get(queue)?.state, id, this.#clock())
+  }
+
+  async apply (queue: string, action: AdminAction, target: JobTarget, options: ApplyOptions): Promise<ApplyOutcome> {
+    const space = this.#spaces.get(queue)
+    const state = space?.state ?? new QueueState(SELF)
+    const outcome = state.apply(this.#clock(), action, target, options.limit, options.dryRun)
+    space?.driver.run()
+    return outcome
+  }
+
+  async setPaused (queue: string, paused: boolean): Promise<void> {
+    const space = this.#space(queue)
+    space.state.setPaused(paused)
+    space.driver.run()
+  }
+
+  async setRetention (queue: string, retention: Retention): Promise<void> {
+    this.#space(queue).state.setRetention(this.#clock(), retention)
+  }
+
+  async failureGroups (queue: string, limit: number): Promise<FailureGroup[]> {
+    return failureGroups(this.#spaces.get(queue)?.state, limit, this.#clock())
+  }
+
+  async workers (queue: string): Promise<WorkerEntry[]> {
+    return this.#spaces.get(queue)?.state.workers(this.#clock()) ?? []
   }
 
   #space (queue: string): Space {
     let space = this.#spaces.get(queue)
     if (space === undefined) {
-      const state = new QueueState(SELF)
-      const driver: QueueDriver = new QueueDriver({
-        state: () => state,
-        claim: (w, now) => state.claim(now, w.workerId, w.max, w.leaseMs),
-        due: () => driver.run(),
-        clock: this.#clock
-      })
-      space = { state, driver }
+      const created: Space = {
+        state: new QueueState(SELF),
+        driver: new QueueDriver({
+          state: () => created.state,
+          claim: (w, now) => created.state.claim(now, w.workerId, w.max, w.leaseMs),
+          due: () => created.driver.run(),
+          clock: this.#clock
+        })
+      }
+      space = created
       this.#spaces.set(queue, space)
     }
     return space

@@ -1,6 +1,6 @@
 /**
  * The state of one queue: a deterministic state machine, run by MemoryStorage and replayed by the
- * file backend from its log.
+ * file backend from its log. It implements the lifecycle table of types.ts.
  *
  * Every process replays the same frames in the same order through these methods, so every process
  * computes the same state and the same outcome for every operation: who won a claim, whether an
@@ -8,114 +8,88 @@
  * across processes. Two rules keep the replay deterministic:
  * - Time is the log's: each frame carries its writer's clock and {@link QueueState.advance} takes
  *   the maximum seen so far, so a state change never depends on when a process happens to replay.
- * - Every order that decides an outcome (ready queue, due times, running jobs) is total and is
- *   kept by snapshots, so a process that loads a snapshot continues exactly like one that replayed.
+ * - Every order that decides an outcome (ready queue, due times, state indexes) is total and is
+ *   kept by snapshots ({@link QueueState.image}), so a process that loads a snapshot continues
+ *   exactly like one that replayed.
  *
  * MemoryStorage runs the same machine without a log: it applies each operation directly, with its
- * own clock as `now`.
+ * own clock as `now`. The operator's reads (pages, details, groups) are in queue-admin.ts.
  */
 import type {
-  AbortOutcome, ActiveState, CancelOutcome, ClaimedJob, EnqueueOutcome, JobRecord, JobState, LeaseReport, NewJob,
-  Notice, RecoveryOutcome, Settlement, StateCounts, TerminalState, UpdateTTLOutcome
+  AbortOutcome, ActionResult, AdminAction, ApplyOutcome, CancelOutcome, ClaimedJob, EnqueueOutcome, ErrorGroup, JobRecord,
+  JobState, JobTarget, LeaseReport, NewJob, Notice, QueueTotals, RecoveryOutcome, Retention, Settlement, StateCounts,
+  TerminalState, UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
-import { DecodeError, type Reader, type Writer } from './file/codec.ts'
+import {
+  ACTION_STATES, DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt,
+  newRecord, recordAttempt, type AttemptOutcome, type Rec
+} from './job-record.ts'
+import { DueHeap, StateIndex } from './state-index.ts'
 
-/** One job. Also handed to claimers as their ClaimedJob (they read it before any later change). */
-export interface Rec extends ClaimedJob {
-  readonly id: string
-  payload: Buffer
-  readonly createdAt: number
-  readonly resultTTL: number
-  state: JobState
-  attempts: number
-  maxAttempts: number
-  stalls: number
-  /** Epoch ms when a delayed/failing job becomes ready. */
-  dueAt: number
-  /** Breaks ties between equal `dueAt`s: the order the jobs were scheduled in, the same everywhere. */
-  dueSeq: number
-  /** Epoch ms when a processing job's lease expires. */
-  leaseUntil: number
-  worker: string
-  cancelRequested: boolean
-  /** Epoch ms when a terminal record disappears. */
-  expiresAt: number
-  result: Buffer | undefined
-  error: Buffer | undefined
-  /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
-  waiters: readonly number[] | undefined
+/** Failed jobs of one failure group, by stamp. */
+export interface Group {
+  readonly meta: ErrorGroup
+  readonly index: StateIndex
 }
 
-/** Delayed and failing jobs ordered by (dueAt, dueSeq): a total order, unlike a heap's layout. */
-class DueHeap {
-  readonly #items: Rec[] = []
-
-  get size (): number { return this.#items.length }
-
-  peek (): Rec | undefined { return this.#items[0] }
-
-  push (rec: Rec): void {
-    const items = this.#items
-    let i = items.length
-    items.push(rec)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!before(rec, items[parent])) break
-      items[i] = items[parent]
-      i = parent
-    }
-    items[i] = rec
-  }
-
-  pop (): Rec | undefined {
-    const items = this.#items
-    const top = items[0]
-    const last = items.pop()
-    const n = items.length
-    if (n === 0 || last === undefined) return top
-    let i = 0
-    for (;;) {
-      let child = 2 * i + 1
-      if (child >= n) break
-      if (child + 1 < n && before(items[child + 1], items[child])) child++
-      if (!before(items[child], last)) break
-      items[i] = items[child]
-      i = child
-    }
-    items[i] = last
-    return top
-  }
+/** Everything a snapshot must hold to continue a state exactly (see file/snapshot.ts). */
+export interface StateImage {
+  readonly now: number
+  readonly stamp: number
+  readonly paused: boolean
+  /** Undefined when the queue has none stored (the defaults apply). */
+  readonly retention: Retention | undefined
+  readonly totals: QueueTotals
+  readonly workers: readonly WorkerEntry[]
+  readonly groups: readonly ErrorGroup[]
+  /** Queued jobs in claim order. */
+  readonly ready: readonly Rec[]
+  /** Processing jobs by stamp. */
+  readonly processing: readonly Rec[]
+  /** Every other record: delayed, failing, completed, failed, cancelled in history (each by stamp), then result-cache-only ones. */
+  readonly rest: readonly Rec[]
 }
 
-function before (a: Rec, b: Rec): boolean {
-  return a.dueAt < b.dueAt || (a.dueAt === b.dueAt && a.dueSeq < b.dueSeq)
-}
+type Totals = { -readonly [K in keyof QueueTotals]: number }
 
-const STATES: readonly JobState[] = ['queued', 'delayed', 'processing', 'failing', 'completed', 'failed', 'cancelled']
-const STATE_CODE = new Map(STATES.map((s, i) => [s, i]))
-const TERMINAL = new Set<JobState>(['completed', 'failed', 'cancelled'])
 const EMPTY = Buffer.alloc(0)
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 const NO_RECOVERY: RecoveryOutcome = Object.freeze({ requeued: [], failed: [] })
+const NONE: readonly number[] = Object.freeze([])
 
-/** One queue's jobs, queues and notices, changed only by the log's ops (or read). */
+/** One queue's jobs, indexes, settings and notices, changed only by the log's ops (or read). */
 export class QueueState {
   readonly #jobs = new Map<string, Rec>()
   /** Ready jobs in claim order; entries whose job left `queued` are skipped lazily. */
   readonly #ready = new Deque<Rec>()
   readonly #delayed = new DueHeap()
-  /** Processing jobs in claim order (the reaper's scan order). */
-  readonly #processing = new Set<Rec>()
-  /** Terminal records by expiry (lazy: a changed `expiresAt` re-pushes). */
+  /** Terminal records by result-cache expiry (lazy: a changed `expiresAt` re-pushes). */
   readonly #expiries = new MinHeap<Rec>()
+  readonly #index: Readonly<Record<JobState, StateIndex>> = {
+    queued: new StateIndex(),
+    delayed: new StateIndex(),
+    processing: new StateIndex(),
+    failing: new StateIndex(),
+    completed: new StateIndex(),
+    failed: new StateIndex(),
+    cancelled: new StateIndex()
+  }
+
+  readonly #groups = new Map<string, Group>()
+  readonly #workers = new Map<string, WorkerEntry>()
+  readonly #totals: Totals = { enqueued: 0, completed: 0, failed: 0, retried: 0, stalled: 0, cancelled: 0 }
+  #retention: Retention = DEFAULT_RETENTION
+  /** The queue has its own retention (else the defaults apply, and snapshots say so). */
+  #retentionSet = false
+  #paused = false
   /** Notices the applied operations produced, oldest first, for the owner to take and deliver. */
   readonly notices = new Deque<Notice>()
   /** The log's clock: the latest frame time applied. */
   #now = 0
-  /** Last `dueSeq` handed out. */
-  #seq = 0
+  /** The last stamp handed out. */
+  #stamp = 0
   /** This instance's token: `done` notices of jobs it waits for are collected. */
   readonly #self: number
   /** The waiters of a job only this instance waits for: one list for all of them (no array per job). */
@@ -127,19 +101,44 @@ export class QueueState {
   }
 
   /** Records held, expired ones not yet dropped included. */
-  get size (): number {
-    return this.#jobs.size
+  get size (): number { return this.#jobs.size }
+
+  get paused (): boolean { return this.#paused }
+
+  get retention (): Retention { return this.#retention }
+
+  get totals (): QueueTotals { return { ...this.#totals } }
+
+  /** The last stamp handed out. */
+  get lastStamp (): number { return this.#stamp }
+
+  /** True when the queue holds nothing at all: no record, worker, setting or total. */
+  get empty (): boolean {
+    if (this.#jobs.size > 0 || this.#workers.size > 0 || this.#paused || this.#retentionSet) return false
+    for (const n of Object.values(this.#totals)) if (n > 0) return false
+    return true
   }
 
-  /** Moves the log clock to a frame's time (never backwards) and drops records expired by then. */
+  /** The index of a state (read only: for the operator's reads). */
+  index (state: JobState): StateIndex { return this.#index[state] }
+
+  group (key: string): Group | undefined { return this.#groups.get(key) }
+
+  groups (): IterableIterator<Group> { return this.#groups.values() }
+
+  /** The raw record of `id`, whatever its lifetimes. */
+  record (id: string): Rec | undefined { return this.#jobs.get(id) }
+
+  /** Moves the log clock to a frame's time (never backwards); drops records expired by then and trims history past its age. */
   advance (time: number): number {
     if (time > this.#now) this.#now = time
     const now = this.#now
     const expiries = this.#expiries
     while (expiries.peekKey() <= now) {
       const rec = expiries.pop() as Rec
-      if (rec.expiresAt <= now && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+      if (rec.expiresAt <= now && rec.stamp < 0 && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
     }
+    for (const state of TERMINAL_STATES) this.#trimAge(state, now)
     return now
   }
 
@@ -149,37 +148,28 @@ export class QueueState {
     const outcomes: EnqueueOutcome[] = new Array(jobs.length)
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]
-      const existing = this.#live(job.id, now)
+      const existing = this.#jobs.get(job.id)
       if (existing !== undefined) {
-        // A second waiter on an active job: it gets the done notice too.
-        if (job.notify === true && !TERMINAL.has(existing.state)) addWaiter(existing, token)
-        outcomes[i] = existingOutcome(existing)
-        continue
+        if (existing.expiresAt > now) {
+          // A second waiter on an active job: it gets the done notice too.
+          if (job.notify === true && !isTerminal(existing.state)) addWaiter(existing, token)
+          outcomes[i] = existingOutcome(existing)
+          continue
+        }
+        // Its result TTL passed: a new job; the previous run's history goes.
+        this.#forget(existing)
       }
-      const rec: Rec = {
-        id: job.id,
-        payload: job.payload,
-        createdAt: now,
-        maxAttempts: job.maxAttempts,
-        resultTTL: job.resultTTL,
-        state: 'queued',
-        attempts: 0,
-        stalls: 0,
-        dueAt: 0,
-        dueSeq: 0,
-        leaseUntil: 0,
-        worker: '',
-        cancelRequested: false,
-        expiresAt: Infinity,
-        result: undefined,
-        error: undefined,
-        waiters: job.notify === true ? (token === this.#self ? this.#selfOnly : [token]) : undefined
-      }
+      const rec = newRecord(job.id, now, job.resultTTL, job.maxAttempts)
+      rec.payload = job.payload
+      rec.delay = job.delay
+      rec.runTimeout = job.runTimeout ?? 0
+      if (job.notify === true) rec.waiters = token === this.#self ? this.#selfOnly : [token]
       this.#jobs.set(job.id, rec)
+      this.#totals.enqueued++
       if (job.delay > 0) {
-        rec.state = 'delayed'
-        this.#schedule(rec, now + job.delay)
+        this.#schedule(rec, 'delayed', now + job.delay, now)
       } else {
+        this.#move(rec, 'queued', now)
         this.#ready.push(rec)
       }
       outcomes[i] = QUEUED
@@ -188,24 +178,30 @@ export class QueueState {
   }
 
   claim (now: number, worker: string, max: number, leaseMs: number): ClaimedJob[] {
-    this.#promote(now)
     const jobs: ClaimedJob[] = []
+    if (this.#paused) return jobs
+    this.#promote(now)
     const ready = this.#ready
     while (jobs.length < max && ready.size > 0) {
       const rec = ready.shift() as Rec
-      if (!this.#isReady(rec)) continue
-      rec.state = 'processing'
+      if (rec.state !== 'queued') continue
       rec.attempts++
       rec.worker = worker
       rec.leaseUntil = now + leaseMs
-      this.#processing.add(rec)
+      rec.attemptStartedAt = now
+      this.#move(rec, 'processing', now)
       jobs.push(rec)
     }
     return jobs
   }
 
-  settle (now: number, worker: string, settlements: readonly Settlement[]): void {
-    for (let i = 0; i < settlements.length; i++) this.#apply(now, worker, settlements[i])
+  /** Applies settlements; returns the indexes of those refused by fencing. */
+  settle (now: number, worker: string, settlements: readonly Settlement[]): readonly number[] {
+    let refused: number[] | undefined
+    for (let i = 0; i < settlements.length; i++) {
+      if (!this.#apply(now, worker, settlements[i])) (refused ??= []).push(i)
+    }
+    return refused ?? NONE
   }
 
   extend (now: number, worker: string, ids: readonly string[], leaseMs: number): LeaseReport {
@@ -225,55 +221,55 @@ export class QueueState {
   }
 
   cancel (now: number, id: string): CancelOutcome {
-    const rec = this.#live(id, now)
+    const rec = this.peek(id, now)
     if (rec === undefined) return 'not_found'
-    if (TERMINAL.has(rec.state)) return 'completed'
+    if (isTerminal(rec.state)) return 'completed'
     if (rec.state === 'processing') return 'processing'
-    this.#jobs.delete(id)
-    // Marked so the lazy queue and heap entries are skipped even if the id is enqueued again.
-    rec.state = 'cancelled'
-    this.#done(rec, 'cancelled', undefined, undefined)
+    // In history, but no result cache: getStatus answers null and the id is free at once.
+    this.#finish(rec, 'cancelled', '', undefined, undefined, 0, now)
     return 'cancelled'
   }
 
   abort (now: number, id: string, ttl: number): AbortOutcome {
-    const rec = this.#live(id, now)
+    const rec = this.peek(id, now)
     if (rec === undefined) return 'not_found'
-    if (TERMINAL.has(rec.state)) return 'completed'
+    if (isTerminal(rec.state)) return 'completed'
     if (rec.state === 'processing') {
-      rec.cancelRequested = true
-      this.notices.push({ type: 'abort', id })
+      this.#requestCancel(rec)
       return 'aborting'
     }
-    this.#terminate(rec, 'cancelled', undefined, undefined, ttl, now)
+    this.#finish(rec, 'cancelled', '', undefined, undefined, ttl, now)
     return 'cancelled'
   }
 
   updateTTL (now: number, id: string, ttl: number): UpdateTTLOutcome {
-    const rec = this.#live(id, now)
+    const rec = this.peek(id, now)
     if (rec === undefined) return 'not_found'
-    if (!TERMINAL.has(rec.state)) return 'not_terminal'
+    if (!isTerminal(rec.state)) return 'not_terminal'
     rec.expiresAt = now + ttl
     this.#expiries.push(rec.expiresAt, rec)
     return 'updated'
   }
 
-  recover (now: number, maxStalls: number, error: Buffer): RecoveryOutcome {
+  recover (now: number, maxStalls: number, error: Buffer, group?: ErrorGroup): RecoveryOutcome {
     if (!this.hasExpiredLease(now)) return NO_RECOVERY
+    const expired: Rec[] = []
+    for (const rec of this.#index.processing) if (rec.leaseUntil <= now) expired.push(rec)
+    expired.sort((a, b) => a.leaseUntil - b.leaseUntil || compareIds(a.id, b.id))
     const requeued: string[] = []
     const failed: string[] = []
-    for (const rec of this.#processing) {
-      if (rec.leaseUntil > now) continue
+    for (const rec of expired) {
       rec.stalls++
+      this.#totals.stalled++
       if (rec.cancelRequested) {
-        this.#terminate(rec, 'cancelled', undefined, undefined, rec.resultTTL, now)
+        this.#finish(rec, 'cancelled', 'stalled', undefined, undefined, rec.resultTTL, now)
       } else if (rec.attempts >= rec.maxAttempts || rec.stalls > maxStalls) {
-        this.#terminate(rec, 'failed', undefined, error, rec.resultTTL, now)
+        this.#finish(rec, 'failed', 'stalled', undefined, error, rec.resultTTL, now, group)
         failed.push(rec.id)
       } else {
-        this.#processing.delete(rec)
-        rec.state = 'queued'
-        rec.worker = ''
+        recordAttempt(rec, now, 'stalled', undefined)
+        rec.readyAt = now
+        this.#move(rec, 'queued', now)
         this.#ready.push(rec)
         requeued.push(rec.id)
       }
@@ -281,12 +277,85 @@ export class QueueState {
     return { requeued, failed }
   }
 
+  // ---- operator operations ----
+
+  setPaused (paused: boolean): void {
+    this.#paused = paused
+  }
+
+  setRetention (now: number, retention: Retention): void {
+    // What the old rules pushed out stays out: reads hid it already, a longer age must not bring it back.
+    for (const state of TERMINAL_STATES) this.#trimAge(state, now)
+    this.#retention = retention
+    this.#retentionSet = true
+    for (const state of TERMINAL_STATES) {
+      this.#trimCount(state, now)
+      this.#trimAge(state, now)
+    }
+  }
+
+  /** Registers or refreshes a worker until now + ttl; ttl <= 0 removes it. */
+  heartbeat (now: number, info: WorkerInfo, ttl: number): void {
+    if (ttl <= 0) {
+      this.#workers.delete(info.id)
+      return
+    }
+    for (const [id, w] of this.#workers) if (w.expiresAt <= now) this.#workers.delete(id)
+    const { id, host, pid, concurrency, running, startedAt } = info
+    this.#workers.set(id, { id, host, pid, concurrency, running, startedAt, lastSeen: now, expiresAt: now + ttl })
+  }
+
+  /** Live workers at `now`, by id. */
+  workers (now: number): WorkerEntry[] {
+    const live: WorkerEntry[] = []
+    for (const w of this.#workers.values()) if (w.expiresAt > now) live.push(w)
+    return live.sort((a, b) => compareIds(a.id, b.id))
+  }
+
+  /** One chunk of an operator action (see AdminStorage.apply). */
+  apply (now: number, action: AdminAction, target: JobTarget, limit: number, dryRun: boolean): ApplyOutcome {
+    const until = 'ids' in target ? this.#stamp : target.until ?? this.#stamp
+    if ('ids' in target) {
+      const results: ActionResult[] = []
+      let matched = 0
+      for (const id of target.ids) {
+        const rec = this.#jobs.get(id)
+        if (rec === undefined || (isTerminal(rec.state) && !this.inHistory(rec, now) && rec.expiresAt <= now)) {
+          results.push('not_found')
+        } else if (!this.#applies(action, rec, now)) {
+          results.push('skipped')
+        } else {
+          matched++
+          results.push(dryRun ? wouldBe(action, rec) : this.#act(action, rec, now))
+        }
+      }
+      return { matched, changed: dryRun ? 0 : matched, results, next: null, until }
+    }
+    const index = target.group === undefined ? this.#index[target.state] : this.#groups.get(target.group)?.index
+    if (index === undefined) return { matched: 0, changed: 0, next: null, until }
+    const lo = isTerminal(target.state) ? ageFloor(this.retention[target.state], now) : -Infinity
+    const hi = target.before === undefined ? until : Math.min(until, target.before * 1000 - 1)
+    if (dryRun) {
+      const from = target.after === undefined ? lo : Math.max(lo, target.after + 1)
+      return { matched: index.count(from, hi), changed: 0, next: null, until }
+    }
+    const { recs, more } = index.range(lo, hi, 'asc', target.after, limit)
+    const next = more ? recs[recs.length - 1].stamp : null
+    for (const rec of recs) this.#act(action, rec, now)
+    return { matched: recs.length, changed: recs.length, next, until }
+  }
+
   // ---- reads (a process's current view; `now` is its own clock; they change no outcome) ----
 
-  /** The live record of `id` at `now`, without dropping anything. */
+  /** The record of `id` whose result cache is live (active, or terminal within its result TTL) at `now`. */
   peek (id: string, now: number): Rec | undefined {
     const rec = this.#jobs.get(id)
     return rec !== undefined && rec.expiresAt > now ? rec : undefined
+  }
+
+  /** True when a terminal record is in the history of its state at `now`. */
+  inHistory (rec: Rec, now: number): boolean {
+    return rec.stamp >= 0 && rec.stamp >= ageFloor(this.#retention[rec.state as TerminalState], now)
   }
 
   status (id: string, now: number): JobRecord | null {
@@ -304,17 +373,25 @@ export class QueueState {
   }
 
   counts (now: number): StateCounts {
-    const counts: StateCounts = { queued: 0, delayed: 0, processing: 0, failing: 0, completed: 0, failed: 0, cancelled: 0 }
-    for (const rec of this.#jobs.values()) if (rec.expiresAt > now) counts[rec.state]++
-    return counts
+    const i = this.#index
+    return {
+      queued: i.queued.live,
+      delayed: i.delayed.live,
+      processing: i.processing.live,
+      failing: i.failing.live,
+      completed: this.#historyCount('completed', now),
+      failed: this.#historyCount('failed', now),
+      cancelled: this.#historyCount('cancelled', now)
+    }
   }
 
   /** True when a claim at `now` would get a job. Drops stale queue entries it passes (they never come back). */
   claimable (now: number): boolean {
+    if (this.#paused) return false
     const ready = this.#ready
     while (ready.size > 0) {
       const rec = ready.shift() as Rec
-      if (this.#isReady(rec)) {
+      if (rec.state === 'queued') {
         ready.unshift(rec)
         return true
       }
@@ -322,267 +399,312 @@ export class QueueState {
     return this.nextDue() <= now
   }
 
-  /** The earliest due time of a delayed or failing job, or Infinity. */
+  /** The earliest due time of a delayed or failing job, or Infinity (also while paused: nothing is claimed). */
   nextDue (): number {
+    if (this.#paused) return Infinity
     let rec: Rec | undefined
-    while ((rec = this.#delayed.peek()) !== undefined && !this.#isDelayed(rec)) this.#delayed.pop()
+    while ((rec = this.#delayed.peek()) !== undefined && !isWaiting(rec)) this.#delayed.pop()
     return rec === undefined ? Infinity : rec.dueAt
   }
 
   hasExpiredLease (now: number): boolean {
-    for (const rec of this.#processing) if (rec.leaseUntil <= now) return true
+    for (const rec of this.#index.processing) if (rec.leaseUntil <= now) return true
     return false
   }
 
   // ---- snapshots ----
 
-  /**
-   * Writes the state so that {@link QueueState.decode} continues it exactly: the ready jobs in claim
-   * order, then the processing jobs in claim order, then every other live record. The orders are
-   * the records' own order, so no index is needed.
-   */
-  encode (w: Writer): void {
-    const now = this.#now
-    w.f64(now)
-    w.f64(this.#seq)
-    let at = countAt(w)
-    let n = 0
+  /** What a snapshot holds: the live records in the orders that decide outcomes, and the settings. */
+  image (): StateImage {
+    const ready: Rec[] = []
     for (let i = 0, size = this.#ready.size; i < size; i++) {
       const rec = this.#ready.at(i) as Rec
-      // Stale entries (jobs that left `queued`) are left out.
-      if (!this.#isReady(rec)) continue
-      encodeRec(w, rec)
-      n++
+      if (rec.state === 'queued') ready.push(rec)
     }
-    w.buf.writeUInt32LE(n, at)
-    w.u32(this.#processing.size)
-    for (const rec of this.#processing) encodeRec(w, rec)
-    at = countAt(w)
-    n = 0
-    for (const rec of this.#jobs.values()) {
-      if (rec.state === 'queued' || rec.state === 'processing' || rec.expiresAt <= now) continue
-      encodeRec(w, rec)
-      n++
+    const rest: Rec[] = []
+    for (const state of ['delayed', 'failing', ...TERMINAL_STATES] as const) for (const rec of this.#index[state]) rest.push(rec)
+    const now = this.#now
+    for (const rec of this.#jobs.values()) if (isTerminal(rec.state) && rec.stamp < 0 && rec.expiresAt > now) rest.push(rec)
+    return {
+      now,
+      stamp: this.#stamp,
+      paused: this.#paused,
+      retention: this.#retentionSet ? this.#retention : undefined,
+      totals: this.totals,
+      workers: [...this.#workers.values()],
+      groups: [...this.#groups.values()].map(g => g.meta),
+      ready,
+      processing: [...this.#index.processing],
+      rest
     }
-    w.buf.writeUInt32LE(n, at)
   }
 
-  static decode (r: Reader, self: number): QueueState {
+  /** The state an {@link StateImage} describes (records are taken over, not copied). */
+  static restore (image: StateImage, self: number): QueueState {
     const state = new QueueState(self)
-    state.#now = r.f64()
-    state.#seq = r.f64()
-    for (let n = r.u32(); n > 0; n--) state.#ready.push(state.#add(decodeRec(r)))
-    for (let n = r.u32(); n > 0; n--) state.#processing.add(state.#add(decodeRec(r)))
-    for (let n = r.u32(); n > 0; n--) {
-      const rec = state.#add(decodeRec(r))
-      if (TERMINAL.has(rec.state)) state.#expiries.push(rec.expiresAt, rec)
-      else if (rec.state === 'delayed' || rec.state === 'failing') state.#delayed.push(rec)
+    state.#now = image.now
+    state.#stamp = image.stamp
+    state.#paused = image.paused
+    state.#retention = image.retention ?? DEFAULT_RETENTION
+    state.#retentionSet = image.retention !== undefined
+    Object.assign(state.#totals, image.totals)
+    for (const w of image.workers) state.#workers.set(w.id, w)
+    for (const meta of image.groups) state.#groups.set(meta.key, { meta, index: new StateIndex() })
+    for (const rec of image.ready) state.#ready.push(state.#add(rec))
+    for (const rec of [...image.ready].sort((a, b) => a.stamp - b.stamp)) state.#index.queued.push(rec)
+    for (const rec of image.processing) state.#index.processing.push(state.#add(rec))
+    for (const rec of image.rest) {
+      state.#add(rec)
+      if (rec.state === 'delayed' || rec.state === 'failing') state.#delayed.push(rec)
+      if (isTerminal(rec.state)) state.#expiries.push(rec.expiresAt, rec)
+      if (rec.stamp < 0) continue
+      state.#index[rec.state].push(rec)
+      if (rec.group !== '') state.#groups.get(rec.group)?.index.push(rec)
     }
     return state
   }
 
   #add (rec: Rec): Rec {
-    if (this.#jobs.has(rec.id)) throw new DecodeError(`Job ${JSON.stringify(rec.id)} twice in a snapshot`)
+    if (this.#jobs.has(rec.id)) throw new Error(`Job ${JSON.stringify(rec.id)} twice in a snapshot`)
     this.#jobs.set(rec.id, rec)
     return rec
   }
 
   // ---- internals ----
 
-  /** The record of `id` unless it expired by `now` (an expired one is dropped: same at this log position everywhere). */
-  #live (id: string, now: number): Rec | undefined {
-    const rec = this.#jobs.get(id)
-    if (rec !== undefined && rec.expiresAt <= now) {
-      this.#jobs.delete(id)
-      return undefined
+  /** The next stamp: strictly increasing, about `now` × 1000. */
+  #nextStamp (now: number): number {
+    const stamp = now * 1000
+    this.#stamp = stamp > this.#stamp ? stamp : this.#stamp + 1
+    return this.#stamp
+  }
+
+  /** Takes the job out of the index of its state (and of its failure group). */
+  #leave (rec: Rec): void {
+    if (rec.stamp < 0) return
+    this.#index[rec.state].left()
+    if (rec.group !== '') {
+      const group = this.#groups.get(rec.group)
+      if (group !== undefined) {
+        group.index.left()
+        if (group.index.live === 0) this.#groups.delete(rec.group)
+      }
+      rec.group = ''
     }
-    return rec
+    rec.stamp = -1
   }
 
-  // The state alone tells whether a queue or heap entry is still valid: a record only leaves the
-  // map terminal (expiry) or marked `cancelled` (cancel), so no map lookup is needed.
-  #isReady (rec: Rec): boolean {
-    return rec.state === 'queued'
+  /** Moves the job into `state`, at the end of its index. */
+  #move (rec: Rec, state: JobState, now: number): void {
+    this.#leave(rec)
+    rec.state = state
+    rec.stamp = this.#nextStamp(now)
+    rec.enteredAt = now
+    this.#index[state].push(rec)
   }
 
-  #isDelayed (rec: Rec): boolean {
-    return rec.state === 'delayed' || rec.state === 'failing'
-  }
-
-  #apply (now: number, worker: string, s: Settlement): void {
+  /** Returns false when fencing refuses the settlement. */
+  #apply (now: number, worker: string, s: Settlement): boolean {
     const rec = this.#jobs.get(s.id)
-    // Fencing: only the attempt and worker that hold the job may settle it.
-    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== worker) return
+    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== worker) return false
     if (rec.cancelRequested) {
-      this.#terminate(rec, 'cancelled', undefined, undefined, s.type === 'release' || s.type === 'retry' ? rec.resultTTL : s.ttl, now)
-      return
+      this.#finish(rec, 'cancelled', 'cancelled', undefined, undefined, s.type === 'release' || s.type === 'retry' ? rec.resultTTL : s.ttl, now)
+      return true
     }
     switch (s.type) {
       case 'complete':
-        this.#terminate(rec, 'completed', s.result, undefined, s.ttl, now)
+        this.#finish(rec, 'completed', 'completed', s.result, undefined, s.ttl, now)
         break
       case 'fail':
-        this.#terminate(rec, 'failed', undefined, s.error, s.ttl, now)
+        this.#finish(rec, 'failed', 'failed', undefined, s.error, s.ttl, now, s.group)
         break
       case 'cancel':
-        this.#terminate(rec, 'cancelled', undefined, undefined, s.ttl, now)
+        this.#finish(rec, 'cancelled', 'cancelled', undefined, undefined, s.ttl, now)
         break
       case 'retry':
-        this.#processing.delete(rec)
-        rec.state = 'failing'
+        recordAttempt(rec, now, 'retried', s.error)
+        this.#totals.retried++
         rec.error = s.error
-        rec.worker = ''
         if (s.delay > 0) {
-          this.#schedule(rec, now + s.delay)
+          this.#schedule(rec, 'failing', now + s.delay, now)
         } else {
-          rec.state = 'queued'
+          rec.readyAt = now
+          this.#move(rec, 'queued', now)
           this.#ready.push(rec)
         }
         break
       case 'release':
-        this.#processing.delete(rec)
-        rec.state = 'queued'
+        recordAttempt(rec, now, 'released', undefined)
         rec.attempts--
-        rec.worker = ''
+        rec.readyAt = now
+        this.#move(rec, 'queued', now)
         this.#ready.unshift(rec)
         break
     }
+    return true
   }
 
-  #schedule (rec: Rec, dueAt: number): void {
+  #schedule (rec: Rec, state: 'delayed' | 'failing', dueAt: number, now: number): void {
     rec.dueAt = dueAt
-    rec.dueSeq = ++this.#seq
+    this.#move(rec, state, now)
     this.#delayed.push(rec)
   }
 
-  /** Moves due delayed and failing jobs to the tail of the ready queue, in (dueAt, dueSeq) order. */
+  /** Moves due delayed and failing jobs to the tail of the ready queue, in (dueAt, id) order. */
   #promote (now: number): void {
     let rec: Rec | undefined
     while ((rec = this.#delayed.peek()) !== undefined && rec.dueAt <= now) {
       this.#delayed.pop()
-      if (!this.#isDelayed(rec)) continue
-      rec.state = 'queued'
+      if (!isWaiting(rec)) continue
+      rec.readyAt = rec.dueAt
+      this.#move(rec, 'queued', now)
       this.#ready.push(rec)
     }
   }
 
-  #terminate (rec: Rec, state: TerminalState, result: Buffer | undefined, error: Buffer | undefined, ttl: number, now: number): void {
-    this.#processing.delete(rec)
-    rec.state = state
-    rec.payload = EMPTY // nobody needs it any more; free it while the record waits out its TTL
+  /** Ends the job in a terminal state, in history, with its result cache for `ttl` ms. */
+  #finish (rec: Rec, state: TerminalState, outcome: AttemptOutcome | '', result: Buffer | undefined, error: Buffer | undefined, ttl: number, now: number, group?: ErrorGroup): void {
     rec.result = result
     rec.error = error ?? (state === 'failed' ? rec.error : undefined)
-    rec.worker = ''
+    rec.lastOutcome = outcome
     rec.expiresAt = now + ttl
     this.#expiries.push(rec.expiresAt, rec)
-    this.#done(rec, state, rec.result, rec.error)
+    this.#move(rec, state, now)
+    this.#totals[state]++
+    if (group !== undefined) {
+      let g = this.#groups.get(group.key)
+      if (g === undefined) {
+        g = { meta: { key: group.key, name: group.name, message: group.message, frame: group.frame }, index: new StateIndex() }
+        this.#groups.set(group.key, g)
+      }
+      rec.group = group.key
+      g.index.push(rec)
+    }
+    if (rec.waiters?.includes(this.#self) === true) this.notices.push({ type: 'done', id: rec.id, state, result: rec.result, error: rec.error })
+    // The count at once; the age as time passes (advance, setRetention): reads hide it meanwhile.
+    this.#trimCount(state, now)
   }
 
-  #done (rec: Rec, state: TerminalState, result: Buffer | undefined, error: Buffer | undefined): void {
-    if (rec.waiters?.includes(this.#self) === true) this.notices.push({ type: 'done', id: rec.id, state, result, error })
+  #requestCancel (rec: Rec): void {
+    rec.cancelRequested = true
+    this.notices.push({ type: 'abort', id: rec.id })
+  }
+
+  /** Keeps the history of `state` within its retention's count: the newest `count`. */
+  #trimCount (state: TerminalState, now: number): void {
+    const index = this.#index[state]
+    const count = this.#retention[state].count
+    while (index.live > count) this.#untrack(index.first() as Rec, now)
+  }
+
+  /** Drops the history of `state` past its retention's age. */
+  #trimAge (state: TerminalState, now: number): void {
+    const index = this.#index[state]
+    const floor = ageFloor(this.#retention[state], now)
+    let rec: Rec | undefined
+    while ((rec = index.first()) !== undefined && rec.stamp < floor) this.#untrack(rec, now)
+  }
+
+  /** A terminal job leaves history; its record stays while its result cache lives. */
+  #untrack (rec: Rec, now: number): void {
+    this.#leave(rec)
+    rec.payload = EMPTY
+    rec.history = undefined
+    if (rec.expiresAt <= now && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+  }
+
+  #historyCount (state: TerminalState, now: number): number {
+    const index = this.#index[state]
+    return index.live - index.countBelow(ageFloor(this.#retention[state], now))
+  }
+
+  /** Drops a record for good: history, result cache, the id. Lazy queue and heap entries see a dead job. */
+  #forget (rec: Rec): void {
+    this.#leave(rec)
+    if (this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+    rec.state = 'cancelled'
+  }
+
+  /**
+   * A copy of the record takes its place, the old one dies: its lazy entries in the ready queue
+   * or the due heap must never match a job that re-enters `queued` or is rescheduled (with a new
+   * due time, which a stale heap entry would carry out of order).
+   */
+  #renew (rec: Rec): Rec {
+    const fresh: Rec = { ...rec }
+    this.#leave(rec)
+    fresh.stamp = -1
+    fresh.group = ''
+    rec.state = 'cancelled'
+    this.#jobs.set(rec.id, fresh)
+    return fresh
+  }
+
+  #applies (action: AdminAction, rec: Rec, now: number): boolean {
+    // Retrying a finished job needs its payload: only a job still in history has it.
+    return ACTION_STATES[action].includes(rec.state) && (action !== 'retry' || !isTerminal(rec.state) || this.inHistory(rec, now))
+  }
+
+  #act (action: AdminAction, rec: Rec, now: number): ActionResult {
+    switch (action) {
+      case 'retry': {
+        const terminal = isTerminal(rec.state)
+        const last = terminal ? lastAttempt(rec) : undefined
+        const fresh = this.#renew(rec)
+        if (last !== undefined) {
+          fresh.history = fresh.history === undefined ? [] : fresh.history.slice()
+          fresh.history.push(last)
+        }
+        fresh.attempts = 0
+        fresh.stalls = 0
+        fresh.retries++
+        fresh.cancelRequested = false
+        fresh.result = undefined
+        fresh.error = undefined
+        fresh.expiresAt = Infinity
+        fresh.lastOutcome = ''
+        fresh.worker = ''
+        // A terminal job's waiters were told already; a failing job's still wait.
+        if (terminal) fresh.waiters = undefined
+        this.#requeue(fresh, now)
+        return 'retried'
+      }
+      case 'promote':
+        this.#requeue(this.#renew(rec), now)
+        return 'promoted'
+      case 'cancel':
+        if (rec.state === 'processing') {
+          this.#requestCancel(rec)
+          return 'aborting'
+        }
+        this.#finish(rec, 'cancelled', '', undefined, undefined, rec.resultTTL, now)
+        return 'cancelled'
+      case 'remove':
+        if (!isTerminal(rec.state) && rec.waiters?.includes(this.#self) === true) this.notices.push({ type: 'done', id: rec.id, state: 'cancelled' })
+        this.#forget(rec)
+        return 'removed'
+    }
+  }
+
+  #requeue (rec: Rec, now: number): void {
+    rec.readyAt = now
+    this.#move(rec, 'queued', now)
+    this.#ready.push(rec)
   }
 }
 
-// A snapshot record: state u8, a mask u16 of the fields that differ from a new job's, id, createdAt,
-// resultTTL, maxAttempts, then the masked fields in this order. Most records in a deep queue are
-// untouched queued jobs or settled ones, so most fields are left out: a smaller and faster snapshot.
-const M_ATTEMPTS = 1
-const M_STALLS = 2
-const M_DUE = 4
-const M_LEASE = 8
-const M_WORKER = 16
-const M_CANCEL = 32
-const M_EXPIRES = 64
-const M_PAYLOAD = 128
-const M_RESULT = 256
-const M_ERROR = 512
-const M_WAITERS = 1024
-
-function encodeRec (w: Writer, rec: Rec): void {
-  let mask = 0
-  if (rec.attempts !== 0) mask |= M_ATTEMPTS
-  if (rec.stalls !== 0) mask |= M_STALLS
-  if (rec.dueAt !== 0 || rec.dueSeq !== 0) mask |= M_DUE
-  if (rec.leaseUntil !== 0) mask |= M_LEASE
-  if (rec.worker !== '') mask |= M_WORKER
-  if (rec.cancelRequested) mask |= M_CANCEL
-  if (rec.expiresAt !== Infinity) mask |= M_EXPIRES
-  if (rec.payload.length !== 0) mask |= M_PAYLOAD
-  if (rec.result !== undefined) mask |= M_RESULT
-  if (rec.error !== undefined) mask |= M_ERROR
-  if (rec.waiters !== undefined && rec.waiters.length > 0) mask |= M_WAITERS
-  w.u8(STATE_CODE.get(rec.state) as number)
-  w.u8(mask & 0xff)
-  w.u8(mask >>> 8)
-  w.str(rec.id)
-  w.f64(rec.createdAt)
-  w.f64(rec.resultTTL)
-  w.f64(rec.maxAttempts)
-  if ((mask & M_ATTEMPTS) !== 0) w.f64(rec.attempts)
-  if ((mask & M_STALLS) !== 0) w.f64(rec.stalls)
-  if ((mask & M_DUE) !== 0) {
-    w.f64(rec.dueAt)
-    w.f64(rec.dueSeq)
-  }
-  if ((mask & M_LEASE) !== 0) w.f64(rec.leaseUntil)
-  if ((mask & M_WORKER) !== 0) w.str(rec.worker)
-  if ((mask & M_EXPIRES) !== 0) w.f64(rec.expiresAt)
-  if ((mask & M_PAYLOAD) !== 0) w.bytes(rec.payload)
-  if ((mask & M_RESULT) !== 0) w.bytes(rec.result as Buffer)
-  if ((mask & M_ERROR) !== 0) w.bytes(rec.error as Buffer)
-  if ((mask & M_WAITERS) !== 0) {
-    const waiters = rec.waiters as readonly number[]
-    w.u32(waiters.length)
-    for (const token of waiters) w.f64(token)
-  }
+/** A delayed or failing job's heap entry is still valid. */
+function isWaiting (rec: Rec): boolean {
+  return rec.state === 'delayed' || rec.state === 'failing'
 }
 
-function decodeRec (r: Reader): Rec {
-  const code = r.u8()
-  if (code >= STATES.length) throw new DecodeError(`Unknown job state ${code}`)
-  const mask = r.u8() | (r.u8() << 8)
-  const rec: Rec = {
-    id: r.str(),
-    state: STATES[code],
-    createdAt: r.f64(),
-    resultTTL: r.f64(),
-    maxAttempts: r.f64(),
-    attempts: (mask & M_ATTEMPTS) !== 0 ? r.f64() : 0,
-    stalls: (mask & M_STALLS) !== 0 ? r.f64() : 0,
-    dueAt: 0,
-    dueSeq: 0,
-    leaseUntil: 0,
-    worker: '',
-    cancelRequested: (mask & M_CANCEL) !== 0,
-    expiresAt: Infinity,
-    payload: EMPTY,
-    result: undefined,
-    error: undefined,
-    waiters: undefined
+function wouldBe (action: AdminAction, rec: Rec): ActionResult {
+  switch (action) {
+    case 'retry': return 'retried'
+    case 'promote': return 'promoted'
+    case 'cancel': return rec.state === 'processing' ? 'aborting' : 'cancelled'
+    case 'remove': return 'removed'
   }
-  if ((mask & M_DUE) !== 0) {
-    rec.dueAt = r.f64()
-    rec.dueSeq = r.f64()
-  }
-  if ((mask & M_LEASE) !== 0) rec.leaseUntil = r.f64()
-  if ((mask & M_WORKER) !== 0) rec.worker = r.str()
-  if ((mask & M_EXPIRES) !== 0) rec.expiresAt = r.f64()
-  if ((mask & M_PAYLOAD) !== 0) rec.payload = r.bytes()
-  if ((mask & M_RESULT) !== 0) rec.result = r.bytes()
-  if ((mask & M_ERROR) !== 0) rec.error = r.bytes()
-  if ((mask & M_WAITERS) !== 0) {
-    const waiters: number[] = []
-    for (let k = r.u32(); k > 0; k--) waiters.push(r.f64())
-    rec.waiters = waiters
-  }
-  return rec
-}
-
-/** Reserves a u32 count to be patched once known; returns its offset. */
-function countAt (w: Writer): number {
-  const at = w.pos
-  w.u32(0)
-  return at
 }
 
 function addWaiter (rec: Rec, token: number): void {
@@ -591,12 +713,4 @@ function addWaiter (rec: Rec, token: number): void {
   else if (!rec.waiters.includes(token)) rec.waiters = [...rec.waiters, token]
 }
 
-/** What an enqueue of an id that is taken reports. */
-export function existingOutcome (rec: Rec): EnqueueOutcome {
-  switch (rec.state) {
-    case 'completed': return { status: 'completed', result: rec.result ?? Buffer.alloc(0) }
-    case 'failed': return { status: 'failed', error: rec.error ?? Buffer.alloc(0) }
-    case 'cancelled': return { status: 'cancelled' }
-    default: return { status: 'duplicate', state: rec.state as ActiveState }
-  }
-}
+export { existingOutcome }

@@ -21,6 +21,7 @@ import { FRAME_HEADER, Reader, Writer, crc32, findMagic, frameIntact, frameLengt
 import { SEAL, applyOp, decodeFrameBody, encodeFrameBody, type Op } from './ops.ts'
 import { FILE_MODE, fsyncDir, writeTmp } from './paths.ts'
 import { QueueState } from '../queue-state.ts'
+import { decodeLegacyState, decodeState, encodeState } from './snapshot.ts'
 
 /** What a {@link QueueLog} needs from its storage instance. */
 export interface LogOptions {
@@ -47,7 +48,8 @@ interface Pending {
   outcomes: unknown[]
 }
 
-const SNAP_MAGIC = 0x32535152 // 'RQS2'
+const SNAP_MAGIC = 0x33535152 // 'RQS3': format 4 (see snapshot.ts)
+const SNAP_MAGIC_3 = 0x32535152 // 'RQS2': format 3, still read
 const SEG_RE = /^seg-(\d{12})\.log$/
 const SNAP_RE = /^snap-(\d{12})\.bin$/
 /** A snapshot owed is written once a whole period of this many ms passes without a commit of this instance. */
@@ -274,7 +276,7 @@ export class QueueLog {
     const w = new Writer(Math.max(1024 * 1024, Math.ceil(this.#snapshotSize * 1.25)))
     w.pos = FRAME_HEADER
     w.f64(this.#pos)
-    this.state.encode(w)
+    encodeState(w, this.state)
     const body = w.buf.subarray(FRAME_HEADER, w.pos)
     w.buf.writeUInt32LE(SNAP_MAGIC, 0)
     w.buf.writeUInt32LE(body.length, 4)
@@ -433,7 +435,8 @@ export class QueueLog {
     const { dir } = this.#o
     try {
       const data = readWhole(join(dir, snapName(n)))
-      if (data.length < FRAME_HEADER || data.readUInt32LE(0) !== SNAP_MAGIC) return undefined
+      const magic = data.length < FRAME_HEADER ? 0 : data.readUInt32LE(0)
+      if (magic !== SNAP_MAGIC && magic !== SNAP_MAGIC_3) return undefined
       const length = data.readUInt32LE(4)
       const body = data.subarray(FRAME_HEADER)
       if (body.length !== length || crc32(body, this.#o.seed) !== data.readUInt32LE(8)) return undefined
@@ -442,7 +445,8 @@ export class QueueLog {
       // A segment shorter than the position lost its tail (power loss): frames appended there
       // next would be skipped. An older snapshot will do.
       if (offset > 0 && statSync(join(dir, segName(n))).size < offset) return undefined
-      return { state: QueueState.decode(reader, this.#o.token), offset, size: data.length }
+      const state = magic === SNAP_MAGIC ? decodeState(reader, this.#o.token) : decodeLegacyState(reader, this.#o.token)
+      return { state, offset, size: data.length }
     } catch {
       return undefined // unreadable (e.g. torn by a power loss): an older one will do
     }

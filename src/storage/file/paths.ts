@@ -6,7 +6,7 @@
  * file-name length limit. Job ids never become paths at all: they only live inside the log.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from './codec.ts'
 
@@ -14,8 +14,10 @@ import { crc32 } from './codec.ts'
 export const DIR_MODE = 0o700
 /** Files: owner read/write only. */
 export const FILE_MODE = 0o600
-/** The on-disk format this code reads and writes. */
-export const FORMAT = 3
+/** The on-disk format this code writes. */
+export const FORMAT = 4
+/** The older format this code still reads: opening such a directory upgrades its identity file. */
+const FORMAT_3 = 3
 
 const META = 'relayq-file.json'
 
@@ -32,6 +34,35 @@ export function entryName (name: string): string {
 /** The directory of queue `queue`. */
 export function queueDir (basePath: string, queue: string): string {
   return join(basePath, 'queues', entryName(queue))
+}
+
+/** The file in a queue's directory that holds the queue's name (directory names are hashes). */
+const NAME_FILE = 'queue.json'
+
+/** Creates the directory of queue `queue` if missing, with the file that names it. */
+export function createQueueDir (basePath: string, queue: string): string {
+  const dir = queueDir(basePath, queue)
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE })
+  const path = join(dir, NAME_FILE)
+  if (!existsSync(path)) {
+    // JSON keeps a lone surrogate as an escape: any name round-trips.
+    renameSync(writeTmp(dir, Buffer.from(JSON.stringify({ name: queue }) + '\n'), false), path)
+  }
+  return dir
+}
+
+/** The names of the queues under `basePath` (a directory of format 3, which names none, is left out). */
+export function queueNames (basePath: string): string[] {
+  const names: string[] = []
+  for (const entry of readdirSync(join(basePath, 'queues'))) {
+    try {
+      const { name } = JSON.parse(readFileSync(join(basePath, 'queues', entry, NAME_FILE), 'utf8')) as { name?: unknown }
+      if (typeof name === 'string' && queueDir(basePath, name) === join(basePath, 'queues', entry)) names.push(name)
+    } catch {
+      // No name file (format 3, or being created): not listed.
+    }
+  }
+  return names
 }
 
 /** The directory of lock `name`. */
@@ -102,7 +133,13 @@ export function openBase (basePath: string): number {
   } catch (err) {
     throw new Error(`${path} is not valid JSON`, { cause: err })
   }
-  if (meta.format !== FORMAT) throw new Error(`${path} has format ${String(meta.format)}; this version reads format ${FORMAT}`)
+  if (meta.format !== FORMAT && meta.format !== FORMAT_3) throw new Error(`${path} has format ${String(meta.format)}; this version reads formats ${FORMAT_3} and ${FORMAT}`)
   if (typeof meta.salt !== 'string' || !/^[0-9a-f]{32}$/.test(meta.salt)) throw new Error(`${path} has no valid salt`)
+  if (meta.format === FORMAT_3) {
+    // Format 3 logs and snapshots replay as they are; the new format number keeps a process of
+    // the older version from opening the directory once frames it cannot read may follow.
+    renameSync(writeTmp(basePath, Buffer.from(JSON.stringify({ format: FORMAT, salt: meta.salt }) + '\n'), true), path)
+    fsyncDir(basePath)
+  }
   return crc32(Buffer.from(meta.salt, 'hex'))
 }
