@@ -380,12 +380,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     this.#paused = true
+    // Not unref'd: a started consumer keeps its process alive while the storage is down (its
+    // connections may all be gone), until stop().
     this.#pauseTimer = setTimeout(() => {
       this.#pauseTimer = undefined
       this.#paused = false
       this.#pump()
     }, RETRY_PAUSE)
-    this.#pauseTimer.unref()
   }
 
   #begin (jobs: ClaimedJob[]): void {
