@@ -16,9 +16,16 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // The built package (dist/, as users run it), not the TypeScript sources: tsx's transpiled output
 // names every closure it creates (esbuild keepNames), a cost the published code does not have.
-import { Consumer, FileStorage, MemoryStorage, RedisStorage, type Storage } from 'relayq'
+// tsx would follow tsconfig.json's `paths` to src/: `npm run bench` points it at bench/tsconfig.json,
+// which has none (forked children inherit that), and this check refuses to measure anything else.
+import { Consumer, FileStorage, MemoryStorage, Queue, RedisStorage, type Storage } from 'relayq'
+
+if (!import.meta.resolve('relayq').endsWith('/dist/index.js')) {
+  throw new Error(`The bench measures the built package, but 'relayq' resolves to ${import.meta.resolve('relayq')}: run it with npm run bench (or TSX_TSCONFIG_PATH=bench/tsconfig.json)`)
+}
 import { deleteKeys } from './peers/redis-keys.ts'
 import { CompletionClock } from './completion-clock.ts'
+import { monoUs, TraceLog, traceRedisCommands, traceStorage, type TraceEvent } from './trace.ts'
 
 export const BACKEND_NAMES = ['memory', 'redis', 'file'] as const
 export type BackendName = typeof BACKEND_NAMES[number]
@@ -34,8 +41,14 @@ export interface BackendConfig {
   readonly basePath?: string
 }
 
-/** What the consumer's handler does: `noop` returns nothing, `echo` returns `payload.n`. */
-export type HandlerKind = 'noop' | 'echo'
+/**
+ * What the consumer's handler does: `noop` returns nothing, `echo` returns `payload.n`, `stamp`
+ * returns `[payload.n, µs]` with the monotonic clock ({@link monoUs}) read when the handler started.
+ */
+export type HandlerKind = 'noop' | 'echo' | 'stamp'
+
+/** How relayq is driven: `Producer` + `Consumer`, or `Queue` on both sides (as @platformatic/job-queue users write it). */
+export type Api = 'producer' | 'queue'
 
 export interface ConsumerOptions {
   readonly queue: string
@@ -43,6 +56,15 @@ export interface ConsumerOptions {
   readonly handler: HandlerKind
   /** `reached` resolves once this many jobs completed; 0: never (run until `stop`). */
   readonly target: number
+  /** relayq only: the API the consumer uses. @default 'producer' */
+  readonly api?: Api
+  /**
+   * Forked consumers: a process started for this consumer alone and ended at `stop` (a cold
+   * consumer), instead of one reused from earlier drains (warm).
+   */
+  readonly fresh?: boolean
+  /** Stamp the consumer's storage calls and Redis commands (bench/trace.ts); returned with the stats at `stop`. */
+  readonly trace?: boolean
 }
 
 export interface ConsumerStats {
@@ -54,6 +76,8 @@ export interface ConsumerStats {
   readonly cpuUs: number
   /** `in-process`: the CPU figure also includes whatever else this process did meanwhile. */
   readonly where: 'in-process' | 'child'
+  /** With `trace`: the consumer's stamps. */
+  readonly trace?: TraceEvent[]
 }
 
 export interface RunningConsumer {
@@ -93,19 +117,30 @@ export async function loadStorageFactory (config: BackendConfig): Promise<() => 
   }
 }
 
+/** What a handler of `kind` returns for a job whose payload has `n` (every library's bench handler). */
+export function handlerResult (kind: HandlerKind, n: number): unknown {
+  return kind === 'echo' ? n : kind === 'stamp' ? [n, monoUs()] : undefined
+}
+
 const HANDLERS: Record<HandlerKind, (job: { payload: { n: number } }) => Promise<unknown>> = {
   noop: async () => {},
-  echo: async job => job.payload.n
+  echo: async job => job.payload.n,
+  stamp: async job => handlerResult('stamp', job.payload.n)
 }
 
 /**
  * Runs a Consumer on `storage` in this process. Used for the memory backend and, inside
  * bench/consumer-child.ts, for the others. Timing starts right before `consumer.start()`.
  */
-export async function runConsumer (storage: Storage, options: ConsumerOptions, where: ConsumerStats['where']): Promise<RunningConsumer> {
+export async function runConsumer (given: Storage, options: ConsumerOptions, where: ConsumerStats['where']): Promise<RunningConsumer> {
+  const log = options.trace === true ? new TraceLog() : undefined
+  const storage = log === undefined ? given : traceStorage(given, log)
+  const untrace = log !== undefined && given instanceof RedisStorage ? traceRedisCommands(log) : () => {}
   // Connect first (reference-counted) so the timed start does not include opening connections.
   await storage.connect()
-  const consumer = new Consumer<{ n: number }, unknown>({ storage, name: options.queue, concurrency: options.concurrency })
+  const config = { storage, name: options.queue, concurrency: options.concurrency }
+  // A Queue also runs its reaper (leader election, stalled-job scans), as in a user's worker.
+  const consumer = options.api === 'queue' ? new Queue<{ n: number }, unknown>(config) : new Consumer<{ n: number }, unknown>(config)
   consumer.execute(HANDLERS[options.handler])
   const clock = new CompletionClock(options.target, where)
   consumer.on('completed', () => clock.completed())
@@ -119,7 +154,8 @@ export async function runConsumer (storage: Storage, options: ConsumerOptions, w
       const s = clock.stop()
       await consumer.stop()
       await storage.disconnect()
-      return s
+      untrace()
+      return log === undefined ? s : { ...s, trace: log.events }
     }
   }
 }
@@ -145,7 +181,7 @@ export async function forkConsumer<TConfig = BackendConfig> (
   config: TConfig, options: ConsumerOptions, children: Set<ChildProcess>, script = new URL('./consumer-child.ts', import.meta.url)
 ): Promise<RunningConsumer> {
   const path = fileURLToPath(script)
-  let child = idle.get(path)?.pop()
+  let child = options.fresh === true ? undefined : idle.get(path)?.pop()
   if (child === undefined) {
     child = fork(path, [], {
       execPath: process.execPath,
@@ -194,6 +230,11 @@ export async function forkConsumer<TConfig = BackendConfig> (
       const stopped = waitFor('stopped')
       send({ type: 'stop' })
       const { stats } = await stopped
+      if (options.fresh === true) {
+        // A cold consumer's process serves one drain only.
+        await endChild(child)
+        return stats
+      }
       // Back to the pool: the next drain of this script runs in the same, warm process.
       children.delete(child)
       child.off('exit', onExit)
@@ -208,16 +249,22 @@ export async function forkConsumer<TConfig = BackendConfig> (
 /** Consumer children between drains, per script. */
 const idle = new Map<string, ChildProcess[]>()
 
-/** Ends the pooled consumer children; the bench calls it once it is done. */
+/** Asks a consumer child to exit and waits until it did. */
+async function endChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  child.send({ type: 'exit' })
+  await exited
+}
+
+/**
+ * Ends the pooled consumer children. The bench calls it after each library's warm suite (the
+ * next library starts with processes of its own) and once it is done.
+ */
 export async function closeConsumerPool (): Promise<void> {
   const all = [...idle.values()].flat()
   idle.clear()
-  await Promise.all(all.map(async child => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = new Promise(resolve => child.once('exit', resolve))
-    child.send({ type: 'exit' })
-    await exited
-  }))
+  await Promise.all(all.map(endChild))
 }
 
 export interface BackendOptions {

@@ -1,32 +1,47 @@
 /**
- * relayq bench (issue 2, item 7).
+ * relayq bench.
  *
- *   npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all]
- *                    [--jobs N] [--depth N] [--json path] [--url redis://...] [--path dir] [--compare]
+ *   npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|hops|all]
+ *                    [--jobs N] [--depth N] [--compare] [--mode warm|cold|both] [--api producer|queue|both]
+ *                    [--runs N] [--rpc-after N] [--rpc-warmup N] [--rpc-seq N]
+ *                    [--calls N] [--json path] [--url redis://...] [--path dir]
  *
  * throughput runs at --jobs (20,000) and again at --depth (100,000; 0 skips it): the processing
- * rate must not fall with the number of jobs queued. Prints tables and writes JSON to
- * bench/results/<backend>-<timestamp>.json (or --json path).
+ * rate must not fall with the number of jobs queued. rpc measures `enqueueAndWait`, sequential and
+ * with 50 in flight (--rpc-warmup calls of each first, then --rpc-seq sequential calls: 10,000 on
+ * memory, 1,000 elsewhere, then 5,000 with 50 in flight); --rpc-after N runs it a second time right after a throughput phase of N jobs
+ * on the same store (whose records are still there). hops cuts --calls sequential calls into their
+ * hops (bench/hops.ts). --mode: warm (a warm-up round first, consumers reused), cold (each measured
+ * consumer in a fresh process), or both. --api: relayq through Producer/Consumer, Queue, or both.
+ * --compare also runs the peer queues (BullMQ, bee-queue, @platformatic/job-queue) in the same
+ * modes on the same store, and prints relayq's ratios against them. --runs repeats everything
+ * (interleaved) and reports medians with their range.
  *
- * --compare also runs the peer queues (BullMQ, bee-queue, @platformatic/job-queue) through the same
- * scenarios on the same store, and prints relayq's ratios against them (bench/compare.ts).
- *
- * BENCH_CHILD_PROF=<dir> makes forked consumer children write V8 CPU profiles there (--cpu-prof).
+ * Prints tables and writes JSON to bench/results/<backend>[-compare]-<timestamp>.json (or --json).
+ * BENCH_CHILD_PROF=<dir> makes forked children write V8 CPU profiles there (--cpu-prof).
  */
 import { mkdir, writeFile } from 'node:fs/promises'
-import { cpus, platform, release, totalmem, arch } from 'node:os'
+import { arch, cpus, loadavg, platform, release, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { BACKEND_NAMES, closeConsumerPool, createBackend, type BackendName } from './backends.ts'
-import { runCompare } from './compare.ts'
-import { printCompare } from './compare-report.ts'
-import { fmt, table } from './format.ts'
-import { runSuite, type SuiteResults } from './suite.ts'
-import { relayqTarget } from './target.ts'
+import { BACKEND_NAMES, closeConsumerPool, type Api, type BackendName } from './backends.ts'
+import { runMatrix } from './matrix.ts'
+import { printReport } from './report.ts'
+import { RPC_WARMUP } from './scenarios.ts'
+import type { Mode, ScenarioName } from './suite.ts'
 
-const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|all] [--jobs N] [--depth N] [--json path] [--url URL] [--path DIR] [--compare]'
-const SCENARIOS = ['throughput', 'rpc', 'all'] as const
+// PostgreSQL has a bench of its own (bench/postgres/run.ts): relayq against pg-boss, graphile-worker
+// and @platformatic/job-queue on a server it starts.
+if (process.argv.slice(2).join(' ').match(/--backend[= ]postgres\b/) !== null) {
+  await (await import('./postgres/run.ts')).main()
+  process.exit(0)
+}
+
+const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|hops|all] [--jobs N] [--depth N] ' +
+  '[--compare] [--mode warm|cold|both] [--api producer|queue|both] [--runs N] [--rpc-after N] [--rpc-warmup N] [--rpc-seq N] [--calls N] ' +
+  '[--json path] [--url URL] [--path DIR]'
+const SCENARIOS: readonly ScenarioName[] = ['throughput', 'rpc', 'hops', 'all']
 
 function fail (msg: string): never {
   console.error(msg)
@@ -40,6 +55,16 @@ function count (name: string, value: string, min: number): number {
   return n
 }
 
+function oneOf<T extends string> (name: string, value: string, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) fail(`--${name} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`)
+  return value as T
+}
+
+/** `both` → every value, else the one given. */
+function both<T extends string> (name: string, value: string, allowed: readonly T[]): T[] {
+  return value === 'both' ? [...allowed] : [oneOf(name, value, allowed)]
+}
+
 const { values: args } = (() => {
   try {
     return parseArgs({
@@ -48,10 +73,17 @@ const { values: args } = (() => {
         scenario: { type: 'string', default: 'all' },
         jobs: { type: 'string', default: '20000' },
         depth: { type: 'string', default: '100000' },
+        compare: { type: 'boolean', default: false },
+        mode: { type: 'string', default: 'warm' },
+        api: { type: 'string', default: 'producer' },
+        runs: { type: 'string', default: '1' },
+        'rpc-after': { type: 'string', default: '0' },
+        'rpc-warmup': { type: 'string', default: String(RPC_WARMUP) },
+        'rpc-seq': { type: 'string' },
+        calls: { type: 'string', default: '2000' },
         json: { type: 'string' },
         url: { type: 'string' },
         path: { type: 'string' },
-        compare: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' }
       },
       strict: true
@@ -64,19 +96,28 @@ if (args.help === true) {
   console.log(USAGE)
   process.exit(0)
 }
-const backendName = args.backend as BackendName
-if (!BACKEND_NAMES.includes(backendName)) fail(`unknown backend ${JSON.stringify(args.backend)}`)
-const scenario = args.scenario as typeof SCENARIOS[number]
-if (!SCENARIOS.includes(scenario)) fail(`unknown scenario ${JSON.stringify(args.scenario)}`)
+const backend: BackendName = oneOf('backend', args.backend, BACKEND_NAMES)
+const scenario = oneOf('scenario', args.scenario, SCENARIOS)
 const jobs = count('jobs', args.jobs, 1)
 const depth = count('depth', args.depth, 0)
 const sizes = depth > 0 && depth !== jobs ? [jobs, depth] : [jobs]
+const modes = both<Mode>('mode', args.mode, ['warm', 'cold'])
+const apis = both<Api>('api', args.api, ['producer', 'queue'])
+const runs = count('runs', args.runs, 1)
+const rpcAfter = count('rpc-after', args['rpc-after'], 0)
+const rpcWarmup = count('rpc-warmup', args['rpc-warmup'], 0)
 /**
- * Jobs of the unreported throughput warm-up round. A 2,000-job warm-up left the 20,000-job run at
- * ~230,000 jobs/s processed against ~600,000 for the same run repeated: the JIT needs about one
+ * Measured sequential calls: 1,000 take about half a second on Redis, but only ~10 ms in memory,
+ * where one GC pause or a preemption by another process would then decide the rate.
+ */
+const rpcSeq = count('rpc-seq', args['rpc-seq'] ?? (backend === 'memory' ? '10000' : '1000'), 1)
+const hopCalls = count('calls', args.calls, 1)
+/**
+ * Jobs of the unreported warm-up round of warm mode. A 2,000-job warm-up left the 20,000-job run
+ * at ~230,000 jobs/s processed against ~600,000 for the same run repeated: the JIT needs about one
  * full run before the numbers describe the steady state.
  */
-const WARMUP_JOBS = Math.min(jobs, 20_000)
+const warmupJobs = Math.min(jobs, 20_000)
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-')
 const runBase = `${stamp}-${process.pid}`
@@ -87,57 +128,40 @@ const machine = {
   platform: `${platform()} ${release()} ${arch()}`,
   totalMemGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10
 }
-
 const url = args.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const out = args.json ?? fileURLToPath(new URL(`./results/${backendName}${args.compare ? '-compare' : ''}-${stamp}.json`, import.meta.url))
-const options = { scenario, jobs, depth, warmupJobs: WARMUP_JOBS }
+const out = args.json ?? fileURLToPath(new URL(`./results/${backend}${args.compare ? '-compare' : ''}-${stamp}.json`, import.meta.url))
+const options = { scenario, sizes, warmupJobs, modes, apis, runs, rpcAfter, rpcWarmup, rpcSeq, hopCalls }
+const load = (): string => loadavg().map(l => l.toFixed(2)).join(' ')
+const loadBefore = load()
 
-async function writeJson (data: Record<string, unknown>): Promise<void> {
-  await mkdir(dirname(out), { recursive: true })
-  await writeFile(out, JSON.stringify({ backend: backendName, date: new Date().toISOString(), machine, options, ...data }, null, 2) + '\n')
-  console.log(`JSON: ${out}`)
-}
-
-if (args.compare) {
-  console.log(`relayq bench --compare: ${backendName} store${backendName === 'redis' ? ` at ${url}` : ''} (consumers ${backendName === 'memory' ? 'in-process' : 'in child processes'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
-  const runs = await runCompare({ backend: backendName, url, path: args.path, scenario, sizes, warmupJobs: WARMUP_JOBS, runBase })
-  console.log()
-  const ratios = printCompare(backendName, runs)
-  await writeJson({ compare: true, libraries: runs, ratios })
-  if (runs.some(r => r.errors.length > 0)) process.exitCode = 1 // a job or call did not complete: reported above
-} else {
-  await runRelayqOnly()
-}
+const where = backend === 'memory' ? 'consumers in-process' : 'consumers in child processes'
+console.log(`relayq bench${args.compare ? ' --compare' : ''}: ${backend} store${backend === 'redis' ? ` at ${url}` : ''} (${where}), modes ${modes.join(' + ')}, ` +
+  `${runs} run${runs > 1 ? 's' : ''}; ${machine.cores} × ${machine.cpu}, node ${machine.node}; load average ${loadBefore}`)
+const { variants, cells } = await runMatrix({
+  backend,
+  url,
+  path: args.path,
+  scenario,
+  sizes,
+  warmupJobs,
+  rpc: { warmup: rpcWarmup, sequential: rpcSeq },
+  rpcAfter,
+  hopCalls,
+  modes,
+  apis,
+  runs,
+  compare: args.compare,
+  runBase
+})
 await closeConsumerPool()
+const loadAfter = load()
+console.log()
+const { summary, ratios } = printReport(variants, cells, { modes, sizes, rpcAfter, runs })
+console.log(`Load average (1, 5, 15 min): ${loadBefore} before, ${loadAfter} after.`)
 
-/** relayq alone: the scenarios, then its tables. */
-async function runRelayqOnly (): Promise<void> {
-  /** A fresh backend per run, so one run's leftovers (terminal records, GC pressure) do not skew the next. */
-  const openRelayq = async (): Promise<ReturnType<typeof relayqTarget>> => relayqTarget(await createBackend(backendName, { url: args.url, path: args.path }))
-
-  console.log(`relayq bench: backend ${backendName} (consumer ${backendName === 'memory' ? 'in-process' : 'in a child process'}), ${machine.cores} × ${machine.cpu}, node ${machine.node}`)
-  const results: SuiteResults = await runSuite(openRelayq, runBase, { scenario, sizes, warmupJobs: WARMUP_JOBS })
-
-  console.log()
-  if (results.throughput !== undefined) {
-    console.log(table(
-      ['throughput', 'enqueue jobs/s (50 in flight)', 'bulk enqueue jobs/s (1,000/chunk)', 'processing jobs/s (c=50)', `consumer CPU µs/job${backendName === 'memory' ? ' (process)' : ''}`],
-      results.throughput.map(r => [`${fmt(r.jobs)} jobs`, fmt(r.enqueuePerSec), r.bulkEnqueuePerSec === null ? 'n/a' : fmt(r.bulkEnqueuePerSec), fmt(r.processPerSec), fmt(r.consumerCpuUsPerJob, 2)])
-    ))
-    console.log()
-  }
-  if (results.rpc !== undefined) {
-    const r = results.rpc
-    console.log(table(
-      ['rpc (enqueueAndWait)', 'calls', 'calls/s', 'p50 ms', 'p99 ms', 'max ms'],
-      [['sequential', r.sequential], ['50 in flight', r.concurrent]].map(([name, p]) => {
-        const ph = p as typeof r.sequential
-        return [name as string, fmt(ph.calls), fmt(ph.callsPerSec), fmt(ph.p50Ms, 4), fmt(ph.p99Ms, 4), fmt(ph.maxMs, 3)]
-      })
-    ))
-    console.log(`consumer CPU per call: ${fmt(r.consumerCpuUsPerCall, 2)} µs (${r.consumerWhere}${r.consumerWhere === 'in-process' ? ', producer included' : ''}; ${fmt(r.warmupCalls)} warm-up calls before)`)
-    console.log()
-  }
-
-  await writeJson({ results })
-}
+await mkdir(dirname(out), { recursive: true })
+await writeFile(out, JSON.stringify({
+  backend, compare: args.compare, date: new Date().toISOString(), machine, load: { before: loadBefore, after: loadAfter }, options, variants, summary, ratios, cells
+}, null, 2) + '\n')
+console.log(`JSON: ${out}`)
+if (cells.some(c => c.errors.length > 0)) process.exitCode = 1 // a job or call did not complete: reported above

@@ -2,6 +2,7 @@
  * The bench scenarios of issue 2. They only use the {@link BenchTarget} interface, so every backend
  * of relayq, and every peer queue of `--compare`, runs the same code.
  */
+import { serverStats } from './redis-info.ts'
 import type { BenchProducer, BenchTarget, Payload } from './target.ts'
 
 /** Jobs or calls kept in flight by the concurrent phases. */
@@ -29,6 +30,12 @@ export interface ThroughputResult {
   processMs: number
   /** Consumer CPU per job during processing, in µs (whole process for in-process consumers). */
   consumerCpuUsPerJob: number
+  /** Consumer CPU time over the processing span, in % of one core (100: one core busy all along). */
+  consumerBusyPct: number
+  /** Redis only: the server's CPU time per job over the processing span, µs (whole server). */
+  serverCpuUsPerJob?: number
+  /** Redis only: the server's CPU time over the processing span, in % of one core (Redis runs commands on one). */
+  serverBusyPct?: number
   consumerWhere: string
   /** `enqueueMany` in chunks of 1,000; null when the library has no bulk enqueue. */
   bulkEnqueuePerSec: number | null
@@ -111,47 +118,62 @@ async function enqueueBulk (enqueueMany: NonNullable<BenchProducer['enqueueMany'
   return performance.now() - t0
 }
 
-/** Runs a consumer on `queue` until `jobs` jobs completed. */
-async function drain (target: BenchTarget, queue: string, jobs: number): Promise<{ ms: number, cpuUs: number }> {
-  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'noop', target: jobs })
+/** How a scenario runs its consumers. */
+export interface PhaseOptions {
+  /** Each consumer in a process of its own, started for it (cold), rather than a reused one (warm). */
+  readonly fresh?: boolean
+  /** The Redis server the target runs on, for its CPU time while jobs are processed. */
+  readonly redisUrl?: string
+}
+
+/** Runs a consumer on `queue` until `jobs` jobs completed; with `redisUrl`, also the server's CPU time meanwhile. */
+async function drain (target: BenchTarget, queue: string, jobs: number, fresh: boolean, redisUrl?: string): Promise<{ ms: number, cpuUs: number, serverCpuUs?: number }> {
+  // Read before the consumer starts (nothing happens on the queue until it does) and right after its last job.
+  const before = redisUrl === undefined ? undefined : await serverStats(redisUrl)
+  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'noop', target: jobs, fresh })
   let stats
+  let serverCpuUs: number | undefined
   try {
     stats = await consumer.reached
+    if (before !== undefined && redisUrl !== undefined) serverCpuUs = (await serverStats(redisUrl)).cpuUs - before.cpuUs
   } finally {
     const atStop = await consumer.stop()
     if (stats === undefined) console.error(`\n${target.library}: the consumer stopped after ${atStop.completed} of ${jobs} jobs`)
   }
-  return { ms: stats.elapsedMs, cpuUs: stats.cpuUs }
+  return { ms: stats.elapsedMs, cpuUs: stats.cpuUs, serverCpuUs }
 }
 
 /**
  * throughput: `jobs` jobs enqueued with 50 in flight (enqueue jobs/s), then processed by a consumer
  * with concurrency 50 and a no-op handler (processing jobs/s, from the consumer's start to the last
- * `completed`). Then the bulk variant: the same number of jobs through `enqueueMany` in chunks of
- * 1,000 on another queue (bulk enqueue jobs/s); those are drained untimed so nothing is left behind.
- * A library without bulk enqueue skips that variant (null).
+ * `completed`). Then, unless `bulk` is false, the bulk variant: the same number of jobs through
+ * `enqueueMany` in chunks of 1,000 on another queue (bulk enqueue jobs/s); those are drained
+ * untimed so nothing is left behind. A library without bulk enqueue skips that variant (null).
  */
-export async function throughput (target: BenchTarget, runId: string, jobs: number): Promise<ThroughputResult> {
+export async function throughput (target: BenchTarget, runId: string, jobs: number, options: PhaseOptions & { bulk?: boolean } = {}): Promise<ThroughputResult> {
+  const fresh = options.fresh === true
   const queue = `tp-${runId}`
   const producer = await target.openProducer(queue, 'enqueue')
   const { enqueueMs, processed } = await orCleanup(async () => {
     const enqueueMs = await enqueueAll(producer, runId, jobs)
-    return { enqueueMs, processed: await drain(target, queue, jobs) }
+    return { enqueueMs, processed: await drain(target, queue, jobs, fresh, options.redisUrl) }
   }, () => producer.close())
   await producer.close()
 
   let bulkEnqueueMs: number | null = null
-  const bulkQueue = `tpb-${runId}`
-  const bulk = await target.openProducer(bulkQueue, 'enqueue')
-  const enqueueMany = bulk.enqueueMany
-  if (enqueueMany !== undefined) {
-    bulkEnqueueMs = await orCleanup(async () => {
-      const ms = await enqueueBulk(enqueueMany, runId, jobs)
-      await drain(target, bulkQueue, jobs)
-      return ms
-    }, () => bulk.close())
+  if (options.bulk !== false) {
+    const bulkQueue = `tpb-${runId}`
+    const bulk = await target.openProducer(bulkQueue, 'enqueue')
+    const enqueueMany = bulk.enqueueMany
+    if (enqueueMany !== undefined) {
+      bulkEnqueueMs = await orCleanup(async () => {
+        const ms = await enqueueBulk(enqueueMany, runId, jobs)
+        await drain(target, bulkQueue, jobs, fresh)
+        return ms
+      }, () => bulk.close())
+    }
+    await bulk.close()
   }
-  await bulk.close()
 
   return {
     jobs,
@@ -160,20 +182,32 @@ export async function throughput (target: BenchTarget, runId: string, jobs: numb
     processPerSec: perSec(jobs, processed.ms),
     processMs: processed.ms,
     consumerCpuUsPerJob: processed.cpuUs / jobs,
+    consumerBusyPct: processed.cpuUs / (processed.ms * 10),
+    ...(processed.serverCpuUs !== undefined && { serverCpuUsPerJob: processed.serverCpuUs / jobs, serverBusyPct: processed.serverCpuUs / (processed.ms * 10) }),
     consumerWhere: target.consumerWhere,
     bulkEnqueuePerSec: bulkEnqueueMs === null ? null : perSec(jobs, bulkEnqueueMs),
     bulkEnqueueMs
   }
 }
 
+/** Call counts of the rpc scenario. */
+export interface RpcCounts {
+  /** Sequential calls, then as many with 50 in flight, before the measured ones. @default 5,000 */
+  readonly warmup?: number
+  /** Measured sequential calls. @default 1,000 */
+  readonly sequential?: number
+  /** Measured calls with 50 in flight. @default 5,000 */
+  readonly concurrent?: number
+}
+
 /**
  * rpc: against one consumer (concurrency 50, handler returns `payload.n`): warm-up, then 1,000
  * sequential `enqueueAndWait` calls, then 5,000 calls with 50 in flight. Latency per call.
  */
-export async function rpc (target: BenchTarget, runId: string, options: { sequential?: number, concurrent?: number, warmup?: number } = {}): Promise<RpcResult> {
+export async function rpc (target: BenchTarget, runId: string, options: RpcCounts & PhaseOptions = {}): Promise<RpcResult> {
   const { sequential = 1_000, concurrent = 5_000, warmup = RPC_WARMUP } = options
   const queue = `rpc-${runId}`
-  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'echo', target: 0 })
+  const consumer = await target.startConsumer({ queue, concurrency: CONCURRENCY, handler: 'echo', target: 0, fresh: options.fresh === true })
   const producer = await orCleanup(() => target.openProducer(queue, 'rpc'), () => consumer.stop())
   let seq = 0
   const call = async (): Promise<number> => {
@@ -215,4 +249,23 @@ export async function rpc (target: BenchTarget, runId: string, options: { sequen
     consumerCpuUsPerCall: stats.cpuUs / seq,
     consumerWhere: target.consumerWhere
   }
+}
+
+/** rpc right after a throughput phase, on the same store: the phase's records are still there. */
+export interface RpcAfterResult extends RpcResult {
+  /** Jobs of the throughput phase run before (enqueued, processed, their records kept). */
+  afterJobs: number
+  /** Its processing rate, jobs/s (for the record: the phase is not reported as throughput). */
+  afterProcessPerSec: number
+}
+
+/**
+ * rpc after throughput: `jobs` jobs enqueued and processed (no bulk variant), then the rpc
+ * scenario on the same target while the store still holds every record the phase left (terminal
+ * records waiting out their TTL: on Redis, a key each with an expiry).
+ */
+export async function rpcAfterThroughput (target: BenchTarget, runId: string, jobs: number, options: RpcCounts & PhaseOptions = {}): Promise<RpcAfterResult> {
+  const before = await throughput(target, `${runId}-fill`, jobs, { ...options, bulk: false })
+  const result = await rpc(target, runId, options)
+  return { ...result, afterJobs: jobs, afterProcessPerSec: before.processPerSec }
 }

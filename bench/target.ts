@@ -3,8 +3,9 @@
  * {@link Backend} becomes a target through {@link relayqTarget}; each peer in bench/peers/ provides
  * its own, so every library runs the very same scenario code.
  */
-import { Producer } from 'relayq'
-import type { Backend, ConsumerOptions, RunningConsumer } from './backends.ts'
+import { Producer, Queue } from 'relayq'
+import type { Api, Backend, ConsumerOptions, RunningConsumer } from './backends.ts'
+import { traceStorage, type TraceLog } from './trace.ts'
 
 /** The job payload of every scenario. */
 export interface Payload { n: number, s: string }
@@ -33,21 +34,27 @@ export interface BenchTarget {
   readonly library: string
   /** Where the consumer runs: in this process (memory stores) or in a forked child. */
   readonly consumerWhere: 'in-process' | 'child'
-  /** Opens a producer on `queue`. */
-  openProducer (queue: string, mode: ProducerMode): Promise<BenchProducer>
+  /** Opens a producer on `queue`; with `trace`, relayq stamps its storage calls there (peers ignore it). */
+  openProducer (queue: string, mode: ProducerMode, trace?: TraceLog): Promise<BenchProducer>
   /** Starts a consumer on `queue`; resolves once it is started and claiming (timing has begun). */
   startConsumer (options: ConsumerOptions): Promise<RunningConsumer>
   /** Releases what the target holds (child processes, temp dirs, keys it created). */
   close (): Promise<void>
 }
 
-/** relayq through the existing {@link Backend}: a {@link Producer} per queue, the backend's consumer. */
-export function relayqTarget (backend: Backend): BenchTarget {
+/**
+ * relayq through a {@link Backend}: a {@link Producer} per queue and the backend's {@link Consumer}
+ * (`api` 'producer'), or a {@link Queue} without handler as producer and one with the handler as
+ * consumer (`api` 'queue').
+ */
+export function relayqTarget (backend: Backend, api: Api = 'producer'): BenchTarget {
   return {
     library: 'relayq',
     consumerWhere: backend.consumerWhere,
-    async openProducer (queue) {
-      const producer = new Producer<Payload, unknown>({ storage: backend.createStorage(), name: queue })
+    async openProducer (queue, _mode, trace) {
+      const storage = backend.createStorage()
+      const config = { storage: trace === undefined ? storage : traceStorage(storage, trace), name: queue }
+      const producer = api === 'queue' ? new Queue<Payload, unknown>(config) : new Producer<Payload, unknown>(config)
       await producer.start()
       return {
         async enqueue (id, payload) {
@@ -63,7 +70,7 @@ export function relayqTarget (backend: Backend): BenchTarget {
         close: () => producer.stop()
       }
     },
-    startConsumer: options => backend.startConsumer(options),
+    startConsumer: options => backend.startConsumer({ ...options, api }),
     close: () => backend.close()
   }
 }

@@ -1,19 +1,22 @@
 import { hostname } from 'node:os'
-import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, safeMessage } from './errors.ts'
+import { maxValueBytes, storable, tooLarge, unavailable } from './bytes.ts'
+import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, StorageError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { failureGroup } from './failure-groups.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { encodeError, toError } from './job-error.ts'
 import { probe, type AttemptOutcome, type AttemptProbe } from './instrument.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
+import { replacement } from './refusal.ts'
+import { RunLimits, type LimitedJob } from './run-limits.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
-type AbortKind = 'cancel' | 'lease' | 'shutdown'
+type AbortKind = 'cancel' | 'lease' | 'shutdown' | 'timeout'
 
 /** The job object handed to the handler; the AbortController is made only if `signal` is read. */
-class RunningJob<TPayload> implements Job<TPayload> {
+class RunningJob<TPayload> implements Job<TPayload>, LimitedJob {
   readonly id: string
   readonly payload: TPayload
   readonly attempts: number
@@ -23,19 +26,26 @@ class RunningJob<TPayload> implements Job<TPayload> {
   aborted: AbortKind | undefined
   /** Set once the job's settlement is decided; later handler outcomes are ignored. */
   done = false
-  /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
+  /** Epoch ms when the handler started. */
   readonly startedAt: number
   /** When metrics or tracing are on (see instrument.ts): the probe's start mark (else 0), and its probe. */
   begun = 0
   probe: AttemptProbe | undefined = undefined
+  readonly deadline: number
+  readonly ownLimit: boolean
+  limitTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
-  constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
+  /** @param limit the consumer's `visibilityTimeout`: the run-time limit unless the job has its own. */
+  constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number, limit: number) {
     this.id = claimed.id
     this.payload = payload
     this.attempts = claimed.attempts
     this.maxAttempts = claimed.maxAttempts
     this.claimed = claimed
     this.startedAt = startedAt
+    const own = claimed.runTimeout ?? 0
+    this.ownLimit = own > 0
+    this.deadline = startedAt + (own > 0 ? own : limit)
   }
 
   get signal (): AbortSignal {
@@ -62,6 +72,7 @@ const OUTCOMES: Readonly<Record<string, AttemptOutcome>> = { completed: 'complet
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
+const OVERRUN = 'The job ran past its run-time limit (visibilityTimeout): its signal is aborted, its slot freed and its lease left to expire, so the reaper recovers it as stalled; its outcome is discarded'
 /** Pause after a failed storage call before the loop tries again, in ms. */
 const RETRY_PAUSE = 1000
 /** Settle-and-claim calls a consumer keeps in flight. */
@@ -84,6 +95,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #config: ResolvedConfig<TPayload, TResult>
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #running = new Map<string, RunningJob<TPayload>>()
+  readonly #limits = new RunLimits<RunningJob<TPayload>>(this.#running, job => this.#overrun(job))
+  /** Settlements that replace one the storage refused (see `#isolate`). */
+  readonly #replaced = new WeakSet<Settlement>()
   readonly #logger: Logger
   readonly #lifecycle: Lifecycle
   #handler: AsyncJobHandler<TPayload, TResult> | undefined
@@ -115,12 +129,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     // A Queue passes its own configuration: the Queue's option names apply.
     this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Consumer' : 'Queue')
     this.#events = events ?? this
-    const { workerId, concurrency } = this.#config
+    const { workerId, concurrency, shutdownTimeout, stopTimeout } = this.#config
     this.#logger = componentLogger(this.#config.logger, { component: 'consumer', workerId })
     this.#lifecycle = new Lifecycle({
       name: 'consumer',
       logger: this.#logger,
       details: { concurrency },
+      stopTimeout: shutdownTimeout + stopTimeout,
       report: (err, msg) => this.#report(err, msg),
       start: defer => this.#start(defer)
     })
@@ -148,11 +163,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   async #start (defer: Defer): Promise<void> {
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
-    defer(() => storage.disconnect())
-    defer(await storage.subscribe(name, this.#onNotice, 'abort'))
+    defer(() => storage.disconnect(), 'the storage to disconnect')
+    defer(await storage.subscribe(name, this.#onNotice, 'abort'), 'the unsubscribe')
     this.#startedAt = Date.now()
     await this.#register(visibilityTimeout)
-    defer(() => this.#register(0))
+    defer(() => this.#register(0), 'leaving the worker registry')
     // Renew all leases in one call, three times per lease period so one late beat is harmless;
     // the worker-registry entry lives a lease period, so it outlives two missed beats too.
     const heartbeat = setInterval(() => {
@@ -164,7 +179,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#blockAbort = new AbortController()
     this.#empty = false
     this.#open = true
-    defer(() => this.#close())
+    defer(() => this.#close(), 'running jobs, and the settle and claim calls in flight')
     this.#pump()
   }
 
@@ -193,6 +208,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       job.abort('shutdown', new QueueClosedError(SHUTDOWN))
       this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, 'requeued')
     }
+    this.#limits.stop()
     await this.#idle()
   }
 
@@ -267,7 +283,6 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * taking turns again.
    */
   #send (max: number): void {
-    const { storage, name, workerId, visibilityTimeout } = this.#config
     let settlements = this.#settlements
     let announcements = this.#announcements
     const batch = this.#batch
@@ -280,6 +295,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#settlements = []
       this.#announcements = []
     }
+    this.#call(settlements, announcements, max)
+  }
+
+  /** One settle call: `settlements` (their events are emitted once stored) and a claim of up to `max` jobs. */
+  #call (settlements: Settlement[], announcements: Announcements, max: number): void {
+    const { storage, name, workerId, visibilityTimeout } = this.#config
     this.#settling++
     this.#reserved += max
     storage.settle(name, workerId, settlements, { max, leaseMs: visibilityTimeout }).then(settled => {
@@ -294,11 +315,45 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }, (err: Error) => {
       this.#settling--
       this.#reserved -= max
+      if (settlements.length > 0 && !unavailable(err)) {
+        this.#isolate(settlements, announcements, err)
+        this.#pump()
+        return
+      }
       // Keep the settlements: they are retried (fencing makes a repeat harmless).
       this.#settlements = settlements.concat(this.#settlements)
       this.#announcements = announcements.concat(this.#announcements)
       this.#pause(err, 'Settling jobs failed')
     })
+  }
+
+  /**
+   * The storage refused a settle call for something in it, not for being unreachable: a batch is
+   * never hostage to one element. Its halves go apart (without claims) until the settlement at
+   * fault is alone; that one is replaced by a failure the storage can store (see
+   * {@link replacement}), and the job fails with the storage's reason. A replacement refused in
+   * turn is dropped: the job's lease expires and the reaper recovers it.
+   */
+  #isolate (settlements: Settlement[], announcements: Announcements, err: Error): void {
+    if (settlements.length > 1) {
+      const half = Math.ceil(settlements.length / 2)
+      this.#call(settlements.slice(0, half), announcements.slice(0, 4 * half), 0)
+      this.#call(settlements.slice(half), announcements.slice(4 * half), 0)
+      return
+    }
+    const [settlement] = settlements
+    const id = settlement.id
+    const substitute = this.#replaced.has(settlement) ? undefined : replacement(settlement, err)
+    if (substitute === undefined) {
+      this.#report(new StorageError(`The storage refused the ${settlement.type} of job '${id}' (${safeMessage(err)}); its lease will expire and the reaper recover it`, err, { retryable: false }), 'Settling a job failed')
+      return
+    }
+    this.#logger.warn({ id, err }, `the storage refused the ${settlement.type} of a job; it fails instead`)
+    this.#replaced.add(substitute.settlement)
+    this.#settlements.push(substitute.settlement)
+    // A refused result fails the job; a refused error keeps its event (the error is only too large to store).
+    if (settlement.type === 'complete') this.#announcements.push('failed', id, new MaxRetriesError(id, settlement.attempt, substitute.error), settlement.attempt)
+    else this.#announcements.push(...announcements)
   }
 
   #block (max: number): void {
@@ -332,18 +387,20 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     this.#paused = true
+    // Not unref'd: a started consumer keeps its process alive while the storage is down (its
+    // connections may all be gone), until stop().
     this.#pauseTimer = setTimeout(() => {
       this.#pauseTimer = undefined
       this.#paused = false
       this.#pump()
     }, RETRY_PAUSE)
-    this.#pauseTimer.unref()
   }
 
   #begin (jobs: ClaimedJob[]): void {
+    // One clock read per batch: the jobs start together.
+    const now = jobs.length > 0 ? Date.now() : 0
     const observer = probe
-    let begun = 0
-    if (observer !== undefined && jobs.length > 0 && this.#open) begun = observer.claimed(this.#config.name, jobs, Date.now())
+    const begun = observer !== undefined && jobs.length > 0 && this.#open ? observer.claimed(this.#config.name, jobs, now) : 0
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
@@ -352,12 +409,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
-      this.#run(claimed, begun)
+      this.#run(claimed, now, begun)
     }
   }
 
   /** `begun`: the probe's start mark of its batch, 0 when not instrumented. */
-  #run (claimed: ClaimedJob, begun: number): void {
+  #run (claimed: ClaimedJob, now: number, begun: number): void {
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -370,12 +427,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#schedulePump()
       return
     }
-    const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
+    const job = new RunningJob<TPayload>(claimed, payload, now, this.#config.visibilityTimeout)
     if (begun !== 0) {
       job.begun = begun
       job.probe = probe?.attempt(this.#config.name, claimed, this.#config.workerId)
     }
     this.#running.set(job.id, job)
+    this.#limits.watch(job)
     let out: Promise<TResult> | TResult
     let thenable: boolean
     try {
@@ -421,15 +479,15 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #complete (job: RunningJob<TPayload>, value: TResult | undefined, ttl: number): void {
-    let result: Buffer
+    let result: Buffer | Error
     try {
-      result = this.#config.resultSerde.serialize(value as TResult)
+      result = storable(this.#config.resultSerde.serialize(value as TResult), maxValueBytes(this.#config.storage), `The result of job '${job.id}'`)
     } catch (err) {
-      const error = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
-      return
+      result = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
     }
-    this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
+    // No bytes, or too many: no retry can help.
+    if (result instanceof Error) this.#fail(job, result, ttl)
+    else this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
   }
 
   /** The attempt failed with `reason`, whatever was thrown: retry it, or fail the job. */
@@ -438,7 +496,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const error = toError(reason)
     if (job.attempts < job.maxAttempts) {
       const delay = backoffDelay(this.#config.backoff, job.attempts, error, Math.random, this.#logger)
-      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, 'failing', error)
+      this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), delay }, 'failing', error)
       return
     }
     if (this.#config.afterExecution !== undefined) {
@@ -450,7 +508,14 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
   #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: this.#encodeError(job.id, error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
+  }
+
+  /** The stored form of a job's error: its encoding, or a shorter one when larger than the storage stores. */
+  #encodeError (id: string, error: Error): Buffer {
+    const bytes = encodeError(error)
+    const max = maxValueBytes(this.#config.storage)
+    return bytes.length <= max ? bytes : encodeError(tooLarge(`The error of job '${id}' (${safeMessage(error).slice(0, 200)})`, bytes.length, max))
   }
 
   /**
@@ -514,6 +579,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
+    if (job.limitTimer !== undefined) this.#limits.forget(job)
     if (job.begun !== 0) this.#decided(job, event === undefined ? 'released' : OUTCOMES[event], value)
     this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
@@ -595,15 +661,37 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         const job = this.#running.get(id)
         if (job === undefined || job.done) continue
         // Someone else owns the job now (reaped as stalled): stop and drop our outcome.
-        job.abort('lease', new QueueClosedError(LEASE_LOST))
-        job.done = true
-        this.#running.delete(id)
-        if (job.begun !== 0) this.#decided(job, 'lost')
+        this.#drop(job, 'lease', new QueueClosedError(LEASE_LOST))
         this.#logger.warn({ id }, LEASE_LOST)
       }
-      if (this.#running.size === 0) this.#onDrained?.()
       if (lost.length > 0) this.#pump()
     }, (err: Error) => this.#report(err, 'Extending leases failed'))
+  }
+
+  /**
+   * The job ran past its run-time limit (issue 10 item 3): abort its signal, free its slot, and
+   * let its lease expire now instead of renewing it, so the reaper's next pass recovers it as
+   * stalled (retried, or failed when out of stalls or attempts). Whatever the handler does later
+   * is ignored. If the lease cannot be cut short, it expires within `visibilityTimeout` anyway.
+   */
+  #overrun (job: RunningJob<TPayload>): void {
+    if (job.done) return
+    const { storage, name, workerId, visibilityTimeout } = this.#config
+    const limit = job.deadline - job.startedAt
+    this.#drop(job, 'timeout', new TimeoutError(job.id, limit))
+    this.#logger.warn({ id: job.id, attempt: job.attempts, limit, ownLimit: job.ownLimit, visibilityTimeout }, OVERRUN)
+    storage.extendLeases(name, workerId, [job.id], 0).catch((err: Error) => this.#report(err, 'Ending the lease of a job past its run-time limit failed'))
+    this.#schedulePump()
+  }
+
+  /** Ends a running job without a settlement: its signal aborts, its slot is free, its outcome will be ignored. */
+  #drop (job: RunningJob<TPayload>, kind: AbortKind, reason: Error): void {
+    job.abort(kind, reason)
+    job.done = true
+    this.#running.delete(job.id)
+    this.#limits.forget(job)
+    if (job.begun !== 0) this.#decided(job, 'lost', reason)
+    if (this.#running.size === 0) this.#onDrained?.()
   }
 
   #report (err: Error, msg: string): void {

@@ -137,12 +137,21 @@ export class JobNotFoundError extends QueueError {
 
 /** The storage backend failed (connection lost, I/O error...); `cause` holds the original error. */
 export class StorageError extends QueueError {
-  constructor (message: string, cause?: unknown) {
+  /**
+   * True (the default) when the storage could not be reached or did not answer in time: the same
+   * call may succeed later. False when the storage answered and refused this very call (the server
+   * rejected a value, a value could not be encoded): sent again as it is, it fails again.
+   */
+  readonly retryable: boolean
+
+  constructor (message: string, cause?: unknown, options?: { retryable?: boolean }) {
     super(message, 'STORAGE_ERROR', cause === undefined ? undefined : { cause })
+    this.retryable = options?.retryable ?? true
   }
 
   override toJSON (): Record<string, unknown> {
     const json = super.toJSON()
+    json.retryable = this.retryable
     if (this.cause !== undefined) json.cause = errorSummary(this.cause)
     return json
   }

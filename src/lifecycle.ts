@@ -1,4 +1,4 @@
-import { QueueClosedError } from './errors.ts'
+import { QueueClosedError, StorageError } from './errors.ts'
 import type { Logger } from './types.ts'
 
 /**
@@ -7,8 +7,13 @@ import type { Logger } from './types.ts'
  */
 export type LifecycleState = 'idle' | 'starting' | 'started' | 'stopping' | 'stopped'
 
-/** Registers how to undo one step of a start. */
-export type Defer = (undo: () => unknown) => void
+/** Registers how to undo one step of a start; `step` names it when a stop gives up waiting for it. */
+export type Defer = (undo: () => unknown, step?: string) => void
+
+interface Undo {
+  readonly run: () => unknown
+  readonly step: string
+}
 
 /** What a component gives its {@link Lifecycle}. */
 export interface LifecycleHooks {
@@ -20,6 +25,14 @@ export interface LifecycleHooks {
   readonly report: (error: Error, msg: string) => void
   /** Logged with the `starting` line (for example the concurrency). */
   readonly details?: Record<string, unknown>
+  /**
+   * Longest a stop may take, in ms. Past it the stop resolves and the component is `stopped`; the
+   * steps still running are reported (a StorageError to `report`) and end in the background, and a
+   * later start waits for them. @default no limit
+   */
+  readonly stopTimeout?: number
+  /** Names the stop hook's work when a stop gives up waiting for it. @default 'the stop' */
+  readonly stopStep?: string
   /**
    * Brings the component up. Each step that needs undoing registers its undo with `defer`: if a
    * later step throws, the undos registered so far run at once (newest first), so a failed start
@@ -62,7 +75,9 @@ interface Request {
 export class Lifecycle {
   readonly #hooks: LifecycleHooks
   #state: LifecycleState = 'idle'
-  #undos: Array<() => unknown> = []
+  #undos: Undo[] = []
+  /** The rest of a stop that gave up waiting: the next transition waits for it. */
+  #leftover: Promise<unknown> = Promise.resolve()
   /** The last transition asked for, while it stands (a failed start is forgotten). */
   #last: Request | undefined
   /** Transitions run one after another, in the order they were asked for. */
@@ -113,7 +128,7 @@ export class Lifecycle {
   #request (op: 'start' | 'stop'): Request {
     let begin: () => void = () => {}
     const begun = new Promise<void>(resolve => { begin = resolve })
-    const done = this.#tail.then(() => {
+    const done = this.#tail.then(() => this.#leftover).then(() => {
       begin()
       return op === 'start' ? this.#start() : this.#stop()
     })
@@ -130,10 +145,10 @@ export class Lifecycle {
     const { name, logger } = this.#hooks
     this.#state = 'starting'
     logger.debug(this.#hooks.details ?? {}, `${name} starting`)
-    const undos: Array<() => unknown> = []
+    const undos: Undo[] = []
     this.#undos = undos
     try {
-      await this.#hooks.start(undo => { undos.push(undo) })
+      await this.#hooks.start((run, step = 'the stop') => { undos.push({ run, step }) })
     } catch (err) {
       this.#undos = []
       const failed = await unwind(undos)
@@ -156,6 +171,19 @@ export class Lifecycle {
     }
     const undos = this.#undos
     this.#undos = []
+    const progress = { step: this.#hooks.stopStep ?? 'the stop' }
+    const work = this.#teardown(undos, progress)
+    const failure = this.#hooks.stopTimeout === undefined ? await work : await this.#within(work, this.#hooks.stopTimeout, progress)
+    this.#state = 'stopped'
+    if (wasStarted) {
+      logger.debug({}, `${name} stopped`)
+      this.#tell(this.#hooks.stopped)
+    }
+    if (failure !== undefined) throw failure
+  }
+
+  /** The stop hook, then the undos; resolves the first failure. `progress.step` names the step running. */
+  async #teardown (undos: Undo[], progress: { step: string }): Promise<unknown> {
     let failure: unknown
     if (this.#hooks.stop !== undefined) {
       try {
@@ -166,14 +194,26 @@ export class Lifecycle {
     }
     // Without a stop hook the newest undo starts in this very tick: a consumer stops claiming
     // as the stop begins (what stopSoon() promises).
-    const undone = await unwind(undos)
-    failure ??= undone
-    this.#state = 'stopped'
-    if (wasStarted) {
-      logger.debug({}, `${name} stopped`)
-      this.#tell(this.#hooks.stopped)
-    }
-    if (failure !== undefined) throw failure
+    const undone = await unwind(undos, progress)
+    return failure ?? undone
+  }
+
+  /**
+   * What `work` resolves, or undefined once `ms` have passed: the stop then gives up waiting,
+   * reports the step it was waiting for, and leaves the rest to end in the background.
+   */
+  async #within (work: Promise<unknown>, ms: number, progress: { step: string }): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const late = new Promise<typeof GAVE_UP>(resolve => { timer = setTimeout(resolve, ms, GAVE_UP) })
+    const outcome = await Promise.race([work, late])
+    clearTimeout(timer)
+    if (outcome !== GAVE_UP) return outcome
+    const { name, report } = this.#hooks
+    report(new StorageError(`The ${name} stopped without waiting any longer for: ${progress.step} (stopTimeout: ${ms} ms); it goes on in the background`), `Stopping the ${name} gave up waiting`)
+    this.#leftover = work.then(failure => {
+      if (failure !== undefined) report(failure as Error, `A step of the ${name}'s stop failed after the stop gave up waiting`)
+    })
+    return undefined
   }
 
   /** Runs a `started`/`stopped` hook: an event listener that throws must not undo the transition. */
@@ -186,12 +226,18 @@ export class Lifecycle {
   }
 }
 
-/** Runs undos newest first, each even if one before failed; resolves the first failure, if any. */
-async function unwind (undos: Array<() => unknown>): Promise<unknown> {
+const GAVE_UP = Symbol('gave up')
+
+/**
+ * Runs undos newest first, each even if one before failed; resolves the first failure, if any.
+ * `progress.step` names the undo running.
+ */
+async function unwind (undos: Undo[], progress?: { step: string }): Promise<unknown> {
   let failure: unknown
   for (let i = undos.length - 1; i >= 0; i--) {
+    if (progress !== undefined) progress.step = undos[i].step
     try {
-      await undos[i]()
+      await undos[i].run()
     } catch (err) {
       failure ??= err
     }

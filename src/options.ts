@@ -16,6 +16,12 @@ export const DEFAULTS = Object.freeze({
   /** Seconds. */
   blockTimeout: 5,
   shutdownTimeout: 10_000,
+  /** Longest `stop()` takes beyond `shutdownTimeout` (storage calls of the teardown). */
+  stopTimeout: 5_000,
+  /** RedisStorage: longest connect, TCP and handshake included. */
+  connectTimeout: 10_000,
+  /** RedisStorage: longest wait for the answer to one command (blocking claims excepted: they wait `blockTimeout`). */
+  commandTimeout: 10_000,
   timeout: 30_000,
   maxStalls: 1,
   backoff: Object.freeze({ type: 'exponential', delay: 1000, maxDelay: 60_000, jitter: 0.5 }) as BackoffOption,
@@ -36,7 +42,7 @@ function describe (value: unknown): string {
  * The option names each component accepts: every option of @platformatic/job-queue is among them,
  * including the ones relayq checks but does not need. Any other name throws.
  */
-const PRODUCER_OPTIONS = ['storage', 'name', 'payloadSerde', 'resultSerde', 'maxRetries', 'resultTTL', 'logger'] as const
+const PRODUCER_OPTIONS = ['storage', 'name', 'payloadSerde', 'resultSerde', 'maxRetries', 'resultTTL', 'logger', 'stopTimeout'] as const
 const CONSUMER_OPTIONS = [
   ...PRODUCER_OPTIONS, 'workerId', 'concurrency', 'visibilityTimeout', 'blockTimeout', 'backoff', 'shutdownTimeout',
   'afterExecution', 'processingQueueTTL'
@@ -45,7 +51,7 @@ export const OPTION_NAMES = {
   Producer: PRODUCER_OPTIONS,
   Consumer: CONSUMER_OPTIONS,
   Queue: [...CONSUMER_OPTIONS, 'reaper', 'maxStalls', 'leaderElection', 'interval'],
-  Reaper: ['storage', 'name', 'payloadSerde', 'visibilityTimeout', 'interval', 'maxStalls', 'leaderElection', 'logger']
+  Reaper: ['storage', 'name', 'payloadSerde', 'visibilityTimeout', 'interval', 'maxStalls', 'leaderElection', 'logger', 'stopTimeout']
 } as const satisfies Record<string, readonly string[]>
 
 /** Edit distance, case-insensitive: `keyprefix` is one step from `keyPrefix`, not nine. */
@@ -224,6 +230,7 @@ export interface ResolvedConfig<TPayload, TResult> {
   /** `blockTimeout` in ms. */
   blockMs: number
   shutdownTimeout: number
+  stopTimeout: number
   maxStalls: number
   reaper: boolean
   interval: number
@@ -261,6 +268,7 @@ export function resolveConfig<TPayload, TResult> (config: Record<string, any>, c
     resultTTL: c.resultTTL === undefined ? DEFAULTS.resultTTL : checkResultTTL(c.resultTTL),
     blockMs: blockMs(c.blockTimeout),
     shutdownTimeout: optInt('shutdownTimeout', c.shutdownTimeout, DEFAULTS.shutdownTimeout, 0, MAX_TIMER_MS),
+    stopTimeout: optInt('stopTimeout', c.stopTimeout, DEFAULTS.stopTimeout, 1, MAX_TIMER_MS),
     maxStalls: optInt('maxStalls', c.maxStalls, DEFAULTS.maxStalls, 0),
     reaper: c.reaper ?? true,
     interval: optInt('interval', c.interval, Math.max(1, Math.floor(visibilityTimeout / 2)), 1, MAX_TIMER_MS),

@@ -1,3 +1,4 @@
+import { maxValueBytes, storable, unavailable } from './bytes.ts'
 import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, SerdeError, TimeoutError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle } from './lifecycle.ts'
@@ -65,14 +66,16 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Producer' : 'Queue')
     this.#events = events ?? this
     this.#logger = componentLogger(this.#config.logger, { component: 'producer' })
-    const { storage } = this.#config
+    const { storage, stopTimeout } = this.#config
     this.#lifecycle = new Lifecycle({
       name: 'producer',
       logger: this.#logger,
+      stopTimeout,
+      stopStep: 'the unsubscribe',
       report: (err, msg) => reportError(this.#events, this.#logger, err, msg),
       start: async defer => {
         await storage.connect()
-        defer(() => storage.disconnect())
+        defer(() => storage.disconnect(), 'the storage to disconnect')
       },
       stop: () => this.#close()
     })
@@ -228,16 +231,20 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     return { status: await this.#config.storage.updateResultTTL(this.#config.name, id, ttl) }
   }
 
-  /** Validates and encodes one job; throws InvalidArgumentError before anything is stored. */
+  /**
+   * Validates and encodes one job; before anything is stored, throws InvalidArgumentError (bad
+   * input, a payload larger than the storage stores) or SerdeError (a serde that returns no bytes).
+   */
   #prepare (id: unknown, payload: TPayload, opts: JobOptions, notify = false): NewJob {
     checkId('id', id)
-    let bytes: Buffer
+    let raw: unknown
     try {
-      bytes = this.#config.payloadSerde.serialize(payload)
+      raw = this.#config.payloadSerde.serialize(payload)
     } catch (err) {
       throw new InvalidArgumentError(`Cannot serialize the payload of job '${id as string}': ${safeMessage(err)}`, err)
     }
-    if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
+    const bytes = storable(raw, maxValueBytes(this.#config.storage), `The payload of job '${id as string}'`)
+    if (bytes instanceof Error) throw bytes
     const job: NewJob = { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, runTimeout: opts.runTimeout, notify }
     const observer = probe
     return observer === undefined ? job : observer.enqueue(this.#config.name, job)
@@ -333,6 +340,13 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#flush()
     }, err => {
       this.#inflight--
+      if (batch.length > 1 && !unavailable(err)) {
+        // The storage refused something in the batch: its halves go apart, so that only the job at fault fails.
+        const half = Math.ceil(batch.length / 2)
+        this.#send(batch.slice(0, half))
+        this.#send(batch.slice(half))
+        return
+      }
       if (observer !== undefined) for (const job of jobs) observer.enqueued(this.#config.name, job, undefined, err)
       for (const p of batch) {
         if (p.waiter !== undefined) this.#finish(p.job.id, p.waiter, undefined, err as Error)

@@ -37,7 +37,8 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
     // Each validates the same config in one pass; the first bad option throws here.
     this.#producer = new Producer(config, this)
     this.#consumer = new Consumer(config, this)
-    this.#logger = componentLogger(resolveConfig(config, 'Queue').logger, { component: 'queue', workerId: this.#consumer.workerId })
+    const resolved = resolveConfig(config, 'Queue')
+    this.#logger = componentLogger(resolved.logger, { component: 'queue', workerId: this.#consumer.workerId })
     if (config.reaper !== false) {
       this.#reaper = new Reaper(pickOptions(config, 'Reaper'), true)
       this.#reaper.on('stalled', id => this.emit('stalled', id))
@@ -45,9 +46,12 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
       this.#reaper.on('failed', (id, err) => this.emit('failed', id, err))
       this.#reaper.on('error', err => { if (this.listenerCount('error') > 0) this.emit('error', err) })
     }
+    const { shutdownTimeout, stopTimeout } = resolved
     this.#lifecycle = new Lifecycle({
       name: 'queue',
       logger: this.#logger,
+      stopTimeout: shutdownTimeout + stopTimeout,
+      stopStep: 'the consumer, the reaper and the producer to stop',
       report: (err, msg) => this.#report(err, msg),
       start: async () => {
         await this.#producer.start()

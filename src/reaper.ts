@@ -78,6 +78,7 @@ export class Reaper extends Emitter<ReaperEvents> {
     this.#lifecycle = new Lifecycle({
       name: 'reaper',
       logger: this.#logger,
+      stopTimeout: this.#config.stopTimeout,
       report: (err, msg) => this.#report(err, msg),
       start: defer => this.#start(defer)
     })
@@ -105,15 +106,15 @@ export class Reaper extends Emitter<ReaperEvents> {
   async #start (defer: Defer): Promise<void> {
     const { storage } = this.#config
     await storage.connect()
-    defer(() => storage.disconnect())
-    defer(() => this.#follow())
+    defer(() => storage.disconnect(), 'the storage to disconnect')
+    defer(() => this.#follow(), 'the scan in progress')
     const leadership = this.#leadership
     if (leadership === undefined) {
       this.#lead()
       return
     }
     // Registered after the scans' undo so that it runs first: no leadership change may start scans again once they stopped.
-    defer(() => leadership.stop())
+    defer(() => leadership.stop(), 'the release of the leader lock')
     await leadership.start()
   }
 

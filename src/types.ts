@@ -99,6 +99,12 @@ export interface CommonConfig<TPayload, TResult> {
   resultTTL?: number
   /** pino-style logger. @default silent */
   logger?: Logger
+  /**
+   * Longest `stop()` takes, in ms, beyond `shutdownTimeout` (which a consumer gives running jobs):
+   * storage calls of the teardown still pending then (a frozen server) are given up and reported
+   * (`error` event, logger), and `stop()` resolves. @default 5000
+   */
+  stopTimeout?: number
 }
 
 /** Options of a consumer (and of the consuming side of a Queue). */
@@ -107,7 +113,14 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   workerId?: string
   /** Jobs run at once. @default 1 */
   concurrency?: number
-  /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
+  /**
+   * The longest one attempt may run, in ms (as in @platformatic/job-queue; a job's own
+   * `visibilityTimeout` from `enqueue` overrides it): past it, `job.signal` aborts with a
+   * TimeoutError, the slot is freed and the reaper recovers the job as stalled (retried, or failed
+   * after `maxStalls` stalls or its last attempt); a later outcome of the handler is ignored. Also
+   * the lease length: the lease is renewed every third of it while the handler runs, so the jobs
+   * of a worker that died are recovered within it. @default 30000
+   */
   visibilityTimeout?: number
   /**
    * Longest wait of one blocking claim when the queue is empty, in **seconds** (fractions allowed),
@@ -134,7 +147,11 @@ export interface ReaperConfig {
   payloadSerde?: Serde<unknown>
   /** Queue namespace. @default 'default' */
   name?: string
-  /** Lease length, used to pace the scans: every `visibilityTimeout / 2` ms unless `interval` is set. @default 30000 */
+  /**
+   * The queue's run-time limit (the consumers' `visibilityTimeout`, which the consumers enforce):
+   * it paces the scans, every `visibilityTimeout / 2` ms unless `interval` is set, so that a job
+   * past its limit or with an expired lease is recovered within one interval. @default 30000
+   */
   visibilityTimeout?: number
   /** Ms between scans. @default visibilityTimeout / 2 */
   interval?: number
@@ -143,6 +160,8 @@ export interface ReaperConfig {
   /** Without it (or with `enabled: false`) the reaper scans at once and holds no lock. @default { enabled: false } */
   leaderElection?: LeaderElectionOptions
   logger?: Logger
+  /** Longest `stop()` takes, in ms: storage calls still pending then are given up and reported. @default 5000 */
+  stopTimeout?: number
 }
 
 /** Options of a Queue: producer and consumer in one. */
@@ -151,6 +170,8 @@ export interface QueueConfig<TPayload, TResult> extends ConsumerConfig<TPayload,
   reaper?: boolean
   /** Stalls a job may survive before it fails, for the embedded reaper. @default 1 */
   maxStalls?: number
+  /** Ms between the embedded reaper's scans (a job past its run-time limit is recovered within it). @default visibilityTimeout / 2 */
+  interval?: number
   /**
    * Election of the embedded reaper among the queue instances (on a lock of their own: a standalone
    * Reaper elects apart). @default { enabled: true }

@@ -10,7 +10,7 @@ import { JsonSerde, MsgpackSerde, decodeError, encodeError } from '../src/serde.
 test('the package exports exactly the public API, by name', () => {
   assert.deepEqual(Object.keys(relayq).sort(), [
     'Admin', 'Consumer', 'DEFAULTS', 'FileStorage', 'InvalidArgumentError', 'JobCancelledError', 'JobFailedError', 'JobNotFoundError',
-    'JobQueueError', 'JsonSerde', 'MaxRetriesError', 'MemoryStorage', 'MsgpackSerde', 'Producer', 'Queue', 'QueueClosedError',
+    'JobQueueError', 'JsonSerde', 'MaxRetriesError', 'MemoryStorage', 'MsgpackSerde', 'PgStorage', 'Producer', 'Queue', 'QueueClosedError',
     'QueueError', 'Reaper', 'RedisStorage', 'ResultTTLError', 'SerdeError', 'StorageError', 'TimeoutError', 'contentId',
     'createJsonSerde', 'generateId'
   ])

@@ -10,9 +10,8 @@ function members (cls: { prototype: object }): string[] {
   return Object.getOwnPropertyNames(cls.prototype).filter(name => name !== 'constructor').sort()
 }
 
-test('every export of @platformatic/job-queue exists in relayq by the same name (PgStorage aside)', () => {
-  // PgStorage is a PostgreSQL backend relayq does not offer; everything else must switch by import alone.
-  const theirs = Object.keys(peer).filter(name => name !== 'PgStorage')
+test('every export of @platformatic/job-queue exists in relayq by the same name', () => {
+  const theirs = Object.keys(peer)
   const missing = theirs.filter(name => !(name in relayq))
   assert.deepEqual(missing, [])
 })

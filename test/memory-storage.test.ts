@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
 import { MemoryStorage } from '../src/storage/memory.ts'
 import { FakeClock, job, storageContract, type StorageFactory } from './storage-contract.ts'
@@ -85,4 +86,35 @@ test('memory: a due timer runs only while a claim is parked, and disconnect clea
   await storage.disconnect()
   assert.deepEqual(await waiting, [])
   assert.equal(pending.size, 0)
+})
+
+test('memory: a claim parked after another was woken still ends when its blockMs pass', async t => {
+  // The second claim reuses the first one's record and timer (re-armed): it must wait its own blockMs.
+  const storage = new MemoryStorage()
+  await storage.connect()
+  t.after(() => storage.disconnect())
+  const first = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 50 })
+  await storage.enqueue('q', [job('a')])
+  assert.deepEqual((await first).map(j => j.id), ['a'])
+  const second = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 50 })
+  assert.deepEqual(await second, [])
+  const third = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 60_000 })
+  await storage.enqueue('q', [job('b')])
+  assert.deepEqual((await third).map(j => j.id), ['b'])
+})
+
+test('memory: claims parked one after another with one signal do not pile up abort listeners, and the abort ends the parked one', async t => {
+  const storage = new MemoryStorage()
+  await storage.connect()
+  t.after(() => storage.disconnect())
+  const controller = new AbortController()
+  for (let i = 0; i < 20; i++) {
+    const parked = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 60_000, signal: controller.signal })
+    await storage.enqueue('q', [job(`j${i}`)])
+    assert.deepEqual((await parked).map(j => j.id), [`j${i}`])
+  }
+  assert.ok(getEventListeners(controller.signal, 'abort').length <= 1)
+  const parked = storage.claim('q', 'w', { max: 1, leaseMs: 1000, blockMs: 60_000, signal: controller.signal })
+  controller.abort()
+  assert.deepEqual(await parked, [])
 })

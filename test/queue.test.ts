@@ -70,7 +70,7 @@ test('a delayed job runs once its delay has passed', async t => {
   assert.deepEqual(ranAt, [1_060_000])
 })
 
-test('leases are extended while a long handler runs, so the reaper never takes it', async t => {
+test('leases are extended while a long handler runs (within its own run-time limit), so the reaper never takes it', async t => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
   const queue = new Queue<number, string>({ storage: new MemoryStorage(), visibilityTimeout: 1000 })
   t.after(() => queue.stop())
@@ -81,7 +81,7 @@ test('leases are extended while a long handler runs, so the reaper never takes i
   const stalled: string[] = []
   queue.on('stalled', id => stalled.push(id))
   await queue.start()
-  const result = queue.enqueueAndWait('long', 1, { timeout: 600_000 })
+  const result = queue.enqueueAndWait('long', 1, { timeout: 600_000, visibilityTimeout: 600_000 })
   await started.promise
   for (let i = 0; i < 100; i++) { // 100 × 100 ms = ten lease periods
     t.mock.timers.tick(100)
@@ -92,6 +92,41 @@ test('leases are extended while a long handler runs, so the reaper never takes i
   gate.resolve()
   assert.equal(await result, 'long')
   assert.equal(runs, 1)
+})
+
+test('the run-time limit: the signal aborts at visibilityTimeout, not before; the reaper recovers the job within its interval', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const queue = new Queue<number, string>({ storage: new MemoryStorage(), visibilityTimeout: 1000, interval: 250, maxRetries: 1 })
+  t.after(() => queue.stop())
+  const signals: AbortSignal[] = []
+  const started = deferred()
+  queue.execute(async job => {
+    signals.push(job.signal)
+    started.resolve()
+    return await new Promise<string>(() => {})
+  })
+  const stalled: number[] = []
+  queue.on('stalled', () => stalled.push(Date.now()))
+  await queue.start()
+  const result = queue.enqueueAndWait('hung', 1, { timeout: 600_000 })
+  await started.promise
+  t.mock.timers.tick(999)
+  await flush()
+  assert.equal(signals[0].aborted, false)
+  assert.equal(queue.running, 1)
+  t.mock.timers.tick(1)
+  await flush()
+  assert.equal(signals[0].aborted, true)
+  assert.equal((signals[0].reason as Error).message, "Job 'hung' timed out after 1000ms")
+  assert.equal(queue.running, 0)
+  for (let i = 0; i < 5 && stalled.length === 0; i++) {
+    t.mock.timers.tick(50)
+    await flush()
+  }
+  assert.equal(stalled.length, 1)
+  assert.ok(stalled[0] <= 1_001_000 + 250, 'recovered within one reaper interval of the limit')
+  // Out of attempts (maxRetries 1): the stall fails the job.
+  await assert.rejects(result, /failed/)
 })
 
 test('the reaper recovers a job whose worker died, and fails it after maxStalls', async t => {

@@ -131,7 +131,7 @@ test('a consumer of a paused queue runs nothing until resumed, then runs what wa
   const storage = await open(defer, `t-${randomUUID()}`)
   const operator = new Admin({ storage })
   defer(() => operator.close())
-  const queue = new Queue<string, string>({ storage, name: 'held', concurrency: 2, blockTimeout: 30 })
+  const queue = new Queue<string, string>({ storage, name: 'held', concurrency: 2, blockTimeout: 1 })
   queue.on('error', err => { throw err })
   const ran: string[] = []
   const done = deferred()

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, test } from 'node:test'
 import { Cluster } from 'iovalkey'
+import { Queue, StorageError } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import { startRedisCluster } from './fixtures/redis-cluster.ts'
 import { adminTests } from './admin-suite.ts'
@@ -85,4 +86,25 @@ test('clear deletes the prefix\'s keys on every master, and queues() lists queue
   assert.deepEqual(await perMaster(), [0, 0, 0])
   assert.deepEqual(await storage.queues(), [])
   assert.equal(await storage.acquireLock('leader', 'other', 60_000), true)
+})
+
+test('a frozen cluster (every master stopped): calls reject with StorageError after commandTimeout, stop() returns; thawed, the queue works again (13.4)', { timeout: 30_000 }, async t => {
+  const keyPrefix = `t-${randomUUID()}`
+  t.after(() => deleteClusterKeys(keyPrefix))
+  const clustered = new RedisStorage({ cluster: cluster.nodes, keyPrefix, commandTimeout: 400 })
+  const queue = new Queue<number, number>({ storage: clustered, name: 'frozen', shutdownTimeout: 100, stopTimeout: 300 })
+  const errors: Error[] = []
+  queue.on('error', err => errors.push(err))
+  queue.execute(async job => job.payload)
+  await queue.start()
+  t.after(() => queue.stop())
+  assert.equal(await queue.enqueueAndWait('before', 1, { timeout: 5000 }), 1)
+  cluster.pause()
+  t.after(() => cluster.resume()) // when the test fails while frozen; resuming twice is harmless
+  await assert.rejects(queue.enqueue('during', 2), (err: unknown) => err instanceof StorageError && /commandTimeout \(400 ms\)/.test(err.message))
+  await queue.stop()
+  assert.ok(errors.some(err => /stopped without waiting any longer/.test(err.message)), errors.map(e => e.message).join('; '))
+  cluster.resume()
+  await queue.start()
+  assert.equal(await queue.enqueueAndWait('after', 3, { timeout: 10_000 }), 3)
 })

@@ -5,6 +5,7 @@
  * worker publishes each job's `succeeded` event with the handler's result.
  */
 import type BeeQueue from 'bee-queue'
+import { handlerResult } from '../backends.ts'
 import { CompletionClock } from '../completion-clock.ts'
 import { importPackage, packageVersion } from './load.ts'
 import { deleteKeys } from './redis-keys.ts'
@@ -61,6 +62,8 @@ function session (Bee: BeeQueueClass, env: PeerEnv): PeerSession {
       // Events are only needed (and only subscribed to) by rpc producers.
       const queue = new Bee<Payload>(name, { ...common, isWorker: false, getEvents: rpc, storeJobs: false, sendEvents: false })
       const results = rpc ? resultsByJobId(queue) : undefined
+      // Without a listener, a connection error would end the bench: the calls in flight fail instead.
+      queue.on('error', err => { console.error(`bee-queue producer error: ${err.message}`) })
       await queue.ready()
       return {
         async enqueue (_id, payload) {
@@ -80,7 +83,7 @@ function session (Bee: BeeQueueClass, env: PeerEnv): PeerSession {
       }
     },
     async startConsumer (options, where) {
-      const rpc = options.handler === 'echo'
+      const rpc = options.handler !== 'noop'
       // sendEvents publishes each job's outcome: only rpc waits for it.
       const queue = new Bee<Payload>(options.queue, {
         ...common, isWorker: true, getEvents: false, storeJobs: false, sendEvents: rpc, removeOnSuccess: true
@@ -91,8 +94,8 @@ function session (Bee: BeeQueueClass, env: PeerEnv): PeerSession {
       queue.on('error', err => { console.error(`bee-queue worker error: ${err.message}`) })
       await queue.ready()
       clock.start()
-      if (rpc) queue.process(options.concurrency, async job => job.data.n)
-      else queue.process(options.concurrency, async () => {})
+      const kind = options.handler
+      queue.process(options.concurrency, async job => handlerResult(kind, job.data.n))
       return {
         reached: clock.reached,
         async stop () {

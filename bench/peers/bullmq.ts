@@ -4,6 +4,7 @@
  * `queue.add` + `job.waitUntilFinished(queueEvents)` with one shared `QueueEvents`.
  */
 import type * as BullMQ from 'bullmq'
+import { handlerResult } from '../backends.ts'
 import { CompletionClock } from '../completion-clock.ts'
 import { importPackage, packageVersion } from './load.ts'
 import { deleteKeys } from './redis-keys.ts'
@@ -52,9 +53,8 @@ function session (bull: typeof BullMQ, env: PeerEnv): PeerSession {
       }
     },
     async startConsumer (options, where) {
-      const handler = options.handler === 'echo'
-        ? async (job: BullMQ.Job<{ n: number }>) => job.data.n
-        : async () => {}
+      const kind = options.handler
+      const handler = async (job: BullMQ.Job<{ n: number }>): Promise<unknown> => handlerResult(kind, job.data.n)
       const worker = new bull.Worker(options.queue, handler, { ...base, concurrency: options.concurrency, autorun: false })
       const clock = new CompletionClock(options.target, where)
       worker.on('completed', () => clock.completed())

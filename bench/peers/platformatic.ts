@@ -7,6 +7,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type * as Platformatic from '@platformatic/job-queue'
+import { handlerResult } from '../backends.ts'
 import { CompletionClock } from '../completion-clock.ts'
 import { importPackage, packageVersion } from './load.ts'
 import { deleteKeys } from './redis-keys.ts'
@@ -68,8 +69,9 @@ function session (lib: Lib, env: PeerEnv): PeerSession {
     async startConsumer (options, where) {
       const storage = storageFor(options.queue)
       const queue = new lib.Queue<{ n: number, s: string }, unknown>({ storage, concurrency: options.concurrency })
-      if (options.handler === 'echo') queue.execute(async (job: Platformatic.Job<{ n: number, s: string }>) => job.payload.n)
-      else queue.execute(async () => null) // its JSON serde cannot store `undefined`
+      const kind = options.handler
+      // Its JSON serde cannot store `undefined`: the no-op handler returns null.
+      queue.execute(async (job: Platformatic.Job<{ n: number, s: string }>) => handlerResult(kind, job.payload.n) ?? null)
       const clock = new CompletionClock(options.target, where)
       queue.on('completed', () => clock.completed())
       queue.on('failed', (id, err) => clock.failed(`@platformatic/job-queue job ${id}: ${err.message}`))

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises'
 import type { ClusterOptions, RedisOptions } from 'iovalkey'
 import { RedisStorage } from '../storage/redis.ts'
 import type { AdminStorage } from '../storage/types.ts'
+import { reason } from './connect-error.ts'
 import { ConnectError, maskUrl, type Connection, type ConnectOptions } from './connect.ts'
 
 export async function open (url: URL, options: ConnectOptions): Promise<Connection> {
@@ -60,11 +61,4 @@ async function tlsOptions (url: URL, options: ConnectOptions): Promise<RedisOpti
     }
   }
   return tls
-}
-
-/** The innermost useful message of a connection failure (the server's or the socket's). */
-export function reason (err: unknown): string {
-  let e = err as (Error & { cause?: unknown }) | undefined
-  while (e?.cause instanceof Error) e = e.cause as Error & { cause?: unknown }
-  return e?.message ?? String(err)
 }

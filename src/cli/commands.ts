@@ -230,7 +230,7 @@ export const COMMANDS: readonly Command[] = [
 
 /** Flags every command takes. */
 export const GLOBAL_FLAGS: Flags = {
-  url: { type: 'string', short: 'u', value: 'URL', help: 'the storage: redis://[user:pass@]host:port[/db], rediss://..., file:///path', default: 'redis://127.0.0.1:6379' },
+  url: { type: 'string', short: 'u', value: 'URL', help: 'the storage: redis://[user:pass@]host:port[/db], rediss://..., postgres://..., file:///path', default: 'redis://127.0.0.1:6379' },
   prefix: { type: 'string', value: 'PREFIX', help: 'key prefix of the queues (RedisStorage keyPrefix)' },
   'key-prefix': { type: 'string', value: 'PREFIX', help: 'same as --prefix' },
   cluster: { type: 'string', value: 'HOST:PORT,...', help: 'Redis Cluster seed nodes (the URL gives credentials and TLS)', parse: list },

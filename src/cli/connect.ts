@@ -37,8 +37,9 @@ export interface Backend {
 const BACKENDS: Readonly<Record<string, () => Promise<Backend>>> = {
   'redis:': () => import('./backend-redis.ts'),
   'rediss:': () => import('./backend-redis.ts'),
-  'file:': () => import('./backend-file.ts')
-  // 'postgres:' and 'postgresql:' → './backend-pg.ts' once PgStorage (branch pg, src/storage/pg/) lands.
+  'file:': () => import('./backend-file.ts'),
+  'postgres:': () => import('./backend-pg.ts'),
+  'postgresql:': () => import('./backend-pg.ts')
 }
 
 /** A failure to reach or open the storage: one line for the user, the cause kept for --verbose. */
@@ -67,9 +68,6 @@ export async function connect (raw: string, options: ConnectOptions): Promise<Co
   }
   if (url.protocol === 'memory:') {
     throw new ConnectError('--url: a MemoryStorage lives inside one process: the command line cannot reach it (use redis:// or file://)')
-  }
-  if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') {
-    throw new ConnectError('--url: PostgreSQL storage is not available in this version of relayq yet')
   }
   const load = BACKENDS[url.protocol]
   if (load === undefined) {

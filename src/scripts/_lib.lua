@@ -435,6 +435,25 @@ local function push_ready (q, id, m, payload, head)
   if head then redis.call('LPUSH', list_of(q), e) else redis.call('RPUSH', list_of(q), e) end
 end
 
+-- Puts processing job `id` (record `m`) back in line: at the tail, or at the head when it is
+-- handed back unrun (`unrun`: the attempt does not count). The attempt is recorded as ended by
+-- `outcome`, with error `err`, which also becomes the job's last error.
+local function requeue_running (q, batch, id, m, outcome, err, unrun)
+  m = end_attempt(q, id, m, outcome, err)
+  local r = rec_read(m)
+  if err then
+    r.flags = bit.bor(r.flags, F_OUTCOME)
+    r.body = err
+  end
+  if unrun then r.attempts = r.attempts - 1 end
+  r.state, r.enteredAt, r.readyAt = 'q', q.now, q.now
+  r.stamp = move(q, id, 'p', 'q')
+  m = rec_write(r)
+  batch.leased[#batch.leased + 1] = id
+  redis.call('HSET', K.jobs, id, m)
+  push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '', unrun)
+end
+
 -- Moves due delayed and failing jobs to the tail of the ready list, in (due time, id) order.
 local function promote (q)
   local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', q.now, 'WITHSCORES', 'LIMIT', 0, 1000)

@@ -8,27 +8,27 @@
 local q = queue_of(tonumber(ARGV[1]))
 local pause = ARGV[2] == '1'
 if paused(q) == pause then return 0 end
+
+-- Moves list `from` into list `to`, the jobs of `older` first: a rename, as one of the two is
+-- always empty (nothing enters `ready` while paused, nor `held` while running).
+local function hand_over (from, to, older)
+  if redis.call('EXISTS', from) == 0 then return end
+  if redis.call('EXISTS', to) == 0 then
+    redis.call('RENAME', from, to)
+  elseif older == from then
+    while redis.call('LMOVE', from, to, 'RIGHT', 'LEFT') do end
+  else
+    while redis.call('LMOVE', from, to, 'LEFT', 'RIGHT') do end
+  end
+end
+
 if pause then
   redis.call('HSET', K.meta, 'paused', '1')
-  if redis.call('EXISTS', K.ready) == 1 then
-    -- While running, `held` is empty: a plain rename.
-    if redis.call('EXISTS', K.held) == 0 then
-      redis.call('RENAME', K.ready, K.held)
-    else
-      while redis.call('LMOVE', K.ready, K.held, 'LEFT', 'RIGHT') do end
-    end
-  end
+  hand_over(K.ready, K.held, K.held)
   return 1
 end
 redis.call('HDEL', K.meta, 'paused')
-if redis.call('EXISTS', K.held) == 1 then
-  if redis.call('EXISTS', K.ready) == 0 then
-    redis.call('RENAME', K.held, K.ready)
-  else
-    -- Never the case (nothing enters `ready` while paused); held jobs would go first.
-    while redis.call('LMOVE', K.held, K.ready, 'RIGHT', 'LEFT') do end
-  end
-end
+hand_over(K.held, K.ready, K.held)
 local head = due_head()
 if head ~= math.huge then redis.call('PUBLISH', ARGV[3], 'W' .. num(head)) end
 return 1

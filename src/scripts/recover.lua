@@ -33,16 +33,7 @@ if #expired > 0 then
         finish(q, batch, id, m, 'e', 's', err, ttl_of(m), g, info)
         failed[#failed + 1] = id
       else
-        m = end_attempt(q, id, m, 's')
-        local r = rec_read(m)
-        r.state = 'q'
-        r.enteredAt = now
-        r.readyAt = now
-        r.stamp = move(q, id, 'p', 'q')
-        m = rec_write(r)
-        batch.leased[#batch.leased + 1] = id
-        redis.call('HSET', K.jobs, id, m)
-        push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '')
+        requeue_running(q, batch, id, m, 's')
         requeued[#requeued + 1] = id
       end
     end

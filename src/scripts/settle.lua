@@ -56,14 +56,14 @@ if n > 0 then
         local g, info = parse_group(string.sub(s, S_SIZE + 1, S_SIZE + gl))
         finish(q, batch, id, m, 'e', 'e', body, num_, g, info)
       elseif typ == 'r' then
-        m = end_attempt(q, id, m, 'r', body)
         count(q, 'retried', 1)
-        batch.leased[#batch.leased + 1] = id
-        local r = rec_read(m)
-        r.flags = bit.bor(r.flags, F_OUTCOME)
-        r.body = body
-        r.enteredAt = now
         if num_ > 0 then
+          m = end_attempt(q, id, m, 'r', body)
+          batch.leased[#batch.leased + 1] = id
+          local r = rec_read(m)
+          r.flags = bit.bor(r.flags, F_OUTCOME)
+          r.body = body
+          r.enteredAt = now
           local due = now + num_
           if not head then head = due_head() end
           if due < head then
@@ -75,26 +75,11 @@ if n > 0 then
           redis.call('HSET', K.jobs, id, rec_write(r))
           redis.call('ZADD', K.due, due, id)
         else
-          r.state = 'q'
-          r.readyAt = now
-          r.stamp = move(q, id, 'p', 'q')
-          m = rec_write(r)
-          redis.call('HSET', K.jobs, id, m)
-          push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '')
+          requeue_running(q, batch, id, m, 'r', body)
         end
       elseif typ == 'l' then
         -- Handed back unrun: the attempt does not count, and the job goes first in line.
-        m = end_attempt(q, id, m, 'l')
-        local r = rec_read(m)
-        r.state = 'q'
-        r.attempts = r.attempts - 1
-        r.enteredAt = now
-        r.readyAt = now
-        r.stamp = move(q, id, 'p', 'q')
-        m = rec_write(r)
-        batch.leased[#batch.leased + 1] = id
-        redis.call('HSET', K.jobs, id, m)
-        push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '', true)
+        requeue_running(q, batch, id, m, 'l', nil, true)
       end
     else
       refused[#refused + 1] = i - 1

@@ -7,6 +7,7 @@ import type {
   NewJob, Notice, QueueOverview, QueueSummary, RecoveryOutcome, Retention, SettleResult, Settlement, StateCounts,
   UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
+import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkId, checkStorageOptions, isWellFormed, optInt } from '../options.ts'
@@ -85,6 +86,8 @@ const ABSENT = new QueueState(0)
  * const queue = new Queue({ storage: new FileStorage({ basePath: '/var/lib/myapp/queue' }) })
  */
 export class FileStorage implements AdminStorage {
+  /** The largest payload, result or error stored, in bytes: 512 MiB (one log frame holds at most 1 GiB). */
+  readonly maxValueBytes = DEFAULT_MAX_VALUE_BYTES
   readonly #basePath: string
   readonly #clock: () => number
   readonly #fsync: boolean
@@ -463,7 +466,9 @@ export class FileStorage implements AdminStorage {
       return await fn()
     } catch (err) {
       if (err instanceof QueueError) throw err
-      throw new StorageError(`File storage operation failed: ${(err as Error).message}`, err)
+      // A system error (ENOSPC, EIO, EMFILE...) may pass; any other (a value that cannot be encoded, a frame too large) will not.
+      const retryable = typeof (err as NodeJS.ErrnoException)?.code === 'string'
+      throw new StorageError(`File storage operation failed: ${(err as Error).message}`, err, { retryable })
     }
   }
 

@@ -5,6 +5,7 @@ import type {
   UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
 import { compareIds } from './job-record.ts'
+import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
 import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
@@ -46,6 +47,8 @@ const SELF = 1
  * replayed from a log; the same {@link QueueDriver} delivers notices and wakes parked claims.
  */
 export class MemoryStorage implements AdminStorage {
+  /** The largest payload, result or error stored, in bytes: 512 MiB, as a default Redis (so a program tested on memory behaves alike). */
+  readonly maxValueBytes = DEFAULT_MAX_VALUE_BYTES
   readonly #spaces = new Map<string, Space>()
   readonly #locks = new Map<string, { owner: string, until: number }>()
   readonly #clock: () => number

@@ -4,7 +4,7 @@
  * keeps one timer at the next due delayed job while claims are parked, so nothing polls.
  */
 import type { BlockingClaimOptions, ClaimedJob, Notice } from './types.ts'
-import { blockClaim, endClaim, type BlockedClaim } from './blocked-claim.ts'
+import { ParkedClaims, type BlockedClaim } from './blocked-claim.ts'
 import type { QueueState } from './queue-state.ts'
 
 /** What the backend provides to a {@link QueueDriver}. */
@@ -37,8 +37,8 @@ export class QueueDriver {
   readonly #due: () => void
   readonly #clock: () => number
   readonly #lost: (() => boolean) | undefined
-  /** Parked claims, oldest first; as many as idle consumers, so a plain array. */
-  readonly #waiters: BlockedClaim[] = []
+  /** Parked claims, oldest first. */
+  readonly #waiters = new ParkedClaims()
   readonly #listeners = new Set<Listener>()
   #dueTimer: ReturnType<typeof setTimeout> | undefined
   /** Epoch ms the due timer is armed for, or Infinity. */
@@ -57,12 +57,12 @@ export class QueueDriver {
 
   /** True when nobody listens to the queue and no claim is parked on it. */
   get idle (): boolean {
-    return this.#listeners.size === 0 && this.#waiters.length === 0
+    return this.#listeners.size === 0 && this.#waiters.size === 0
   }
 
   /** Number of parked claims. */
   get parked (): number {
-    return this.#waiters.length
+    return this.#waiters.size
   }
 
   /** Calls `fn` for the queue's notices (of `type` only, if given; `gap` always) until the returned function is called. */
@@ -75,13 +75,9 @@ export class QueueDriver {
 
   /** Parks a claim until {@link QueueDriver.run} hands it jobs, its `blockMs` pass or its signal aborts. */
   park (workerId: string, options: BlockingClaimOptions): Promise<ClaimedJob[]> {
-    return blockClaim(workerId, options, claim => {
-      this.#waiters.push(claim)
-      this.#armDue()
-    }, claim => {
-      const i = this.#waiters.indexOf(claim)
-      if (i >= 0) this.#waiters.splice(i, 1)
-    })
+    const parked = this.#waiters.park(workerId, options)
+    this.#armDue()
+    return parked
   }
 
   /** Delivers the notices the state holds and hands ready jobs to parked claims. Call after every change. */
@@ -107,7 +103,7 @@ export class QueueDriver {
     clearTimeout(this.#dueTimer)
     this.#dueTimer = undefined
     this.#dueAt = Infinity
-    for (const waiter of this.#waiters.splice(0)) endClaim(waiter, [])
+    this.#waiters.close()
   }
 
   #deliver (): void {
@@ -123,14 +119,13 @@ export class QueueDriver {
 
   #wake (): void {
     const waiters = this.#waiters
-    if (waiters.length > 0) {
+    if (waiters.size > 0) {
       const now = this.#clock()
-      while (waiters.length > 0 && this.#state().claimable(now)) {
-        const w = waiters[0]
+      let w: BlockedClaim | undefined
+      while ((w = waiters.oldest) !== undefined && this.#state().claimable(now)) {
         const jobs = this.#claim(w, now)
         if (jobs.length === 0) break // another process was faster; keep waiting
-        waiters.shift()
-        endClaim(w, jobs)
+        waiters.shift(jobs)
       }
     }
     this.#armDue()
@@ -138,7 +133,7 @@ export class QueueDriver {
 
   /** Keeps one timer at the earliest due time while claims are parked, so delayed jobs need no polling. */
   #armDue (): void {
-    const due = this.#waiters.length > 0 ? this.#state().nextDue() : Infinity
+    const due = this.#waiters.size > 0 ? this.#state().nextDue() : Infinity
     if (due === this.#dueAt) return
     clearTimeout(this.#dueTimer)
     this.#dueTimer = undefined

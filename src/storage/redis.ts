@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'iovalkey'
+import { DEFAULT_MAX_VALUE_BYTES } from '../bytes.ts'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
-import { checkClock, checkStorageOptions, isWellFormed } from '../options.ts'
+import { checkClock, checkStorageOptions, DEFAULTS, isWellFormed, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
 import { RedisAdmin } from './redis/admin.ts'
 import { BlockingClaims } from './redis/claims.ts'
 import { CONTROL, decodeDone, groupBlock, settlementArg, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
-import { Connection, notConnected, rethrow, storageError } from './redis/connection.ts'
+import { Connection, maxBulkLength, notConnected, rethrow, storageError, within } from './redis/connection.ts'
 import { PrefixKeys, QueueKeys } from './redis/keys.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
 import type {
@@ -42,10 +43,22 @@ export interface RedisStorageOptions {
   clock?: () => number
   /** A pino-style logger for connection errors (which also go to `error` listeners). @default silent */
   logger?: Logger
+  /**
+   * Longest `connect()` takes, in ms, TCP and handshake included (a server that accepts and never
+   * answers, or is frozen): past it, it rejects with StorageError. Also iovalkey's `connectTimeout`
+   * for the connections relayq creates, unless `redisOptions` sets one. @default 10000
+   */
+  connectTimeout?: number
+  /**
+   * Longest wait for the answer to one call, in ms: past it, the call rejects with a (retryable)
+   * StorageError. Blocking claims wait `blockTimeout` instead, with a guard of their own. @default 10000
+   */
+  commandTimeout?: number
 }
 
 const REDIS_OPTIONS = [
-  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger'
+  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger',
+  'connectTimeout', 'commandTimeout'
 ] as const
 
 /** Events of a RedisStorage. */
@@ -60,6 +73,8 @@ export interface RedisStorageEvents {
  * for 1,000); it also bounds a script's run time and Lua's `unpack` stack.
  */
 const ENQUEUE_CHUNK = 250
+/** Bytes of an argument that are not the value: the longest id (1024 bytes) and the job's fields, with room to spare. */
+const VALUE_OVERHEAD = 4096
 /** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
 const CLAIM_GRACE_MS = 1000
 /** Most history entries one reaper pass trims or deletes: bounds its run time. */
@@ -80,6 +95,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   readonly #prefix: PrefixKeys
   readonly #clock: () => number
   readonly #inline: number
+  readonly #commandTimeout: number
   /** This instance's waiter token: its reply channels end with it (36 characters, see _lib.lua). */
   readonly #token = randomUUID()
   readonly #keys = new Map<string, QueueKeys>()
@@ -88,6 +104,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   readonly #claims: BlockingClaims
   readonly #admin: RedisAdmin
   #refs = 0
+  #maxBulk = DEFAULT_MAX_VALUE_BYTES
   #opening: Promise<void> | undefined
   #connection: Connection | undefined
 
@@ -110,8 +127,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     }
     const inline = options.inlineLimit ?? 65_536
     if (!Number.isInteger(inline) || inline < 0) throw new InvalidArgumentError(`Expected \`inlineLimit\` to be an integer >= 0, got ${String(inline)}`)
+    const connectTimeout = optInt('connectTimeout', options.connectTimeout, DEFAULTS.connectTimeout, 1, MAX_TIMER_MS)
+    this.#commandTimeout = optInt('commandTimeout', options.commandTimeout, DEFAULTS.commandTimeout, 1, MAX_TIMER_MS)
     // The logger is guarded: one that throws never breaks a connection handler.
-    this.#options = { ...options, logger: checkLogger(options.logger) }
+    this.#options = { ...options, connectTimeout, logger: checkLogger(options.logger) }
     this.#prefix = new PrefixKeys(prefix)
     this.#clock = checkClock(options.clock)
     this.#inline = inline
@@ -138,7 +157,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
 
   connect (): Promise<void> {
     if (this.#refs++ > 0) return this.#opening ?? Promise.resolve()
-    this.#opening = this.#open().catch(err => {
+    const timeout = this.#options.connectTimeout as number
+    this.#opening = within(this.#open(), timeout, `Redis did not answer within connectTimeout (${timeout} ms)`).catch(err => {
       this.#refs = 0
       this.#opening = undefined
       this.#close()
@@ -157,8 +177,19 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   }
 
   async #open (): Promise<void> {
-    this.#connection = new Connection(this.#options, this.#report)
-    await this.#connection.open()
+    const connection = new Connection(this.#options, this.#report, this.#commandTimeout)
+    this.#connection = connection
+    await connection.open()
+    this.#maxBulk = await maxBulkLength(connection.client, connection.track)
+  }
+
+  /**
+   * The largest payload, result or error stored, in bytes: the server's `proto-max-bulk-len` (read
+   * at connect; 512 MiB by default, and when the server will not say) less room for the id and the
+   * job's fields, which travel in the same argument.
+   */
+  get maxValueBytes (): number {
+    return this.#maxBulk - VALUE_OVERHEAD
   }
 
   /** Closes every connection this instance made (not a client the user gave). */

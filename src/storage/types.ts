@@ -280,6 +280,14 @@ export interface WorkerInfo {
  * one storage without seeing each other's jobs.
  */
 export interface Storage {
+  /**
+   * The largest payload, result or error of one job this storage stores, in bytes (see the
+   * README, "Size limits"). The producer and the consumer check values against it before they
+   * send them, so that one value too large costs its own job and never a batch.
+   * @default 536870912 (512 MiB) when absent
+   */
+  readonly maxValueBytes?: number
+
   /** Opens connections and files. Reference-counted: each `connect` needs one `disconnect`. */
   connect (): Promise<void>
   /** Releases what `connect` opened once the last user disconnects; a client the user passed in stays open. */
@@ -297,7 +305,10 @@ export interface Storage {
 
   /**
    * Applies settlements (each atomically with its notice), then claims up to `next.max` ready jobs
-   * without waiting (none while paused). Answers which settlements fencing refused. The bare array
+   * without waiting (none while paused). Answers which settlements fencing refused. Rejects with
+   * a `retryable` StorageError when the storage cannot be reached (the consumer sends the same
+   * settlements again later); with any other error when it refuses something in the call (the
+   * consumer then sends the settlements apart to find the one at fault), having applied nothing. The bare array
    * (claimed jobs, refusals unknown) is the answer of backends predating issue 9: the consumer then
    * announces every outcome. Every {@link AdminStorage} answers a {@link SettleResult}.
    */

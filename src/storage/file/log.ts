@@ -17,7 +17,7 @@
  */
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { FRAME_HEADER, Reader, Writer, crc32, findMagic, frameIntact, frameLength, sealFrame } from './codec.ts'
+import { FRAME_HEADER, MAX_FRAME, Reader, Writer, crc32, findMagic, frameIntact, frameLength, sealFrame } from './codec.ts'
 import { SEAL, applyOp, decodeFrameBody, encodeFrameBody, type Op } from './ops.ts'
 import { FILE_MODE, fsyncDir, writeTmp } from './paths.ts'
 import { QueueState } from '../queue-state.ts'
@@ -126,6 +126,8 @@ export class QueueLog {
   commit (ops: readonly Op[]): unknown[] {
     const pending: Pending = { seq: this.#o.nextSeq(), ops, applied: false, outcomes: [] }
     const frame = this.#frame(pending.seq, ops)
+    // Readers take a longer frame for garbage: refuse it rather than write what nobody applies.
+    if (frame.length - FRAME_HEADER > MAX_FRAME) throw new RangeError(`One operation of ${frame.length} bytes is larger than a log frame holds (${MAX_FRAME} bytes)`)
     this.#commits++
     this.#pending = pending
     try {

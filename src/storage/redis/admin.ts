@@ -5,10 +5,8 @@
  * keys (setRetention: one per chunk), with bounded work; clear() alone scans.
  */
 import { Cluster, type Redis } from 'iovalkey'
-import {
-  DEFAULT_RETENTION, FLAGS, isTerminalState, readAttempts, readGroupInfo, readRecord, retentionArg, stateCode, toRetention,
-  type RecordFields
-} from './codec.ts'
+import { compareIds, DEFAULT_RETENTION, HISTORY_LIMIT, isTerminal } from '../job-record.ts'
+import { FLAGS, readAttempts, readGroupInfo, readRecord, retentionArg, stateCode, toRetention, type RecordFields } from './codec.ts'
 import { rethrow, type Connection } from './connection.ts'
 import type { PrefixKeys, QueueKeys } from './keys.ts'
 import type { Reply, Scripts } from './scripts.ts'
@@ -21,8 +19,6 @@ import type {
 const RETENTION_CHUNK = 1000
 /** Keys per UNLINK of clear(). */
 const UNLINK_BATCH = 500
-/** Newest attempts a job detail shows. */
-const HISTORY_SHOWN = 20
 
 /** What the operator's side needs from its storage. */
 export interface AdminHost {
@@ -70,8 +66,8 @@ export class RedisAdmin {
   /** Every queue of the registry that holds anything, by name (one overview each, not atomic across queues). */
   async queues (): Promise<QueueSummary[]> {
     this.#host.scripts() // throws when not connected
-    const client = (this.#host.connection() as Connection).client
-    const names = (await client.smembers(this.#host.prefix.queues).catch(rethrow('queues'))).sort(compareIds)
+    const connection = this.#host.connection() as Connection
+    const names = (await connection.track(connection.client.smembers(this.#host.prefix.queues)).catch(rethrow('queues'))).sort(compareIds)
     const found = await Promise.all(names.map(async name => ({ name, ...await this.#overview(name) })))
     return found.filter(q => q.holds).map(({ name, overview }) => ({ name, counts: overview.counts, paused: overview.paused }))
   }
@@ -100,7 +96,7 @@ export class RedisAdmin {
     const r = readRecord(record)
     const body = r.body
     const at = due.toString()
-    const terminal = isTerminalState(r.state)
+    const terminal = isTerminal(r.state)
     const history = readAttempts(attempts.length > 0 ? attempts : null)
     if (terminal && r.lastOutcome !== '') {
       history.push({
@@ -113,7 +109,7 @@ export class RedisAdmin {
       } satisfies AttemptRecord)
     }
     if (r.state === 'processing') history.push({ attempt: r.attempts, startedAt: r.attemptStartedAt, worker: r.worker })
-    if (history.length > HISTORY_SHOWN) history.splice(0, history.length - HISTORY_SHOWN)
+    if (history.length > HISTORY_LIMIT) history.splice(0, history.length - HISTORY_LIMIT)
     return {
       ...summary(id, r.stamp, r, body, at === '' ? undefined : Number(at)),
       payload,
@@ -226,14 +222,15 @@ export class RedisAdmin {
 
   /** Deletes every key of the prefix: SCAN on every master, UNLINK in batches of one slot each. */
   async clear (): Promise<void> {
-    const client = this.#host.connection()?.client
-    if (client === undefined) return
+    const connection = this.#host.connection()
+    if (connection === undefined) return
+    const { client, track } = connection
     const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client as Redis]
     for (const node of nodes) {
       for (const pattern of this.#host.prefix.patterns) {
         let cursor = '0'
         do {
-          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000).catch(rethrow('clear'))
+          const [next, keys] = await track(node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)).catch(rethrow('clear'))
           cursor = next
           // In a cluster, one command may only touch one slot: batch by hash tag.
           const bySlot = new Map<string, string[]>()
@@ -244,7 +241,7 @@ export class RedisAdmin {
             else batch.push(key)
           }
           for (const batch of bySlot.values()) {
-            for (let i = 0; i < batch.length; i += UNLINK_BATCH) await node.unlink(...batch.slice(i, i + UNLINK_BATCH)).catch(rethrow('clear'))
+            for (let i = 0; i < batch.length; i += UNLINK_BATCH) await track(node.unlink(...batch.slice(i, i + UNLINK_BATCH))).catch(rethrow('clear'))
           }
         } while (cursor !== '0')
       }
@@ -271,9 +268,4 @@ function summary (id: string, stamp: number, r: RecordFields, body: Buffer, at: 
   if ((state === 'failed' || state === 'failing') && hasOutcome(r)) s.error = body
   if (state === 'failed' && r.group !== '') s.group = r.group
   return s
-}
-
-/** Compares ids by code point (the byte order of their UTF-8 form, Redis's order). */
-function compareIds (a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b))
 }

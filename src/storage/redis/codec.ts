@@ -9,10 +9,11 @@
  * doubles (exact for integers below 2^53); `B` is one byte, `H` a uint16, `I` a uint32, `c1` a
  * one-letter code.
  */
+import { DEFAULT_RETENTION, HISTORY_LIMIT } from '../job-record.ts'
 import type { Reply } from './scripts.ts'
 import type {
   ActiveState, AttemptRecord, ClaimedJob, EnqueueOutcome, ErrorGroup, JobRecord, JobState, NewJob, Notice, Retention,
-  Settlement, TerminalState
+  Settlement
 } from '../types.ts'
 
 type FieldType = 'c1' | 'B' | 'H' | 'I' | 'd'
@@ -108,9 +109,6 @@ export const ATTEMPT = layout([
   ['attempt', 'd'], ['startedAt', 'd'], ['finishedAt', 'd'], ['outcome', 'c1'], ['workerLength', 'H'], ['errorLength', 'I']
 ] as const)
 
-/** Most attempt records kept per job (issue 9). */
-export const HISTORY_LIMIT = 20
-
 /**
  * How far the scripts that end jobs let a history exceed its count before trimming it, so they
  * trim in batches (reads apply the count themselves, so no job shows past it).
@@ -129,16 +127,6 @@ export const SETTLEMENT = layout([
 const RETENTION = layout([
   ['completedAge', 'd'], ['completedCount', 'd'], ['failedAge', 'd'], ['failedCount', 'd'], ['cancelledAge', 'd'], ['cancelledCount', 'd']
 ] as const)
-
-const HOUR = 3_600_000
-const WEEK = 7 * 24 * HOUR
-
-/** Retention of a queue that has none stored (see the Retention doc in types.ts). */
-export const DEFAULT_RETENTION: Retention = Object.freeze({
-  completed: Object.freeze({ age: HOUR, count: 1_000 }),
-  failed: Object.freeze({ age: WEEK, count: 10_000 }),
-  cancelled: Object.freeze({ age: WEEK, count: 10_000 })
-})
 
 /** One-letter state codes. */
 const CODES: Record<JobState, string> = {
@@ -450,11 +438,6 @@ export function readGroupInfo (data: Buffer | null): Omit<ErrorGroup, 'key'> {
   } catch {
     return { name: '', message: '', frame: '' }
   }
-}
-
-/** True for a terminal state. */
-export function isTerminalState (state: JobState): state is TerminalState {
-  return state === 'completed' || state === 'failed' || state === 'cancelled'
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * The connections of a RedisStorage: the command client (created here or given by the user),
- * extra connections for blocking commands and pub/sub, calls in flight across reconnections, and
- * errors with credentials scrubbed.
+ * extra connections for blocking commands and pub/sub, calls in flight across reconnections and
+ * their deadline, and errors with credentials scrubbed.
  */
-import { Cluster, Redis, type RedisOptions } from 'iovalkey'
+import { performance } from 'node:perf_hooks'
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'iovalkey'
+import { DEFAULT_MAX_VALUE_BYTES } from '../../bytes.ts'
 import { StorageError } from '../../errors.ts'
 import type { RedisStorageOptions } from '../redis.ts'
 import { defineScripts, type Scripts } from './scripts.ts'
@@ -27,22 +29,34 @@ export class Connection {
   readonly scripts: Scripts
   #subscriber: Subscriber | undefined
   /**
-   * Calls in flight, to give up on after `maxRetriesPerRequest` failed reconnections. iovalkey
-   * applies that limit to commands issued while disconnected, but keeps the ones in flight at the
-   * drop to send them again once connected; while every reconnection fails its handshake (a
-   * password rotated, an ACL user disabled) they would wait as long as that lasts. Sent again
-   * later they are harmless: enqueues are deduplicated by id, settlements fenced.
+   * Calls in flight, in the order they were sent, with the `performance.now()` of each: given up
+   * on once unanswered for `commandTimeout` ms (a frozen or silent server), or after
+   * `maxRetriesPerRequest` failed reconnections. iovalkey applies that limit to commands issued
+   * while disconnected, but keeps the ones in flight at the drop to send them again once
+   * connected; while every reconnection fails its handshake (a password rotated, an ACL user
+   * disabled) they would wait as long as that lasts. A command given up on stays queued in
+   * iovalkey, and runs if the server answers at last: harmless, as enqueues are deduplicated by
+   * id and settlements fenced.
    */
-  readonly #inflight = new Set<(err: Error) => void>()
+  readonly #inflight = new Map<(err: Error) => void, number>()
   readonly #retryLimit: number | null = null
+  readonly #commandTimeout: number
+  /** Checks the oldest call in flight against `commandTimeout`: one timer, none per call. */
+  readonly #watchdog: ReturnType<typeof setInterval>
   #reconnects = 0
 
-  /** @param report receives connection errors (to scrub with {@link storageError}). */
-  constructor (options: RedisStorageOptions, report: (error: Error) => void) {
+  /**
+   * @param report receives connection errors (to scrub with {@link storageError}).
+   * @param commandTimeout ms a call may wait for its answer (see `track`).
+   */
+  constructor (options: RedisStorageOptions, report: (error: Error) => void, commandTimeout: number) {
     this.#options = options
     this.#report = report
+    this.#commandTimeout = commandTimeout
     this.client = options.client ?? create(options)
     this.scripts = defineScripts(this.client, this.track)
+    this.#watchdog = setInterval(this.#watch, Math.max(5, Math.min(1000, Math.ceil(commandTimeout / 4))))
+    this.#watchdog.unref()
     if (this.client instanceof Redis) {
       this.#retryLimit = this.client.options.maxRetriesPerRequest ?? null
       this.client.on('reconnecting', this.#onReconnecting)
@@ -70,6 +84,7 @@ export class Connection {
 
   /** Closes the subscriber and, unless the user gave it, the client. */
   close (): void {
+    clearInterval(this.#watchdog)
     this.#subscriber?.close()
     this.#subscriber = undefined
     this.client.off('reconnecting', this.#onReconnecting)
@@ -90,7 +105,7 @@ export class Connection {
       const client = this.client
       const connection = client instanceof Redis ? client.duplicate({ autoResubscribe: false }) : client.duplicate()
       connection.on('error', this.onError)
-      this.#subscriber = new Subscriber(connection, onGap)
+      this.#subscriber = new Subscriber(connection, onGap, this.track)
     }
     return this.#subscriber
   }
@@ -98,11 +113,13 @@ export class Connection {
   /** Reports a connection error (logged, and emitted by the storage when someone listens). */
   readonly onError = (err: Error): void => this.#report(err)
 
-  /** A call of this connection's that gives up with the scripts' calls (see `#inflight`). */
+  /**
+   * A call of this connection's (a script, or any other command) that rejects with a StorageError
+   * when unanswered for `commandTimeout` ms, or when reconnecting keeps failing.
+   */
   readonly track = <T>(call: Promise<T>): Promise<T> => {
-    if (this.#retryLimit === null) return call
     return new Promise<T>((resolve, reject) => {
-      this.#inflight.add(reject)
+      this.#inflight.set(reject, performance.now())
       call.then(value => {
         this.#inflight.delete(reject)
         resolve(value)
@@ -116,46 +133,55 @@ export class Connection {
   readonly #onReconnecting = (): void => {
     if (this.#retryLimit === null || ++this.#reconnects <= this.#retryLimit || this.#inflight.size === 0) return
     const err = new StorageError(`Redis connection lost: gave up after ${this.#reconnects - 1} failed reconnections`)
-    for (const reject of this.#inflight) reject(err)
+    for (const reject of this.#inflight.keys()) reject(err)
     this.#inflight.clear()
+  }
+
+  readonly #watch = (): void => {
+    if (this.#inflight.size === 0) return
+    const since = performance.now() - this.#commandTimeout
+    let err: StorageError | undefined
+    // Oldest first: the first call still within its time ends the check.
+    for (const [reject, sentAt] of this.#inflight) {
+      if (sentAt > since) break
+      err ??= new StorageError(`Redis did not answer within commandTimeout (${this.#commandTimeout} ms)`)
+      this.#inflight.delete(reject)
+      reject(err)
+    }
   }
 
   readonly #onReady = (): void => { this.#reconnects = 0 }
 }
 
 function create (options: RedisStorageOptions): Redis | Cluster {
-  const { url, host, port, cluster, redisOptions, clusterOptions } = options
+  const { url, host, port, cluster, redisOptions, clusterOptions, connectTimeout } = options
+  const defaults = { ...CONNECTION_DEFAULTS, connectTimeout }
   if (cluster !== undefined) {
     return new Cluster(cluster.map(node => typeof node === 'string' ? node : { host: node.host, port: node.port }), {
       lazyConnect: true,
       ...clusterOptions,
-      redisOptions: { ...CONNECTION_DEFAULTS, ...clusterOptions?.redisOptions, ...redisOptions }
+      redisOptions: { ...defaults, ...clusterOptions?.redisOptions, ...redisOptions }
     })
   }
-  const connectionOptions = { ...CONNECTION_DEFAULTS, ...redisOptions }
+  const connectionOptions = { ...defaults, ...redisOptions }
   if (url !== undefined) return new Redis(url, connectionOptions)
   return new Redis({ host: host ?? '127.0.0.1', port: port ?? 6379, ...connectionOptions })
-}
-
-/** Every key matching `pattern`, on every master (a queue's keys live on one). */
-export async function scanKeys (client: Redis | Cluster, pattern: string): Promise<string[]> {
-  const nodes = client instanceof Cluster ? client.nodes('master') : [client]
-  const keys: string[] = []
-  for (const node of nodes) {
-    let cursor = '0'
-    do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
-      cursor = next
-      keys.push(...batch)
-    } while (cursor !== '0')
-  }
-  return keys
 }
 
 /** Commands whose arguments hold credentials: never let them reach an error or a log line. */
 const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate'])
 
-/** A StorageError for a failed operation, with credentials scrubbed from the cause. */
+/**
+ * Error replies that say the server cannot serve anyone for a while (loading, failing over, out of
+ * memory, a script running, no permission...), not that something in the call is wrong.
+ */
+const UNAVAILABLE = /^(?:LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|NOPERM|NOAUTH|WRONGPASS|UNBLOCKED|MOVED|ASK|NOSCRIPT)\b/
+
+/**
+ * A StorageError for a failed operation, with credentials scrubbed from the cause. Not `retryable`
+ * when the server refused the call itself (an error reply such as `ERR Protocol error: invalid bulk
+ * length`) or its arguments could not be encoded: sent again, it would fail again.
+ */
 export function storageError (operation: string, err: unknown): StorageError {
   if (err instanceof StorageError) return err
   const cause = err as Error & { command?: { name?: string, args?: unknown[] } }
@@ -163,12 +189,42 @@ export function storageError (operation: string, err: unknown): StorageError {
     cause.command = { name: cause.command.name, args: ['[redacted]'] }
   }
   const message = typeof cause?.message === 'string' ? cause.message : String(err)
-  return new StorageError(`Redis ${operation} failed: ${message}`, cause)
+  const refused = (err instanceof ReplyError && !UNAVAILABLE.test(message)) || err instanceof TypeError || err instanceof RangeError
+  return new StorageError(`Redis ${operation} failed: ${message}`, cause, { retryable: !refused })
+}
+
+/**
+ * The server's `proto-max-bulk-len` (the longest argument it accepts), or Redis's default (512 MiB)
+ * when it will not say (CONFIG disabled, as on some managed services).
+ */
+export async function maxBulkLength (client: Redis | Cluster, track: <T>(call: Promise<T>) => Promise<T>): Promise<number> {
+  try {
+    const reply = await track(client.config('GET', 'proto-max-bulk-len')) as unknown as string[]
+    const value = Number(reply?.[1])
+    return Number.isSafeInteger(value) && value > 0 ? value : DEFAULT_MAX_VALUE_BYTES
+  } catch {
+    return DEFAULT_MAX_VALUE_BYTES
+  }
 }
 
 /** The error of a call made while the storage is not connected. */
 export function notConnected (): StorageError {
   return new StorageError('RedisStorage is not connected: call connect() first')
+}
+
+/**
+ * `work`, or a (retryable) StorageError with `message` once `ms` have passed without it settling;
+ * `work` goes on, and its late failure is ignored.
+ */
+export async function within<T> (work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const late = new Promise<never>((resolve, reject) => { timer = setTimeout(() => reject(new StorageError(message)), ms) })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+    work.catch(() => {})
+  }
 }
 
 /** A `catch` handler rethrowing as {@link storageError}. */

@@ -15,6 +15,7 @@ export type ChannelListener = (message: Buffer) => void
 export class Subscriber {
   readonly #connection: Redis | Cluster
   readonly #onGap: () => void
+  readonly #track: <T>(call: Promise<T>) => Promise<T>
   readonly #listeners = new Map<string, Set<ChannelListener>>()
   /** Channels the server has us subscribed to. */
   readonly #subscribed = new Set<string>()
@@ -22,10 +23,14 @@ export class Subscriber {
   #readyBefore = false
   #closed = false
 
-  /** @param connection a connection of its own (it enters subscriber mode); closed by `close`. */
-  constructor (connection: Redis | Cluster, onGap: () => void) {
+  /**
+   * @param connection a connection of its own (it enters subscriber mode); closed by `close`.
+   * @param track gives each (un)subscribe its deadline (see Connection.track).
+   */
+  constructor (connection: Redis | Cluster, onGap: () => void, track: <T>(call: Promise<T>) => Promise<T>) {
     this.#connection = connection
     this.#onGap = onGap
+    this.#track = track
     connection.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       const listeners = this.#listeners.get(channel.toString())
       if (listeners !== undefined) for (const listener of listeners) listener(message)
@@ -75,11 +80,11 @@ export class Subscriber {
       if (this.#closed) return
       const wanted = this.#listeners.has(channel)
       if (wanted && !this.#subscribed.has(channel)) {
-        await this.#connection.subscribe(channel)
+        await this.#track(this.#connection.subscribe(channel))
         this.#subscribed.add(channel)
       } else if (!wanted && this.#subscribed.has(channel)) {
         this.#subscribed.delete(channel)
-        await this.#connection.unsubscribe(channel)
+        await this.#track(this.#connection.unsubscribe(channel))
       }
     })
     this.#ops = op.catch(() => {})

@@ -1,0 +1,11 @@
+import { PgStorage } from '/work/wt/pg/src/storage/pg.ts'
+const s = new PgStorage({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', tablePrefix: 'try_' })
+await s.connect()
+console.log(await s.enqueue('q', [{ id: 'a', payload: Buffer.from('x'), maxAttempts: 3, resultTTL: 60000, delay: 0, notify: true }, { id: 'a', payload: Buffer.from('x'), maxAttempts: 3, resultTTL: 60000, delay: 0 }]))
+const j = await s.claim('q', 'w', { max: 10, leaseMs: 1000, blockMs: 0 })
+console.log(j)
+console.log(await s.settle('q', 'w', [{ type: 'complete', id: 'a', attempt: 1, result: Buffer.from('r'), ttl: 1000 }], { max: 5, leaseMs: 1000 }))
+console.log(await s.getStatus('q', 'a'), await s.counts('q'), await s.overview('q'))
+console.log(await s.listJobs('q', { state: 'completed', limit: 10, order: 'desc' }), await s.getJob('q', 'a'))
+await s.clear()
+await s.disconnect()
