@@ -5,6 +5,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { failureGroup } from './failure-groups.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { encodeError, toError } from './job-error.ts'
+import { probe, type AttemptOutcome, type AttemptProbe } from './instrument.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import { replacement } from './refusal.ts'
 import { RunLimits, type LimitedJob } from './run-limits.ts'
@@ -27,6 +28,9 @@ class RunningJob<TPayload> implements Job<TPayload>, LimitedJob {
   done = false
   /** Epoch ms when the handler started. */
   readonly startedAt: number
+  /** When metrics or tracing are on (see instrument.ts): the probe's start mark (else 0), and its probe. */
+  begun = 0
+  probe: AttemptProbe | undefined = undefined
   readonly deadline: number
   readonly ownLimit: boolean
   limitTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -62,6 +66,9 @@ class RunningJob<TPayload> implements Job<TPayload>, LimitedJob {
  */
 type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
+
+/** What an announced event means as an attempt's outcome. */
+const OUTCOMES: Readonly<Record<string, AttemptOutcome>> = { completed: 'completed', failed: 'failed', failing: 'retry', requeued: 'released', cancelled: 'cancelled' }
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
@@ -392,6 +399,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #begin (jobs: ClaimedJob[]): void {
     // One clock read per batch: the jobs start together.
     const now = jobs.length > 0 ? Date.now() : 0
+    const observer = probe
+    const begun = observer !== undefined && jobs.length > 0 && this.#open ? observer.claimed(this.#config.name, jobs, now) : 0
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
@@ -400,11 +409,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
-      this.#run(claimed, now)
+      this.#run(claimed, now, begun)
     }
   }
 
-  #run (claimed: ClaimedJob, now: number): void {
+  /** `begun`: the probe's start mark of its batch, 0 when not instrumented. */
+  #run (claimed: ClaimedJob, now: number, begun: number): void {
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -413,16 +423,22 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
+      if (begun !== 0) probe?.decided(this.#config.name, 'failed', begun)
       this.#schedulePump()
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, now, this.#config.visibilityTimeout)
+    if (begun !== 0) {
+      job.begun = begun
+      job.probe = probe?.attempt(this.#config.name, claimed, this.#config.workerId)
+    }
     this.#running.set(job.id, job)
     this.#limits.watch(job)
     let out: Promise<TResult> | TResult
     let thenable: boolean
     try {
-      out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      const handler = this.#handler as AsyncJobHandler<TPayload, TResult>
+      out = job.probe === undefined ? handler(job) : job.probe.run(handler, job)
       // Inside the try: a returned object whose `then` getter throws fails the attempt too.
       thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
@@ -564,6 +580,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     job.done = true
     this.#running.delete(job.id)
     if (job.limitTimer !== undefined) this.#limits.forget(job)
+    if (job.begun !== 0) this.#decided(job, event === undefined ? 'released' : OUTCOMES[event], value)
     this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
@@ -588,6 +605,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Emits the events of stored settlements; `refused` (indexes of settlements fencing refused) are not announced. */
   #announce (announcements: Announcements, refused: readonly number[] | undefined): void {
     const events = this.#events
+    const observer = probe
     let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
@@ -596,6 +614,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         continue
       }
       if (event === undefined) continue
+      if (observer !== undefined) observer.stored(this.#config.name, OUTCOMES[event])
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
       if (event === 'completed') {
@@ -611,6 +630,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         events.emit(event, id)
       }
     }
+  }
+
+  /** Reports an instrumented attempt's outcome as its worker decided it. */
+  #decided (job: RunningJob<TPayload>, outcome: AttemptOutcome, value?: unknown): void {
+    probe?.decided(this.#config.name, outcome, job.begun)
+    job.probe?.end(outcome, value)
   }
 
   readonly #onNotice = (notice: Notice): void => {
@@ -665,6 +690,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     job.done = true
     this.#running.delete(job.id)
     this.#limits.forget(job)
+    if (job.begun !== 0) this.#decided(job, 'lost', reason)
     if (this.#running.size === 0) this.#onDrained?.()
   }
 
