@@ -109,7 +109,7 @@ export class Actions {
       if (typeof state !== 'string') throw new InvalidArgumentError('Expected `state` to be a job state')
       const olderThan = optionalMs(input.olderThan, 'olderThan')
       const command = purgeCommand(queue, state, olderThan)
-      const options = { state: state as JobState, ...(olderThan !== undefined && { olderThan }) }
+      const options = { state: state as JobState, chunkSize: CHUNK, ...(olderThan !== undefined && { olderThan }) }
       if (dryRun) return dry(await this.#admin.purge(queue, { ...options, dryRun: true }), command)
       const total = (await this.#admin.purge(queue, { ...options, dryRun: true })).count
       return { dryRun: false, task: this.#start(queue, action, total, command, o => this.#admin.purge(queue, { ...options, ...o })) }

@@ -11,11 +11,11 @@ export class SafeHtml {
   toString (): string { return this.value }
 }
 
-const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;' }
+const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
 /** Escapes text for an HTML element's content or a quoted attribute value. */
 export function escapeHtml (text: string): string {
-  return text.replace(/[&<>"'`]/g, c => ESCAPES[c] ?? c)
+  return text.replace(/[&<>"']/g, c => ESCAPES[c] ?? c)
 }
 
 type Part = SafeHtml | string | number | boolean | null | undefined | readonly Part[]
