@@ -50,13 +50,15 @@
   function startStream () {
     stopLive()
     if (typeof EventSource !== 'function' || failures >= 3) return startPolling()
+    let opened = false
     source = new EventSource(body.dataset.events, { withCredentials: true })
-    source.addEventListener('open', function () { failures = 0; setStatus('live', 'on') })
+    source.addEventListener('open', function () { opened = true; failures = 0; setStatus('live', 'on') })
     source.addEventListener('snapshot', function (e) { onSnapshot(JSON.parse(e.data)) })
     source.addEventListener('error', function () {
-      // The browser reconnects by itself; after three failures in a row, poll instead.
+      // A stream that never opened (a proxy that buffers or refuses it): poll at once. One that
+      // dropped: the browser reconnects by itself; after three failures in a row, poll instead.
       if (source && source.readyState !== EventSource.OPEN) {
-        failures++
+        failures = opened ? failures + 1 : 3
         setStatus('reconnecting…', 'off')
         if (failures >= 3) startPolling()
       }
@@ -93,17 +95,27 @@
   // ---- chart -------------------------------------------------------------------------------
   function drawChart (series) {
     const el = document.getElementById('chart')
-    if (!el || typeof window.uPlot !== 'function') return
-    const data = [series.t.map(function (t) { return t / 1000 }), series.processed, series.failed]
-    if (chart) { chart.setData(data); return }
     const UPlot = window.uPlot
+    if (!el || typeof UPlot !== 'function') return
+    // The last 30 minutes as bars; a minute the server did not sample has no bar (null), not a zero.
+    const at = new Map(series.t.map(function (t, i) { return [t / 1000, i] }))
+    const end = Math.max(Math.floor(Date.now() / 60000) * 60, series.t.length ? series.t[series.t.length - 1] / 1000 : 0)
+    const data = [[], [], []]
+    for (let m = end - 29 * 60; m <= end; m += 60) {
+      const i = at.get(m)
+      data[0].push(m)
+      data[1].push(i === undefined ? null : series.processed[i])
+      data[2].push(i === undefined ? null : series.failed[i])
+    }
+    if (chart) { chart.setData(data); return }
+    const bars = function (align) { return UPlot.paths.bars({ size: [0.4, 24], align }) }
     chart = new UPlot({
       width: Math.max(300, el.clientWidth || 600),
       height: 180,
       series: [
         {},
-        { label: 'processed / min', stroke: '#2e7d32', width: 2, points: { show: true } },
-        { label: 'failed / min', stroke: '#c62828', width: 2, points: { show: true } }
+        { label: 'processed / min', stroke: '#2e7d32', fill: 'rgba(46, 125, 50, 0.55)', paths: bars(-1), points: { show: false } },
+        { label: 'failed / min', stroke: '#c62828', fill: 'rgba(198, 40, 40, 0.6)', paths: bars(1), points: { show: false } }
       ],
       axes: [{}, { size: 60 }],
       scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max)] } } }
