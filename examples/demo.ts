@@ -2,13 +2,14 @@
  * relayq in one process, on MemoryStorage (the embedded default: no server needed).
  * Run it with `npm start`. Every step prints what happens; the queue stops and the process exits.
  */
-import { MemoryStorage, Queue } from '../src/index.ts'
+import { Admin, MemoryStorage, Queue } from '../src/index.ts'
 
 interface Payload { a: number, b: number }
 
 // A queue is a producer (enqueue, enqueueAndWait, getStatus...) and a consumer (runs the handler).
+const storage = new MemoryStorage()
 const queue = new Queue<Payload, number>({
-  storage: new MemoryStorage(),
+  storage,
   concurrency: 4, // up to 4 jobs run at once
   maxRetries: 3, // total attempts per job, the first one included
   backoff: { type: 'fixed', delay: 200 } // a failed attempt waits 200 ms before the next one
@@ -23,8 +24,10 @@ queue.on('failing', (id, err, attempt) => log(`failing   ${id}: attempt ${attemp
 queue.on('failed', (id, err) => log(`failed    ${id}: ${err.message}`))
 
 // The handler: called once per attempt. `job.attempts` is 1 on the first run.
+let upstreamDown = false
 queue.execute(async job => {
   if (job.id === 'flaky' && job.attempts === 1) throw new Error('upstream not ready') // first attempt only
+  if (upstreamDown && job.id.startsWith('report')) throw new Error(`upstream down for ${job.id}`)
   return job.payload.a + job.payload.b
 })
 await queue.start()
@@ -83,6 +86,27 @@ log(`   enqueue rpc-1 again: ${JSON.stringify(dup)}`)
 // 5. Status of a job: state, attempts, result.
 const status = await queue.getStatus('flaky')
 log(`5. getStatus(flaky): state=${status?.state}, attempts=${status?.attempts}, result=${status?.result}`)
+
+// 6. Operators: Admin finds the jobs that failed, tells why, and runs them again.
+log('6. A failed job found and retried through Admin')
+upstreamDown = true
+const failed = new Promise<void>(resolve => queue.once('failed', () => resolve()))
+await queue.enqueue('report-7', { a: 3, b: 4 }, { maxAttempts: 1 })
+await failed
+const admin = new Admin<Payload, number>({ storage })
+const { jobs } = await admin.listJobs('default', { state: 'failed' })
+log(`   failed jobs: ${jobs.map(j => `${j.id} (${j.error?.message})`).join(', ')}`)
+const [group] = await admin.failureGroups('default')
+log(`   failure group ${group.key}: "${group.message}" x${group.count}`)
+const detail = await admin.getJob('default', 'report-7')
+log(`   history of report-7: ${detail?.history.map(a => `attempt ${a.attempt} ${a.outcome} on ${a.worker.slice(0, 8)}`).join('; ')}`)
+upstreamDown = false // the fix is deployed
+const retried = completion('report-7')
+const { count } = await admin.retry('default', { state: 'failed', errorGroup: group.key })
+log(`   retried ${count} job(s) of that group`)
+await retried
+log(`   report-7 is now ${(await queue.getStatus('report-7'))?.state}, result ${await queue.getResult('report-7')}`)
+await admin.close()
 
 // stop() waits for running jobs, then releases the storage: nothing keeps the process alive.
 await queue.stop()

@@ -8,6 +8,7 @@ import type {
 } from './storage/types.ts'
 import type { SerializedError } from './types.ts'
 import { explain, type Explanation } from './admin-explain.ts'
+import { ACTION_STATES, STATES } from './storage/job-record.ts'
 
 /** Options of {@link Admin}. */
 export interface AdminOptions<TPayload, TResult> {
@@ -141,14 +142,6 @@ export interface PurgeOptions extends Omit<BulkOptions, 'dryRun'> {
   dryRun?: boolean
 }
 
-const STATES: readonly JobState[] = ['queued', 'delayed', 'processing', 'failing', 'completed', 'failed', 'cancelled']
-/** The states each action applies to (see the lifecycle table in storage/types.ts). */
-const APPLIES: Readonly<Record<AdminAction, readonly JobState[]>> = {
-  retry: ['failed', 'completed', 'cancelled', 'failing'],
-  promote: ['delayed', 'failing'],
-  cancel: ['queued', 'delayed', 'failing', 'processing'],
-  remove: ['queued', 'delayed', 'failing', 'completed', 'failed', 'cancelled']
-}
 const MAX_LIMIT = 1000
 const DEFAULT_CHUNK = 200
 const MAX_RETENTION_COUNT = 10_000_000
@@ -444,8 +437,8 @@ export class Admin<TPayload = unknown, TResult = unknown> {
       if (key !== 'state' && key !== 'olderThan' && key !== 'errorGroup') throw new InvalidArgumentError(`Expected \`selector\` to have state, olderThan or errorGroup, got \`${key}\``)
     }
     const state = checkState(named('state'), where.state)
-    if (!APPLIES[action].includes(state)) {
-      throw new InvalidArgumentError(`Expected \`${named('state')}\` to be one of ${APPLIES[action].join(', ')} for ${action}, got ${state}`)
+    if (!ACTION_STATES[action].includes(state)) {
+      throw new InvalidArgumentError(`Expected \`${named('state')}\` to be one of ${ACTION_STATES[action].join(', ')} for ${action}, got ${state}`)
     }
     const group = where.errorGroup
     if (group !== undefined && (typeof group !== 'string' || !/^[0-9a-f]{16}$/.test(group) || state !== 'failed')) {

@@ -16,6 +16,7 @@ import { QueueState } from '../src/storage/queue-state.ts'
 import { FakeClock, job, storageContract, until } from './storage-contract.ts'
 import { queueTests } from './queue-suite.ts'
 import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 import type { Command, Reply } from './fixtures/file-process.ts'
 
 async function tempDir (t?: TestContext): Promise<string> {
@@ -36,6 +37,8 @@ function files (options: Partial<FileStorageOptions> = {}) {
 storageContract('file', files())
 queueTests('file', files())
 adminTests('file', files())
+// Small segments: the runs seal, snapshot and reload along the way.
+modelTests('file', files({ segmentSize: 2048, watch: false }), { runs: 100 })
 
 /** A connected FileStorage, disconnected after the test. */
 async function open (t: TestContext, options: FileStorageOptions): Promise<FileStorage> {

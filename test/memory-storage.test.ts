@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import { MemoryStorage } from '../src/storage/memory.ts'
 import { FakeClock, job, storageContract, type StorageFactory } from './storage-contract.ts'
 import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 
 const memory: StorageFactory = async clock => {
   const storage = new MemoryStorage({ clock })
@@ -10,6 +11,7 @@ const memory: StorageFactory = async clock => {
 }
 storageContract('memory', memory)
 adminTests('memory', memory)
+modelTests('memory', memory, { runs: 300 })
 
 test('memory: expired records are swept from memory, not only hidden', async t => {
   t.mock.timers.enable({ apis: ['setInterval'] })

@@ -3,7 +3,7 @@
  * readers: the summary of a list row, the detail of one job, and its attempt history.
  */
 import type {
-  ActiveState, AttemptRecord, ClaimedJob, EnqueueOutcome, JobDetail, JobState, JobSummary, Retention, RetentionRule, TerminalState
+  ActiveState, AdminAction, AttemptRecord, ClaimedJob, EnqueueOutcome, JobDetail, JobState, JobSummary, Retention, RetentionRule, TerminalState
 } from './types.ts'
 
 /** How an attempt ended. */
@@ -15,8 +15,8 @@ export interface Rec extends ClaimedJob {
   payload: Buffer
   readonly createdAt: number
   readonly resultTTL: number
-  readonly delay: number
-  readonly runTimeout: number
+  delay: number
+  runTimeout: number
   maxAttempts: number
   state: JobState
   /** Attempts of the current series (reset by an operator retry). */
@@ -39,24 +39,63 @@ export interface Rec extends ClaimedJob {
   error: Buffer | undefined
   /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
   waiters: readonly number[] | undefined
-  /** Position in the index of its state; -1 once in no index (dropped, or history trimmed). */
+  /**
+   * Position in the index of its state; -1 once in no index (dropped; or, terminal, out of
+   * history: then only its result cache remains).
+   */
   stamp: number
-  /** Epoch ms when it entered its state. */
+  /** Epoch ms when it entered its state (for a terminal job: when it finished). */
   enteredAt: number
-  /** Epoch ms when its first attempt started, 0 before. */
-  startedAt: number
   /** Epoch ms when the running (or last) attempt started. */
   attemptStartedAt: number
-  /** Epoch ms when it reached its terminal state, 0 before. */
-  finishedAt: number
   /** How the attempt that ended the job ended; '' when none did (running, waiting, or cancelled while waiting). */
   lastOutcome: AttemptOutcome | ''
   /** Failure group key of a failed job, '' when none. */
   group: string
   /** Attempts that ended without ending the job (retried, released, stalled), oldest first, at most {@link HISTORY_LIMIT}. */
   history: AttemptRecord[] | undefined
-  /** A terminal record still in the history of its state (else only its result cache remains). */
-  retained: boolean
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/** A record with a new job's fields (queued, in no index yet): callers set what differs. */
+export function newRecord (id: string, createdAt: number, resultTTL: number, maxAttempts: number): Rec {
+  return {
+    id,
+    payload: EMPTY,
+    createdAt,
+    resultTTL,
+    maxAttempts,
+    delay: 0,
+    runTimeout: 0,
+    state: 'queued',
+    attempts: 0,
+    stalls: 0,
+    retries: 0,
+    dueAt: 0,
+    readyAt: createdAt,
+    leaseUntil: 0,
+    worker: '',
+    cancelRequested: false,
+    expiresAt: Infinity,
+    result: undefined,
+    error: undefined,
+    waiters: undefined,
+    stamp: -1,
+    enteredAt: createdAt,
+    attemptStartedAt: 0,
+    lastOutcome: '',
+    group: '',
+    history: undefined
+  }
+}
+
+/** The states each operator action applies to (see the lifecycle table in types.ts). */
+export const ACTION_STATES: Readonly<Record<AdminAction, readonly JobState[]>> = {
+  retry: ['failed', 'completed', 'cancelled', 'failing'],
+  promote: ['delayed', 'failing'],
+  cancel: ['queued', 'delayed', 'failing', 'processing'],
+  remove: ['queued', 'delayed', 'failing', 'completed', 'failed', 'cancelled']
 }
 
 /** Most attempt records kept per job. */
@@ -138,7 +177,7 @@ export function lastAttempt (rec: Rec): AttemptRecord | undefined {
   return {
     attempt: rec.attempts,
     startedAt: rec.attemptStartedAt,
-    finishedAt: rec.finishedAt,
+    finishedAt: rec.enteredAt,
     worker: rec.worker,
     outcome: rec.lastOutcome,
     ...(failedHere && rec.error !== undefined && { error: rec.error })
@@ -180,8 +219,8 @@ export function toDetail (rec: Rec, ahead: number | undefined): JobDetail {
     resultTTL: rec.resultTTL,
     delay: rec.delay,
     runTimeout: rec.runTimeout,
-    ...(rec.startedAt > 0 && { startedAt: rec.startedAt }),
-    ...(terminal && { finishedAt: rec.finishedAt, resultExpiresAt: rec.expiresAt }),
+    ...(history.length > 0 && { startedAt: history[0].startedAt }),
+    ...(terminal && { finishedAt: rec.enteredAt, resultExpiresAt: rec.expiresAt }),
     ...(rec.state === 'completed' && rec.result !== undefined && { result: rec.result }),
     stalls: rec.stalls,
     cancelRequested: rec.cancelRequested,

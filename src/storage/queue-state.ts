@@ -23,8 +23,8 @@ import type {
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
 import {
-  DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt, recordAttempt,
-  type AttemptOutcome, type Rec
+  ACTION_STATES, DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt,
+  newRecord, recordAttempt, type AttemptOutcome, type Rec
 } from './job-record.ts'
 import { DueHeap, StateIndex } from './state-index.ts'
 
@@ -80,7 +80,9 @@ export class QueueState {
   readonly #groups = new Map<string, Group>()
   readonly #workers = new Map<string, WorkerEntry>()
   readonly #totals: Totals = { enqueued: 0, completed: 0, failed: 0, retried: 0, stalled: 0, cancelled: 0 }
-  #retention: Retention | undefined
+  #retention: Retention = DEFAULT_RETENTION
+  /** The queue has its own retention (else the defaults apply, and snapshots say so). */
+  #retentionSet = false
   #paused = false
   /** Notices the applied operations produced, oldest first, for the owner to take and deliver. */
   readonly notices = new Deque<Notice>()
@@ -103,7 +105,7 @@ export class QueueState {
 
   get paused (): boolean { return this.#paused }
 
-  get retention (): Retention { return this.#retention ?? DEFAULT_RETENTION }
+  get retention (): Retention { return this.#retention }
 
   get totals (): QueueTotals { return { ...this.#totals } }
 
@@ -112,7 +114,7 @@ export class QueueState {
 
   /** True when the queue holds nothing at all: no record, worker, setting or total. */
   get empty (): boolean {
-    if (this.#jobs.size > 0 || this.#workers.size > 0 || this.#paused || this.#retention !== undefined) return false
+    if (this.#jobs.size > 0 || this.#workers.size > 0 || this.#paused || this.#retentionSet) return false
     for (const n of Object.values(this.#totals)) if (n > 0) return false
     return true
   }
@@ -134,7 +136,7 @@ export class QueueState {
     const expiries = this.#expiries
     while (expiries.peekKey() <= now) {
       const rec = expiries.pop() as Rec
-      if (rec.expiresAt <= now && !rec.retained && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+      if (rec.expiresAt <= now && rec.stamp < 0 && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
     }
     for (const state of TERMINAL_STATES) this.#trimAge(state, now)
     return now
@@ -157,37 +159,11 @@ export class QueueState {
         // Its result TTL passed: a new job; the previous run's history goes.
         this.#forget(existing)
       }
-      const rec: Rec = {
-        id: job.id,
-        payload: job.payload,
-        createdAt: now,
-        maxAttempts: job.maxAttempts,
-        resultTTL: job.resultTTL,
-        delay: job.delay,
-        runTimeout: job.runTimeout ?? 0,
-        state: 'queued',
-        attempts: 0,
-        stalls: 0,
-        retries: 0,
-        dueAt: 0,
-        readyAt: now,
-        leaseUntil: 0,
-        worker: '',
-        cancelRequested: false,
-        expiresAt: Infinity,
-        result: undefined,
-        error: undefined,
-        waiters: job.notify === true ? (token === this.#self ? this.#selfOnly : [token]) : undefined,
-        stamp: -1,
-        enteredAt: now,
-        startedAt: 0,
-        attemptStartedAt: 0,
-        finishedAt: 0,
-        lastOutcome: '',
-        group: '',
-        history: undefined,
-        retained: false
-      }
+      const rec = newRecord(job.id, now, job.resultTTL, job.maxAttempts)
+      rec.payload = job.payload
+      rec.delay = job.delay
+      rec.runTimeout = job.runTimeout ?? 0
+      if (job.notify === true) rec.waiters = token === this.#self ? this.#selfOnly : [token]
       this.#jobs.set(job.id, rec)
       this.#totals.enqueued++
       if (job.delay > 0) {
@@ -213,7 +189,6 @@ export class QueueState {
       rec.worker = worker
       rec.leaseUntil = now + leaseMs
       rec.attemptStartedAt = now
-      if (rec.startedAt === 0) rec.startedAt = now
       this.#move(rec, 'processing', now)
       jobs.push(rec)
     }
@@ -312,7 +287,11 @@ export class QueueState {
     // What the old rules pushed out stays out: reads hid it already, a longer age must not bring it back.
     for (const state of TERMINAL_STATES) this.#trimAge(state, now)
     this.#retention = retention
-    for (const state of TERMINAL_STATES) this.#trim(state, now)
+    this.#retentionSet = true
+    for (const state of TERMINAL_STATES) {
+      this.#trimCount(state, now)
+      this.#trimAge(state, now)
+    }
   }
 
   /** Registers or refreshes a worker until now + ttl; ttl <= 0 removes it. */
@@ -376,7 +355,7 @@ export class QueueState {
 
   /** True when a terminal record is in the history of its state at `now`. */
   inHistory (rec: Rec, now: number): boolean {
-    return rec.retained && rec.stamp >= ageFloor(this.retention[rec.state as TerminalState], now)
+    return rec.stamp >= 0 && rec.stamp >= ageFloor(this.#retention[rec.state as TerminalState], now)
   }
 
   status (id: string, now: number): JobRecord | null {
@@ -445,12 +424,12 @@ export class QueueState {
     const rest: Rec[] = []
     for (const state of ['delayed', 'failing', ...TERMINAL_STATES] as const) for (const rec of this.#index[state]) rest.push(rec)
     const now = this.#now
-    for (const rec of this.#jobs.values()) if (isTerminal(rec.state) && !rec.retained && rec.expiresAt > now) rest.push(rec)
+    for (const rec of this.#jobs.values()) if (isTerminal(rec.state) && rec.stamp < 0 && rec.expiresAt > now) rest.push(rec)
     return {
       now,
       stamp: this.#stamp,
       paused: this.#paused,
-      retention: this.#retention,
+      retention: this.#retentionSet ? this.#retention : undefined,
       totals: this.totals,
       workers: [...this.#workers.values()],
       groups: [...this.#groups.values()].map(g => g.meta),
@@ -466,7 +445,8 @@ export class QueueState {
     state.#now = image.now
     state.#stamp = image.stamp
     state.#paused = image.paused
-    state.#retention = image.retention
+    state.#retention = image.retention ?? DEFAULT_RETENTION
+    state.#retentionSet = image.retention !== undefined
     Object.assign(state.#totals, image.totals)
     for (const w of image.workers) state.#workers.set(w.id, w)
     for (const meta of image.groups) state.#groups.set(meta.key, { meta, index: new StateIndex() })
@@ -587,11 +567,9 @@ export class QueueState {
     rec.result = result
     rec.error = error ?? (state === 'failed' ? rec.error : undefined)
     rec.lastOutcome = outcome
-    rec.finishedAt = now
     rec.expiresAt = now + ttl
     this.#expiries.push(rec.expiresAt, rec)
     this.#move(rec, state, now)
-    rec.retained = true
     this.#totals[state]++
     if (group !== undefined) {
       let g = this.#groups.get(group.key)
@@ -603,7 +581,8 @@ export class QueueState {
       g.index.push(rec)
     }
     if (rec.waiters?.includes(this.#self) === true) this.notices.push({ type: 'done', id: rec.id, state, result: rec.result, error: rec.error })
-    this.#trim(state, now)
+    // The count at once; the age as time passes (advance, setRetention): reads hide it meanwhile.
+    this.#trimCount(state, now)
   }
 
   #requestCancel (rec: Rec): void {
@@ -611,17 +590,17 @@ export class QueueState {
     this.notices.push({ type: 'abort', id: rec.id })
   }
 
-  /** Keeps the history of `state` within its retention: the newest `count`, younger than `age`. */
-  #trim (state: TerminalState, now: number): void {
+  /** Keeps the history of `state` within its retention's count: the newest `count`. */
+  #trimCount (state: TerminalState, now: number): void {
     const index = this.#index[state]
-    const rule = this.retention[state]
-    while (index.live > rule.count) this.#untrack(index.first() as Rec, now)
-    this.#trimAge(state, now)
+    const count = this.#retention[state].count
+    while (index.live > count) this.#untrack(index.first() as Rec, now)
   }
 
+  /** Drops the history of `state` past its retention's age. */
   #trimAge (state: TerminalState, now: number): void {
     const index = this.#index[state]
-    const floor = ageFloor(this.retention[state], now)
+    const floor = ageFloor(this.#retention[state], now)
     let rec: Rec | undefined
     while ((rec = index.first()) !== undefined && rec.stamp < floor) this.#untrack(rec, now)
   }
@@ -629,7 +608,6 @@ export class QueueState {
   /** A terminal job leaves history; its record stays while its result cache lives. */
   #untrack (rec: Rec, now: number): void {
     this.#leave(rec)
-    rec.retained = false
     rec.payload = EMPTY
     rec.history = undefined
     if (rec.expiresAt <= now && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
@@ -637,7 +615,7 @@ export class QueueState {
 
   #historyCount (state: TerminalState, now: number): number {
     const index = this.#index[state]
-    return index.live - index.countBelow(ageFloor(this.retention[state], now))
+    return index.live - index.countBelow(ageFloor(this.#retention[state], now))
   }
 
   /** Drops a record for good: history, result cache, the id. Lazy queue and heap entries see a dead job. */
@@ -645,7 +623,6 @@ export class QueueState {
     this.#leave(rec)
     if (this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
     rec.state = 'cancelled'
-    rec.retained = false
   }
 
   /**
@@ -659,18 +636,13 @@ export class QueueState {
     fresh.stamp = -1
     fresh.group = ''
     rec.state = 'cancelled'
-    rec.retained = false
     this.#jobs.set(rec.id, fresh)
     return fresh
   }
 
   #applies (action: AdminAction, rec: Rec, now: number): boolean {
-    switch (action) {
-      case 'retry': return rec.state === 'failing' || (isTerminal(rec.state) && this.inHistory(rec, now))
-      case 'promote': return rec.state === 'delayed' || rec.state === 'failing'
-      case 'cancel': return !isTerminal(rec.state)
-      case 'remove': return rec.state !== 'processing'
-    }
+    // Retrying a finished job needs its payload: only a job still in history has it.
+    return ACTION_STATES[action].includes(rec.state) && (action !== 'retry' || !isTerminal(rec.state) || this.inHistory(rec, now))
   }
 
   #act (action: AdminAction, rec: Rec, now: number): ActionResult {
@@ -690,9 +662,7 @@ export class QueueState {
         fresh.result = undefined
         fresh.error = undefined
         fresh.expiresAt = Infinity
-        fresh.retained = false
         fresh.lastOutcome = ''
-        fresh.finishedAt = 0
         fresh.worker = ''
         // A terminal job's waiters were told already; a failing job's still wait.
         if (terminal) fresh.waiters = undefined

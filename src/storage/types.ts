@@ -468,7 +468,7 @@ export interface JobDetail extends JobSummary {
   readonly delay: number
   /** {@link NewJob.runTimeout}, 0 when unset. */
   readonly runTimeout: number
-  /** Epoch ms when its first attempt started. */
+  /** Epoch ms when the first attempt in `history` started (absent before any). */
   readonly startedAt?: number
   /** Epoch ms when it reached its terminal state. */
   readonly finishedAt?: number

@@ -114,18 +114,10 @@ function encodeOp (w: Writer, op: Op): void {
       w.u8(op.paused ? 1 : 0)
       break
     case 'retention':
-      for (const state of TERMINAL_STATES) {
-        w.f64(op.retention[state].age)
-        w.f64(op.retention[state].count)
-      }
+      encodeRetention(w, op.retention)
       break
     case 'heartbeat':
-      w.str(op.worker.id)
-      w.str(op.worker.host)
-      w.f64(op.worker.pid)
-      w.f64(op.worker.concurrency)
-      w.f64(op.worker.running)
-      w.f64(op.worker.startedAt)
+      encodeWorker(w, op.worker)
       w.f64(op.ttl)
       break
     case 'seal':
@@ -133,20 +125,54 @@ function encodeOp (w: Writer, op: Op): void {
   }
 }
 
-function encodeGroup (w: Writer, group: ErrorGroup | undefined): void {
-  if (group === undefined) {
-    w.u8(0)
-    return
+/** A queue's retention: age and count of completed, failed and cancelled (also in snapshots). */
+export function encodeRetention (w: Writer, retention: Retention): void {
+  for (const state of TERMINAL_STATES) {
+    w.f64(retention[state].age)
+    w.f64(retention[state].count)
   }
-  w.u8(1)
+}
+
+export function decodeRetention (r: Reader): Retention {
+  const rule = (): { age: number, count: number } => ({ age: r.f64(), count: r.f64() })
+  return { completed: rule(), failed: rule(), cancelled: rule() }
+}
+
+/** A worker as its heartbeat describes it (also in snapshots). */
+export function encodeWorker (w: Writer, worker: WorkerInfo): void {
+  w.str(worker.id)
+  w.str(worker.host)
+  w.f64(worker.pid)
+  w.f64(worker.concurrency)
+  w.f64(worker.running)
+  w.f64(worker.startedAt)
+}
+
+export function decodeWorker (r: Reader): WorkerInfo {
+  const id = r.str()
+  const host = r.str()
+  return { id, host, pid: r.f64(), concurrency: r.f64(), running: r.f64(), startedAt: r.f64() }
+}
+
+/** A failure group's key, name, message and frame (also in snapshots). */
+export function encodeGroupFields (w: Writer, group: ErrorGroup): void {
   w.str(group.key)
   w.str(group.name)
   w.str(group.message)
   w.str(group.frame)
 }
 
+export function decodeGroupFields (r: Reader): ErrorGroup {
+  return { key: r.str(), name: r.str(), message: r.str(), frame: r.str() }
+}
+
+function encodeGroup (w: Writer, group: ErrorGroup | undefined): void {
+  w.u8(group === undefined ? 0 : 1)
+  if (group !== undefined) encodeGroupFields(w, group)
+}
+
 function decodeGroup (r: Reader): ErrorGroup | undefined {
-  return r.u8() === 1 ? { key: r.str(), name: r.str(), message: r.str(), frame: r.str() } : undefined
+  return r.u8() === 1 ? decodeGroupFields(r) : undefined
 }
 
 function encodeTarget (w: Writer, target: JobTarget): void {
@@ -268,16 +294,10 @@ function decodeOp (r: Reader): Op {
     }
     case CODE.pause:
       return { kind: 'pause', paused: r.u8() === 1 }
-    case CODE.retention: {
-      const rule = (): { age: number, count: number } => ({ age: r.f64(), count: r.f64() })
-      return { kind: 'retention', retention: { completed: rule(), failed: rule(), cancelled: rule() } }
-    }
-    case CODE.heartbeat: {
-      const id = r.str()
-      const host = r.str()
-      const worker: WorkerInfo = { id, host, pid: r.f64(), concurrency: r.f64(), running: r.f64(), startedAt: r.f64() }
-      return { kind: 'heartbeat', worker, ttl: r.f64() }
-    }
+    case CODE.retention:
+      return { kind: 'retention', retention: decodeRetention(r) }
+    case CODE.heartbeat:
+      return { kind: 'heartbeat', worker: decodeWorker(r), ttl: r.f64() }
     case CODE.seal:
       return SEAL
     default:

@@ -19,16 +19,16 @@
  *
  * Format 3 snapshots (magic 'RQS2', relayq before issue 9) are still read: {@link decodeLegacyState}.
  */
-import type { AttemptRecord, QueueTotals, Retention, WorkerEntry } from '../types.ts'
-import { STATES, TERMINAL_STATES, type AttemptOutcome, type Rec } from '../job-record.ts'
+import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
+import { STATES, TERMINAL_STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
+import { decodeGroupFields, decodeRetention, decodeWorker, encodeGroupFields, encodeRetention, encodeWorker } from './ops.ts'
 
 const STATE_CODE = new Map(STATES.map((s, i) => [s, i]))
 const OUTCOMES: ReadonlyArray<AttemptOutcome | ''> = ['', 'completed', 'failed', 'retried', 'stalled', 'cancelled', 'released']
 const OUTCOME_CODE = new Map(OUTCOMES.map((o, i) => [o, i]))
 const TOTALS: ReadonlyArray<keyof QueueTotals> = ['enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled']
-const EMPTY = Buffer.alloc(0)
 
 const M_ATTEMPTS = 1 << 0
 const M_STALLS = 1 << 1
@@ -49,7 +49,6 @@ const M_STARTED = 1 << 15
 const M_FINISHED = 1 << 16
 const M_GROUP = 1 << 17
 const M_HISTORY = 1 << 18
-const M_RETAINED = 1 << 19
 
 /** Writes `state` (format 4). */
 export function encodeState (w: Writer, state: QueueState): void {
@@ -61,25 +60,17 @@ export function encodeState (w: Writer, state: QueueState): void {
     w.u8(0)
   } else {
     w.u8(1)
-    for (const s of TERMINAL_STATES) {
-      w.f64(image.retention[s].age)
-      w.f64(image.retention[s].count)
-    }
+    encodeRetention(w, image.retention)
   }
   for (const key of TOTALS) w.f64(image.totals[key])
   w.u32(image.workers.length)
   for (const worker of image.workers) {
-    w.str(worker.id)
-    w.str(worker.host)
-    for (const n of [worker.pid, worker.concurrency, worker.running, worker.startedAt, worker.lastSeen, worker.expiresAt]) w.f64(n)
+    encodeWorker(w, worker)
+    w.f64(worker.lastSeen)
+    w.f64(worker.expiresAt)
   }
   w.u32(image.groups.length)
-  for (const g of image.groups) {
-    w.str(g.key)
-    w.str(g.name)
-    w.str(g.message)
-    w.str(g.frame)
-  }
+  for (const g of image.groups) encodeGroupFields(w, g)
   for (const list of [image.ready, image.processing, image.rest]) {
     w.u32(list.length)
     for (const rec of list) encodeRec(w, rec)
@@ -91,20 +82,12 @@ export function decodeState (r: Reader, self: number): QueueState {
   const now = r.f64()
   const stamp = r.f64()
   const paused = r.u8() === 1
-  let retention: Retention | undefined
-  if (r.u8() === 1) {
-    const rule = (): { age: number, count: number } => ({ age: r.f64(), count: r.f64() })
-    retention = { completed: rule(), failed: rule(), cancelled: rule() }
-  }
+  const retention = r.u8() === 1 ? decodeRetention(r) : undefined
   const totals = Object.fromEntries(TOTALS.map(key => [key, r.f64()])) as unknown as QueueTotals
   const workers: WorkerEntry[] = []
-  for (let n = r.u32(); n > 0; n--) {
-    const id = r.str()
-    const host = r.str()
-    workers.push({ id, host, pid: r.f64(), concurrency: r.f64(), running: r.f64(), startedAt: r.f64(), lastSeen: r.f64(), expiresAt: r.f64() })
-  }
+  for (let n = r.u32(); n > 0; n--) workers.push({ ...decodeWorker(r), lastSeen: r.f64(), expiresAt: r.f64() })
   const groups = []
-  for (let n = r.u32(); n > 0; n--) groups.push({ key: r.str(), name: r.str(), message: r.str(), frame: r.str() })
+  for (let n = r.u32(); n > 0; n--) groups.push(decodeGroupFields(r))
   const list = (): Rec[] => {
     const recs: Rec[] = []
     for (let n = r.u32(); n > 0; n--) recs.push(decodeRec(r))
@@ -132,11 +115,10 @@ function encodeRec (w: Writer, rec: Rec): void {
   if (rec.readyAt !== rec.createdAt) mask |= M_READY
   if (rec.delay !== 0) mask |= M_DELAY
   if (rec.runTimeout !== 0) mask |= M_RUN_TIMEOUT
-  if (rec.startedAt !== 0) mask |= M_STARTED
-  if (rec.finishedAt !== 0) mask |= M_FINISHED
+  if (rec.attemptStartedAt !== 0) mask |= M_STARTED
+  if (rec.lastOutcome !== '') mask |= M_FINISHED
   if (rec.group !== '') mask |= M_GROUP
   if (rec.history !== undefined && rec.history.length > 0) mask |= M_HISTORY
-  if (rec.retained) mask |= M_RETAINED
   w.u8(STATE_CODE.get(rec.state) as number)
   w.u32(mask)
   w.str(rec.id)
@@ -164,11 +146,9 @@ function encodeRec (w: Writer, rec: Rec): void {
   if ((mask & M_DELAY) !== 0) w.f64(rec.delay)
   if ((mask & M_RUN_TIMEOUT) !== 0) w.f64(rec.runTimeout)
   if ((mask & M_STARTED) !== 0) {
-    w.f64(rec.startedAt)
     w.f64(rec.attemptStartedAt)
   }
   if ((mask & M_FINISHED) !== 0) {
-    w.f64(rec.finishedAt)
     w.u8(OUTCOME_CODE.get(rec.lastOutcome) as number)
   }
   if ((mask & M_GROUP) !== 0) w.str(rec.group)
@@ -215,15 +195,12 @@ function decodeRec (r: Reader): Rec {
   if ((mask & M_WAITERS) !== 0) rec.waiters = readWaiters(r)
   if ((mask & M_RETRIES) !== 0) rec.retries = r.f64()
   if ((mask & M_READY) !== 0) rec.readyAt = r.f64()
-  const fixed = rec as { -readonly [K in keyof Rec]: Rec[K] }
-  if ((mask & M_DELAY) !== 0) fixed.delay = r.f64()
-  if ((mask & M_RUN_TIMEOUT) !== 0) fixed.runTimeout = r.f64()
+  if ((mask & M_DELAY) !== 0) rec.delay = r.f64()
+  if ((mask & M_RUN_TIMEOUT) !== 0) rec.runTimeout = r.f64()
   if ((mask & M_STARTED) !== 0) {
-    rec.startedAt = r.f64()
     rec.attemptStartedAt = r.f64()
   }
   if ((mask & M_FINISHED) !== 0) {
-    rec.finishedAt = r.f64()
     rec.lastOutcome = outcome(r.u8())
   }
   if ((mask & M_GROUP) !== 0) rec.group = r.str()
@@ -240,7 +217,6 @@ function decodeRec (r: Reader): Rec {
     }
     rec.history = history
   }
-  rec.retained = (mask & M_RETAINED) !== 0
   return rec
 }
 
@@ -255,39 +231,13 @@ function readWaiters (r: Reader): number[] {
   return waiters
 }
 
-/** A record with a new job's fields. */
+/** A decoded record's base: a new job's fields, in `state` at `stamp`. */
 function newRec (id: string, state: Rec['state'], createdAt: number, resultTTL: number, maxAttempts: number, stamp: number, enteredAt: number): Rec {
-  return {
-    id,
-    payload: EMPTY,
-    createdAt,
-    resultTTL,
-    maxAttempts,
-    delay: 0,
-    runTimeout: 0,
-    state,
-    attempts: 0,
-    stalls: 0,
-    retries: 0,
-    dueAt: 0,
-    readyAt: createdAt,
-    leaseUntil: 0,
-    worker: '',
-    cancelRequested: false,
-    expiresAt: Infinity,
-    result: undefined,
-    error: undefined,
-    waiters: undefined,
-    stamp,
-    enteredAt,
-    startedAt: 0,
-    attemptStartedAt: 0,
-    finishedAt: 0,
-    lastOutcome: '',
-    group: '',
-    history: undefined,
-    retained: false
-  }
+  const rec = newRecord(id, createdAt, resultTTL, maxAttempts)
+  rec.state = state
+  rec.stamp = stamp
+  rec.enteredAt = enteredAt
+  return rec
 }
 
 /**
@@ -304,7 +254,6 @@ export function decodeLegacyState (r: Reader, self: number): QueueState {
     for (let n = r.u32(); n > 0; n--) {
       const rec = decodeLegacyRec(r, now)
       rec.stamp = ++stamp
-      rec.retained = TERMINAL_STATES.includes(rec.state as typeof TERMINAL_STATES[number])
       recs.push(rec)
     }
     return recs
