@@ -305,7 +305,9 @@ export function adminTests (name: string, factory: StorageFactory): void {
       await storage.enqueue(q, [job('d')])
       assert.equal(woke, false)
       await admin.resume(q)
-      assert.deepEqual((await parked).map(j => j.id), ['b', 'c', 'd'])
+      // A backend may hand a woken claim its first job at once and the rest to the next claim.
+      const woken = [...await parked, ...await storage.claim(q, 'w', claimNow)]
+      assert.deepEqual(woken.map(j => j.id), ['b', 'c', 'd'])
     })
 
     test('counts: per state, the oldest waiting job\'s age, paused, and totals since creation', async t => {

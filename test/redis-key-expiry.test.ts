@@ -6,7 +6,7 @@ import { JobCancelledError, JobFailedError, Producer, Queue, Reaper, TimeoutErro
 import { RedisStorage } from '../src/storage/redis.ts'
 import type { NewJob } from '../src/storage/types.ts'
 import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, countKeys, lifo } from './fixtures/redis-tools.ts'
+import { adminClient, footprint, lifo } from './fixtures/redis-tools.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
@@ -17,10 +17,10 @@ after(async () => {
   await server.stop()
 })
 
-/** How long every terminal record is kept in this test (ms). */
+/** How long every terminal record is kept in this test, in the result cache and in history (ms). */
 const TTL = 300
 
-test('nothing grows without bound: once the result TTL has passed, the key count is back to its baseline', async t => {
+test('nothing grows without bound: once result TTLs and history retention have passed, what the queues hold is back to its baseline', async t => {
   const defer = lifo(t)
   const prefix = `t-${randomUUID()}`
   const name = 'ttl'
@@ -65,7 +65,11 @@ test('nothing grows without bound: once the result TTL has passed, the key count
   await direct.connect()
   defer(() => direct.disconnect())
 
-  const baseline = await countKeys(admin, prefix)
+  const orphans = 'ttl-orphans'
+  // History ends as soon as the result cache; the reaper's passes trim it.
+  const keep = { age: TTL, count: 10_000 }
+  for (const queueName of [name, orphans]) await direct.setRetention(queueName, { completed: keep, failed: keep, cancelled: keep })
+  const baseline = await footprint(admin, prefix)
   let peak = baseline
 
   // Completed, failed and retried jobs, awaited from both instances.
@@ -91,8 +95,7 @@ test('nothing grows without bound: once the result TTL has passed, the key count
   // On a queue nobody consumes: a job whose worker died after claiming it (the reaper ends it:
   // no attempts left), and one whose worker died between its BLMOVE and the claim (left in
   // `claiming`: the reaper hands it back, then it is cancelled).
-  const orphans = 'ttl-orphans'
-  const keys = direct.keysOf(orphans).fixed
+  const keys = direct.keysOf(orphans).all
   const key = (suffix: string): string => keys.find(k => k.endsWith(`:${suffix}`)) as string
   const orphan = (id: string, maxAttempts: number): NewJob => ({ id, payload: Buffer.from('"ok"'), maxAttempts, resultTTL: TTL, delay: 0 })
   await direct.enqueue(orphans, [orphan('stalled', 1), orphan('stranded', 3)])
@@ -104,7 +107,7 @@ test('nothing grows without bound: once the result TTL has passed, the key count
   orphanReaper.on('requeued', id => ended.add(id))
   await orphanReaper.start()
   defer(() => orphanReaper.stop())
-  peak = Math.max(peak, await countKeys(admin, prefix))
+  peak = Math.max(peak, await footprint(admin, prefix))
 
   assert.deepEqual(await producer.cancel('held', { running: true }), { status: 'cancelled' })
   assert.ok(await held instanceof JobCancelledError, 'the running job was cancelled')
@@ -119,11 +122,11 @@ test('nothing grows without bound: once the result TTL has passed, the key count
   await until(() => ended.has('stalled') && ended.has('stranded'), 10_000)
   assert.equal(await direct.cancel(orphans, 'stranded'), 'cancelled')
   await until(() => ended.has('slow') && ended.has('plain-99'))
-  peak = Math.max(peak, await countKeys(admin, prefix))
+  peak = Math.max(peak, await footprint(admin, prefix))
   assert.ok(peak > baseline + 100, `the run stored little: ${peak} keys, baseline ${baseline}`)
-  t.diagnostic(`${peak} keys at the peak, baseline ${baseline}`)
+  t.diagnostic(`${peak} keys and entries at the peak, baseline ${baseline}`)
 
-  // Every terminal record expires by itself, and no active structure is left behind.
-  await until(async () => await countKeys(admin, prefix) === baseline, 10_000)
+  // Every terminal record leaves history and its result cache ends, and no active structure is left behind.
+  await until(async () => await footprint(admin, prefix) === baseline, 10_000)
   assert.deepEqual(errors.map(e => inspect(e)), [])
 })

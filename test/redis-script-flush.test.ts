@@ -52,7 +52,7 @@ test('every operation works right after SCRIPT FLUSH', async t => {
       assert.deepEqual(await storage.extendLeases(q, 'w', ['a'], LEASE), { lost: [], aborted: [] })
       await flush()
       const next = await storage.settle(q, 'w', [{ type: 'complete', id: 'a', attempt: 1, result: Buffer.from('ra'), ttl: 60_000 }], { max: 1, leaseMs: LEASE })
-      assert.deepEqual(next.map(j => j.id), ['b'])
+      assert.deepEqual(next.jobs.map(j => j.id), ['b'])
       await flush()
       assert.equal(await storage.updateResultTTL(q, 'a', 120_000), 'updated')
       await flush()
@@ -72,7 +72,7 @@ test('every operation works right after SCRIPT FLUSH', async t => {
   const [e] = await waiting
   assert.equal(e?.id, 'e')
   await flush()
-  assert.deepEqual(await storage.settle(q, 'w', [{ type: 'complete', id: 'e', attempt: e.attempts, result: Buffer.from('re'), ttl: 60_000 }], { max: 0, leaseMs: LEASE }), [])
+  assert.deepEqual(await storage.settle(q, 'w', [{ type: 'complete', id: 'e', attempt: e.attempts, result: Buffer.from('re'), ttl: 60_000 }], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
   const status = await storage.getStatus(q, 'e')
   assert.equal(status?.state, 'completed')
   assert.equal(status?.result?.toString(), 're')
@@ -135,14 +135,14 @@ test('a settlement never overtakes the activation of its job, even when the acti
   await until(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')))
   await flush()
   // The settle script is loaded again (by a settlement of nothing), the claim script is not.
-  assert.deepEqual(await storage.settle(q, 'w', [], { max: 0, leaseMs: LEASE }), [])
+  assert.deepEqual(await storage.settle(q, 'w', [], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
   await producer.enqueue(q, [job('x')])
   const [x] = await waiting
   assert.equal(x?.id, 'x')
   // As a consumer does: its free slots block again while the job runs, and the job settles.
   const next = storage.claim(q, 'w', { max: 3, leaseMs: LEASE, blockMs: 200 })
   const settled = storage.settle(q, 'w', [{ type: 'complete', id: 'x', attempt: x.attempts, result: Buffer.from('rx'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
-  assert.deepEqual(await settled, [])
+  assert.deepEqual(await settled, { jobs: [], refused: [] })
   assert.deepEqual(await next, [])
   const status = await storage.getStatus(q, 'x')
   assert.equal(status?.state, 'completed', `the settlement was applied before the activation: x is ${status?.state}`)

@@ -62,7 +62,7 @@ test('a worker whose activation came too late cannot settle the job another work
   // The late worker's activation and settlement arrive now.
   const settled = late.settle(q, 'late-worker', [{ type: 'complete', id: 'x', attempt: mine.attempts, result: Buffer.from('late'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
   proxy.release(0)
-  assert.deepEqual(await settled, [])
+  assert.deepEqual(await settled, { jobs: [], refused: [0] }, 'the late settlement is reported refused')
   const status = await other.getStatus(q, 'x')
   assert.equal(status?.state, 'processing', 'the late worker ended a job another worker holds')
 

@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { after } from 'node:test'
 import { RedisStorage } from '../src/storage/redis.ts'
 import { deleteKeys, startRedis } from './fixtures/redis-server.ts'
+import { adminTests } from './admin-suite.ts'
+import { modelTests } from './model-suite.ts'
 import { queueTests } from './queue-suite.ts'
 import { storageContract, type StorageHandle } from './storage-contract.ts'
 
@@ -17,3 +19,5 @@ function handle (clock?: () => number): StorageHandle {
 
 storageContract('redis', async clock => handle(clock))
 queueTests('redis', async () => handle())
+adminTests('redis', async clock => handle(clock))
+modelTests('redis', async clock => handle(clock), { runs: 100 })

@@ -1,118 +1,433 @@
--- relayq: helpers shared by every script. redis-scripts.ts prepends this file to each script, so
--- the record formats below have one definition. Functions here touch only keys a script was
--- given in KEYS and read time only from ARGV.
+-- relayq: helpers shared by every script. src/storage/redis/scripts.ts links into each script the
+-- definitions of this file it uses, after the format constants of src/storage/redis/codec.ts
+-- (R_* record, E_* element, A_* attempt entry, S_* settlement, RT_* retention, F_* flags; offsets
+-- 1-based, *_FORMAT the `struct` formats), and binds the keys a script lists on its `KEYS` line
+-- to K.<name> (every key in KEYS: none is built here). Time comes from ARGV only.
 --
--- Active job (HASH `jobs`, field = job id): a binary record, so scripts read and write fields by
--- offset with no number <-> text conversion (string.format and string.match dominated the
--- scripts' cost). Numbers are big-endian doubles (exact for integers below 2^53).
---   byte 1 state      q queued, d delayed, p processing, f failing (waits out its retry backoff)
---   2-9 attempts  10-17 maxAttempts  18-25 resultTTL  26-33 createdAt  34-41 stalls
---   42 flags          1 cancel requested, 2 someone waits (HASH `waiters`), 4 an error is kept (HASH `errors`)
---   43... worker id   (processing jobs)
--- Terminal job (STRING `done:<id>`, expiring after its TTL): state, then bytes 2-17 and 26-33 of
--- the active record (attempts, maxAttempts, createdAt), then the body (result or error).
---   state: c completed, e failed, x cancelled
--- Element (HASH `elements`, field = job id): the job as the client built it at enqueue, so a
--- claim needs no further round trip and a consumer woken by BLMOVE can start the handler at once.
---   byte 1 'E' (payload small enough to travel in the ready list) or 'R' (larger: it stays in
---   `elements` only)   2-9 the attempt the next run will be   10-33 maxAttempts, resultTTL,
---   createdAt (as bytes 10-33 of the record)   34-37 id length (uint32)   38... id, then payload
--- The ready list (LIST `ready`, and `claiming` once a BLMOVE took a job) holds the job's ready
--- element: the stored element with the attempt of its next run, without the payload for 'R'.
--- It is derived from the stored element and the record by `ready_element` only, so a cancel
--- can rebuild the exact bytes to remove.
--- Waiters (HASH `waiters`, field = job id): 36-character tokens of the storage instances that
--- wait, concatenated; each listens on channel <reply prefix><token>.
+-- A job is one record (HASH `jobs`, field = id) from enqueue until both its history retention
+-- and its result cache ended, read and written by offset (no number <-> text conversion):
+--   state       q queued, d delayed, p processing, f failing (a retry waits out its backoff),
+--               c completed, e failed, x cancelled
+--   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
+--               HASH `outcomes` holds its result or last error, F_HISTORY HASH `attempts` holds
+--               ended attempts
+--   enteredAt   when it entered its state          attempts    of the current series
+--   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
+--   expiresAt   terminal: end of the result cache (getStatus, dedup); math.huge while active
+--   lastOutcome letter of the attempt that ended the job ('\0': none did)
+--   stalls, readyAt (claimable since), retries (operator), maxAttempts, resultTTL, createdAt,
+--   runTimeout, delay (as enqueued), then the failure group key (groupLength bytes) and the worker
+--   of the running or last attempt (the rest)
+-- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `outcomes`, HASH
+-- `attempts` (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker,
+-- error; oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
+-- instances that wait, concatenated; each listens on channel <reply prefix><token>).
+--
+-- Indexes: one ZSET per state (`queued` ... `cancelled`, named as the states) of ids scored by
+-- stamp, the queue's strictly increasing position of a state change (max(now * 1000, last + 1),
+-- the last one kept in HASH `meta`). A terminal job is in history exactly while it is in the
+-- index of its state; one pushed out of history while its result cache lives keeps its record
+-- and outcome until ZSET `expires` (score: expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
+-- `leases` processing jobs by lease deadline. Failed jobs with a failure group are in HASH
+-- `groups` (key -> count), HASH `groupinfo` (key -> name, message, frame as JSON) and ZSET
+-- `bygroup` (all scores 0, members #key key stamp id, so one group's jobs are a lex range in
+-- stamp order).
+--
+-- Ready element (LIST `ready`, or `held` while the queue is paused; `claiming` once a BLMOVE took
+-- it): the element header, the id, then the payload for kind 'E' (small payloads: a consumer
+-- woken by BLMOVE starts at once) or nothing for kind 'R'. The client builds it at enqueue;
+-- `ready_element` rebuilds the same bytes from the record, so a cancel can remove it.
+-- HASH `meta`: stamp, paused ('1'), retention (RT_FORMAT), and the totals enqueued, completed,
+-- failed, retried, stalled, cancelled.
 -- Notices: on a reply channel, 'D' then one record per ended job (see `flush`); on the queue's
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
 local TOKEN = 36
-local function new_meta (st, maxAttempts, resultTTL, createdAt, flags)
-  return struct.pack('>c1dddddB', st, 0, maxAttempts, resultTTL, createdAt, 0, flags)
+local TERMINAL = { c = true, e = true, x = true }
+local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
+local NO_OUTCOME = '\0'
+
+-- A number as exact text: Lua's own conversion keeps 14 digits, stamps have 16 ('%d' is the
+-- faster format, for the integers that nearly every number here is).
+local function num (x)
+  if x == math.floor(x) and x > -1e18 and x < 1e18 then return string.format('%d', x) end
+  return string.format('%.17g', x)
 end
 
-local function attempts_of (m) return (struct.unpack('>d', m, 2)) end
-local function max_of (m) return (struct.unpack('>d', m, 10)) end
-local function ttl_of (m) return (struct.unpack('>d', m, 18)) end
-local function stalls_of (m) return (struct.unpack('>d', m, 34)) end
-local function flags_of (m) return string.byte(m, 42) end
-local function worker_of (m) return string.sub(m, 43) end
+local function dbl (m, at) return (struct.unpack('>d', m, at)) end
+local function st_of (m) return string.sub(m, R_STATE, R_STATE) end
+local function flags_of (m) return string.byte(m, R_FLAGS) end
+local function attempts_of (m) return dbl(m, R_ATTEMPTS) end
+local function max_of (m) return dbl(m, R_MAX_ATTEMPTS) end
+local function ttl_of (m) return dbl(m, R_RESULT_TTL) end
+local function stalls_of (m) return dbl(m, R_STALLS) end
+local function expires_of (m) return dbl(m, R_EXPIRES_AT) end
+local function group_of (m) return string.sub(m, R_SIZE + 1, R_SIZE + string.byte(m, R_GROUP_LENGTH)) end
+local function worker_of (m) return string.sub(m, R_SIZE + 1 + string.byte(m, R_GROUP_LENGTH)) end
+local function has (m, flag) return bit.band(string.byte(m, R_FLAGS), flag) ~= 0 end
 
--- The record with another state, attempts changed by `delta`, and no worker.
-local function moved (m, st, delta)
-  if delta == 0 then return st .. string.sub(m, 2, 42) end
-  return st .. struct.pack('>d', attempts_of(m) + delta) .. string.sub(m, 10, 42)
+local function with_flags (m, fl)
+  return string.sub(m, 1, R_FLAGS - 1) .. string.char(fl) .. string.sub(m, R_FLAGS + 1)
 end
 
--- The ready element of a job, from its stored element and its record `m` (see above).
-local function ready_element (stored, m)
-  local e = string.sub(stored, 1, 1) .. struct.pack('>d', attempts_of(m) + 1) .. string.sub(stored, 10)
-  if string.sub(e, 1, 1) == 'R' then return string.sub(e, 1, 37 + struct.unpack('>I4', e, 34)) end
-  return e
+local function with_dbl (m, at, v)
+  return string.sub(m, 1, at - 1) .. struct.pack('>d', v) .. string.sub(m, at + 8)
+end
+
+-- The record as a table of its fields (plus group and worker), for the paths that change many.
+local function rec_read (m)
+  local r = {}
+  local v = { struct.unpack(R_FORMAT, m) }
+  for i = 1, #R_FIELDS do r[R_FIELDS[i]] = v[i] end
+  r.group = group_of(m)
+  r.worker = worker_of(m)
+  return r
+end
+
+local function rec_write (r)
+  local v = {}
+  r.groupLength = #r.group
+  for i = 1, #R_FIELDS do v[i] = r[R_FIELDS[i]] end
+  return struct.pack(R_FORMAT, unpack(v)) .. r.group .. r.worker
+end
+
+-- A new record, from the ready element the client built at enqueue.
+local function new_record (e, st, now, flags)
+  local _, _, mx, tl, cr, rt, _, dl = struct.unpack(E_FORMAT, e)
+  return rec_write({
+    state = st, flags = flags, enteredAt = now, attempts = 0, startedAt = 0, attemptStartedAt = 0,
+    expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
+    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = ''
+  })
 end
 
 local function element_id (e)
-  return string.sub(e, 38, 37 + struct.unpack('>I4', e, 34))
+  return string.sub(e, E_SIZE + 1, E_SIZE + struct.unpack('>I', e, E_ID_LENGTH))
 end
 
-local function with_flags (m, fl) return string.sub(m, 1, 41) .. string.char(fl) .. string.sub(m, 43) end
-local function with_stalls (m, sl) return string.sub(m, 1, 33) .. struct.pack('>d', sl) .. string.sub(m, 42) end
+-- The ready element of a job (see above), from its record and payload: the exact bytes the
+-- client built, for a job never claimed yet.
+local function ready_element (id, m, payload)
+  local kind = 'R'
+  if #payload <= INLINE_PAYLOAD then kind = 'E' end
+  local e = struct.pack(E_FORMAT, kind, attempts_of(m) + 1, max_of(m), ttl_of(m), dbl(m, R_CREATED_AT),
+    dbl(m, R_RUN_TIMEOUT), dbl(m, R_READY_AT), dbl(m, R_DELAY), #id) .. id
+  if kind == 'E' then return e .. payload end
+  return e
+end
 
--- The score of the earliest delayed job, or math.huge.
-local function delayed_head (kDelayed)
-  local h = redis.call('ZRANGE', kDelayed, 0, 0, 'WITHSCORES')
+-- The state of one script's run on a queue: its time, the queue's meta (read once, when first
+-- needed), the index changes and totals it makes (written by `save`).
+local function queue_of (now)
+  return { now = now, rem = {}, add = {}, totals = {}, ended = {} }
+end
+
+local function meta_of (q)
+  if not q.meta then
+    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention')
+    q.meta = true
+    q.stamp = tonumber(v[1]) or 0
+    q.paused = v[2] == '1'
+    q.retention = v[3]
+  end
+  return q
+end
+
+local function paused (q) return meta_of(q).paused end
+
+-- The list new ready jobs go to: `held` while the queue is paused, so no claim (not even a
+-- BLMOVE blocked since before the pause) can take them; resuming renames it to `ready`.
+local function list_of (q)
+  if paused(q) then return K.held end
+  return K.ready
+end
+
+local function next_stamp (q)
+  meta_of(q)
+  local s = q.now * 1000
+  if s <= q.stamp then s = q.stamp + 1 end
+  q.stamp = s
+  q.stamped = true
+  return s
+end
+
+-- Age (ms) and count of the history of terminal state `st`.
+local function rule_of (q, st)
+  local r = meta_of(q).retention
+  if r and #r == RT_SIZE then
+    local at = RT_COMPLETED_AGE
+    if st == 'e' then at = RT_FAILED_AGE elseif st == 'x' then at = RT_CANCELLED_AGE end
+    return struct.unpack('>dd', r, at)
+  end
+  return DEFAULT_RULES[st][1], DEFAULT_RULES[st][2] -- codec.ts: the contract's defaults
+end
+
+-- The smallest stamp still within the age of state `st`'s history.
+local function floor_of (q, st)
+  local age = rule_of(q, st)
+  return (q.now - age + 1) * 1000
+end
+
+local function count (q, total, n)
+  q.totals[total] = (q.totals[total] or 0) + n
+end
+
+-- Notes that job `id` leaves the index of state `from` and enters the one of `to` (either may be
+-- nil) with a new stamp, returned. Applied by `apply_moves`: a job moves once between two calls.
+local function move (q, id, from, to)
+  if from then
+    local l = q.rem[from]
+    if not l then
+      l = {}
+      q.rem[from] = l
+    end
+    l[#l + 1] = id
+  end
+  if not to then return nil end
+  local s = next_stamp(q)
+  local l = q.add[to]
+  if not l then
+    l = {}
+    q.add[to] = l
+  end
+  l[#l + 1] = num(s)
+  l[#l + 1] = id
+  return s
+end
+
+local function apply_moves (q)
+  for st, ids in pairs(q.rem) do redis.call('ZREM', IK[st], unpack(ids)) end
+  for st, scored in pairs(q.add) do redis.call('ZADD', IK[st], unpack(scored)) end
+  q.rem, q.add = {}, {}
+end
+
+-- Writes what the script changed in `meta`: the last stamp and the totals.
+local function save (q)
+  apply_moves(q)
+  if q.stamped then redis.call('HSET', K.meta, 'stamp', num(q.stamp)) end
+  for total, n in pairs(q.totals) do redis.call('HINCRBY', K.meta, total, n) end
+end
+
+-- The member of a failed job in ZSET `bygroup`.
+local function group_member (g, stamp, id)
+  return string.char(#g) .. g .. struct.pack('>d', stamp) .. id
+end
+
+-- Files failed job `id` (stamp `stamp`) under group `g` (`info`: its name, message, frame as JSON).
+local function group_add (g, info, stamp, id)
+  redis.call('ZADD', K.bygroup, 0, group_member(g, stamp, id))
+  if redis.call('HINCRBY', K.groups, g, 1) == 1 then redis.call('HSET', K.groupinfo, g, info) end
+end
+
+local function group_remove (g, stamp, id)
+  if redis.call('ZREM', K.bygroup, group_member(g, stamp, id)) == 1 and redis.call('HINCRBY', K.groups, g, -1) <= 0 then
+    redis.call('HDEL', K.groups, g)
+    redis.call('HDEL', K.groupinfo, g)
+  end
+end
+
+-- Appends an attempt entry to the job's history, keeping the newest HISTORY_LIMIT; returns the
+-- record with F_HISTORY set.
+local function push_attempt (id, m, attempt, started, finished, outcome, err)
+  local w = string.sub(worker_of(m), 1, 65535)
+  local entry = struct.pack(A_FORMAT, attempt, started, finished, outcome, #w, #err) .. w .. err
+  local all = entry
+  if has(m, F_HISTORY) then all = (redis.call('HGET', K.attempts, id) or '') .. entry end
+  local n, at = 0, 1
+  local starts = {}
+  while at + A_SIZE - 1 <= #all do
+    n = n + 1
+    starts[n] = at
+    local _, _, _, _, wl, el = struct.unpack(A_FORMAT, all, at)
+    at = at + A_SIZE + wl + el
+  end
+  if n > HISTORY_LIMIT then all = string.sub(all, starts[n - HISTORY_LIMIT + 1]) end
+  redis.call('HSET', K.attempts, id, all)
+  return with_flags(m, bit.bor(flags_of(m), F_HISTORY))
+end
+
+-- Appends the record's running (or last) attempt, ended at `now` with `outcome` (and `err`).
+local function end_attempt (q, id, m, outcome, err)
+  return push_attempt(id, m, attempts_of(m), dbl(m, R_ATTEMPT_STARTED_AT), q.now, outcome, err or '')
+end
+
+-- Deletes everything of the jobs `ids` (records `metas`) but their index entries.
+local function drop_all (ids, metas)
+  if #ids == 0 then return end
+  redis.call('HDEL', K.jobs, unpack(ids))
+  redis.call('HDEL', K.payloads, unpack(ids))
+  local by = { [F_OUTCOME] = {}, [F_HISTORY] = {}, [F_WAITED] = {} }
+  for i = 1, #ids do
+    for flag, list in pairs(by) do
+      if has(metas[i], flag) then list[#list + 1] = ids[i] end
+    end
+  end
+  if #by[F_OUTCOME] > 0 then redis.call('HDEL', K.outcomes, unpack(by[F_OUTCOME])) end
+  if #by[F_HISTORY] > 0 then redis.call('HDEL', K.attempts, unpack(by[F_HISTORY])) end
+  if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
+end
+
+-- Terminal jobs leave history: `scored` holds id, stamp, ... of jobs just taken out of their
+-- index (a terminal job is in history exactly while it is in the index of its state). Each is
+-- deleted if its result cache ended; else its payload and attempts go, and ZSET `expires` says
+-- when the rest goes. The record itself is left as it is.
+local function untrack_all (q, scored)
+  if #scored == 0 then return end
+  local ids = {}
+  for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
+  local metas = redis.call('HMGET', K.jobs, unpack(ids))
+  local gone, goneMetas, expiring, kept, histories, waited = {}, {}, {}, {}, {}, {}
+  for i = 1, #ids do
+    local id, m = ids[i], metas[i]
+    if m then
+      local g = group_of(m)
+      if #g > 0 then group_remove(g, tonumber(scored[2 * i]), id) end
+      local ex = expires_of(m)
+      if ex <= q.now then
+        gone[#gone + 1] = id
+        goneMetas[#goneMetas + 1] = m
+      else
+        if has(m, F_HISTORY) then histories[#histories + 1] = id end
+        if has(m, F_WAITED) then waited[#waited + 1] = id end
+        expiring[#expiring + 1] = num(ex)
+        expiring[#expiring + 1] = id
+        kept[#kept + 1] = id
+      end
+    end
+  end
+  drop_all(gone, goneMetas)
+  if #kept > 0 then
+    redis.call('HDEL', K.payloads, unpack(kept))
+    redis.call('ZADD', K.expires, unpack(expiring))
+  end
+  if #histories > 0 then redis.call('HDEL', K.attempts, unpack(histories)) end
+  if #waited > 0 then redis.call('HDEL', K.waiters, unpack(waited)) end
+end
+
+-- Keeps the history of terminal state `st` within its retention: at most `budget` jobs leave it
+-- per call, over count first, then past age. Returns how many left.
+local function trim (q, st, budget)
+  local age, keep = rule_of(q, st)
+  local key = IK[st]
+  local n = 0
+  local excess = redis.call('ZCARD', key) - keep
+  if excess > 0 then
+    local popped = redis.call('ZPOPMIN', key, math.min(excess, budget))
+    untrack_all(q, popped)
+    n = #popped / 2
+  end
+  if n < budget and age < q.now then
+    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'WITHSCORES', 'LIMIT', 0, budget - n)
+    if #old > 0 then
+      local ids = {}
+      for i = 1, #old, 2 do ids[#ids + 1] = old[i] end
+      redis.call('ZREM', key, unpack(ids))
+      untrack_all(q, old)
+      n = n + #ids
+    end
+  end
+  return n
+end
+
+-- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
+local function sweep (q, budget)
+  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', num(q.now), 'LIMIT', 0, budget)
+  if #due == 0 then return 0 end
+  redis.call('ZREM', K.expires, unpack(due))
+  local metas = redis.call('HMGET', K.jobs, unpack(due))
+  local gone, goneMetas = {}, {}
+  for i = 1, #due do
+    local m = metas[i]
+    -- (ttl.lua moves the entry when it changes the end of the cache.)
+    if m and TERMINAL[st_of(m)] and expires_of(m) <= q.now then
+      gone[#gone + 1] = due[i]
+      goneMetas[#goneMetas + 1] = m
+    end
+  end
+  drop_all(gone, goneMetas)
+  return #due
+end
+
+-- Keeps terminal histories within their retention and deletes expired result caches, with
+-- bounded work: the scripts that end jobs tidy the states they ended jobs in (`budget` beyond
+-- those), the reaper's pass every state.
+local function tidy (q, budget, every)
+  local n = sweep(q, budget)
+  for st in pairs(TERMINAL) do
+    local ended = q.ended[st]
+    if ended or every then n = n + trim(q, st, budget + (ended or 0)) end
+  end
+  return n
+end
+
+-- The score of the earliest due job, or math.huge.
+local function due_head ()
+  local h = redis.call('ZRANGE', K.due, 0, 0, 'WITHSCORES')
   if h[2] then return tonumber(h[2]) end
   return math.huge
 end
 
--- Moves delayed and failing jobs that are due to the tail of the ready list.
-local function promote (kReady, kJobs, kElements, kDelayed, now)
-  local due = redis.call('ZRANGEBYSCORE', kDelayed, '-inf', now, 'LIMIT', 0, 1000)
+-- Puts job `id` (record `m`, already in state q with its new stamp) in line: at the tail, or at
+-- the head (`head`: a job handed back unrun). Returns the record.
+local function push_ready (q, id, m, payload, head)
+  local e = ready_element(id, m, payload)
+  if head then redis.call('LPUSH', list_of(q), e) else redis.call('RPUSH', list_of(q), e) end
+end
+
+-- Moves due delayed and failing jobs to the tail of the ready list, in (due time, id) order.
+local function promote (q)
+  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', num(q.now), 'WITHSCORES', 'LIMIT', 0, 1000)
   if #due == 0 then return end
-  redis.call('ZREM', kDelayed, unpack(due))
-  local metas = redis.call('HMGET', kJobs, unpack(due))
-  local stored = redis.call('HMGET', kElements, unpack(due))
+  local ids = {}
+  for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+  redis.call('ZREM', K.due, unpack(ids))
+  local metas = redis.call('HMGET', K.jobs, unpack(ids))
+  local payloads = redis.call('HMGET', K.payloads, unpack(ids))
   local fields, elements = {}, {}
-  for i = 1, #due do
+  for i = 1, #ids do
     local m = metas[i]
-    if m then
-      local st = string.sub(m, 1, 1)
-      if st == 'd' or st == 'f' then
-        m = 'q' .. string.sub(m, 2)
-        fields[#fields + 1] = due[i]
-        fields[#fields + 1] = m
-        elements[#elements + 1] = ready_element(stored[i], m)
-      end
+    local st = m and st_of(m)
+    if st == 'd' or st == 'f' then
+      local s = move(q, ids[i], st, 'q')
+      m = 'q' .. string.sub(m, R_FLAGS, R_ENTERED_AT - 1) .. struct.pack('>d', q.now) .. string.sub(m, R_ENTERED_AT + 8)
+      m = with_dbl(m, R_READY_AT, tonumber(due[2 * i]))
+      fields[#fields + 1] = ids[i]
+      fields[#fields + 1] = m
+      elements[#elements + 1] = ready_element(ids[i], m, payloads[i] or '')
     end
   end
   if #elements > 0 then
-    redis.call('HSET', kJobs, unpack(fields))
-    redis.call('RPUSH', kReady, unpack(elements))
+    redis.call('HSET', K.jobs, unpack(fields))
+    redis.call('RPUSH', list_of(q), unpack(elements))
   end
 end
 
--- Claims the queued jobs of `elements` (already taken off the ready or claiming list) for
--- `worker` and appends them to `out`, 3 fields each: id, payload, record (attempts, maxAttempts,
--- resultTTL, createdAt are read from it by the client). An element whose job is gone, not
+-- Leases the queued jobs of `elements` (already off the ready or claiming list) to `worker` and
+-- appends them to `out`, 3 fields each: id, payload, record. An element whose job is gone, not
 -- queued, or in another attempt (cancelled or requeued meanwhile) is dropped.
-local function take (kJobs, kElements, kLeases, elements, now, leaseMs, worker, out)
+local function take (q, elements, leaseMs, worker, out)
   if #elements == 0 then return end
+  local now = q.now
   local ids = {}
   for i = 1, #elements do ids[i] = element_id(elements[i]) end
-  local metas = redis.call('HMGET', kJobs, unpack(ids))
+  local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local fields, leases, refs = {}, {}, {}
-  local deadline = now + leaseMs
+  local deadline = num(now + leaseMs)
   for i = 1, #ids do
     local m, e, id = metas[i], elements[i], ids[i]
-    if m and string.sub(m, 1, 1) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, 2) then
-      m = 'p' .. string.sub(e, 2, 9) .. string.sub(m, 10, 42) .. worker
+    if m and st_of(m) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, E_ATTEMPT) then
+      move(q, id, 'q', 'p')
+      local started = dbl(m, R_STARTED_AT)
+      if started == 0 then started = now end
+      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>dddd', now, attempts_of(m) + 1, started, now)
+        .. string.sub(m, R_EXPIRES_AT, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker
       fields[#fields + 1] = id
       fields[#fields + 1] = m
       leases[#leases + 1] = deadline
       leases[#leases + 1] = id
       out[#out + 1] = id
-      if string.sub(e, 1, 1) == 'E' then
-        out[#out + 1] = string.sub(e, 38 + #id)
+      if string.sub(e, E_KIND, E_KIND) == 'E' then
+        out[#out + 1] = string.sub(e, E_SIZE + 1 + #id)
       else
         out[#out + 1] = ''
         refs[#refs + 1] = #out
@@ -121,22 +436,22 @@ local function take (kJobs, kElements, kLeases, elements, now, leaseMs, worker, 
     end
   end
   if #fields > 0 then
-    redis.call('HSET', kJobs, unpack(fields))
-    redis.call('ZADD', kLeases, unpack(leases))
+    redis.call('HSET', K.jobs, unpack(fields))
+    redis.call('ZADD', K.leases, unpack(leases))
   end
   if #refs > 0 then
     local wanted = {}
     for i = 1, #refs do wanted[i] = out[refs[i] - 1] end
-    local stored = redis.call('HMGET', kElements, unpack(wanted))
-    for i = 1, #refs do out[refs[i]] = string.sub(stored[i] or '', 38 + #wanted[i]) end
+    local stored = redis.call('HMGET', K.payloads, unpack(wanted))
+    for i = 1, #refs do out[refs[i]] = stored[i] or '' end
   end
 end
 
--- The jobs one script ends: their active data is removed and their waiters told by `flush`, once
--- per script: one command per key, and one message per waiting instance however many of its
--- jobs ended (a message per job cost Redis a PUBLISH and the waiter an event each).
+-- The jobs one script ends, written by `flush` once per script: one command per key, and one
+-- message per waiting instance however many of its jobs ended (a message per job cost Redis a
+-- PUBLISH and the waiter an event each).
 local function new_batch ()
-  return { gone = {}, errors = {}, told = {} }
+  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {} }
 end
 
 -- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
@@ -147,34 +462,65 @@ local function tell (batch, id, st, body)
   t[#t + 1] = body
 end
 
--- Writes a job's terminal record (state and body in one value, so it is never seen without its
--- result). Its active data goes and its waiters are told when the batch is flushed; the caller
--- must not finish the same id twice in one batch.
-local function finish (kDone, id, m, st, body, ttl, batch)
-  redis.call('SET', kDone, st .. string.sub(m, 2, 17) .. string.sub(m, 26, 33) .. body, 'PX', ttl)
-  batch.gone[#batch.gone + 1] = id
+-- Ends job `id` (record `m`) in terminal state `st` ('c', 'e' or 'x'): into history, with its
+-- result cache for `ttl` ms. `outcome`: letter of the attempt that ended it ('\0' when none did);
+-- `body`: the result ('c') or error ('e'; nil keeps the last error); `g`, `info`: its failure
+-- group ('e', or nil). Written, and its waiters told, when the batch is flushed; the caller must
+-- not end the same id twice in one batch.
+local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
+  local from = st_of(m)
+  local s = move(q, id, from, st)
+  local waited = has(m, F_WAITED)
   local fl = flags_of(m)
-  if bit.band(fl, 4) ~= 0 then batch.errors[#batch.errors + 1] = id end
-  if bit.band(fl, 2) ~= 0 then tell(batch, id, st, body) end
+  if st == 'c' or (st == 'e' and body) then
+    local b = batch.bodies
+    b[#b + 1] = id
+    b[#b + 1] = body
+    fl = bit.bor(fl, F_OUTCOME)
+  elseif st == 'x' and bit.band(fl, F_OUTCOME) ~= 0 then
+    batch.unbodies[#batch.unbodies + 1] = id
+    fl = bit.band(fl, bit.bnot(F_OUTCOME))
+  end
+  if from == 'p' then
+    batch.leased[#batch.leased + 1] = id
+  elseif from == 'd' or from == 'f' then
+    redis.call('ZREM', K.due, id)
+  end
+  g = g or ''
+  if #g > 255 then g = string.sub(g, 1, 255) end
+  local r = batch.records
+  r[#r + 1] = id
+  r[#r + 1] = st .. string.char(fl) .. struct.pack('>d', q.now) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
+    .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
+  if #g > 0 then group_add(g, info, s, id) end
+  count(q, TOTAL[st], 1)
+  q.ended[st] = (q.ended[st] or 0) + 1
+  if waited then
+    if st == 'x' then body = '' end
+    tell(batch, id, st, body or redis.call('HGET', K.outcomes, id) or '')
+  end
 end
 
--- Applies a batch: removes the active data of its jobs, then publishes to each waiting instance
--- one message 'D' followed by a record per job: state (upper case when the body is left out,
--- over the inline limit), #id ':' id, #body ':' body.
-local function flush (k, batch, replyPrefix, inline)
-  local gone = batch.gone
-  if #gone > 0 then
-    redis.call('HDEL', k.jobs, unpack(gone))
-    redis.call('HDEL', k.elements, unpack(gone))
-    redis.call('ZREM', k.leases, unpack(gone))
-  end
-  if #batch.errors > 0 then redis.call('HDEL', k.errors, unpack(batch.errors)) end
+-- Writes the records and outcomes of the jobs a batch ended so far, and ends their leases.
+local function write (batch)
+  if #batch.records > 0 then redis.call('HSET', K.jobs, unpack(batch.records)) end
+  if #batch.bodies > 0 then redis.call('HSET', K.outcomes, unpack(batch.bodies)) end
+  if #batch.unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(batch.unbodies)) end
+  if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
+  batch.records, batch.bodies, batch.unbodies, batch.leased = {}, {}, {}, {}
+end
+
+-- Applies a batch: `write`, then publishes to each waiting instance one message 'D' followed by
+-- a record per job: state (upper case when the body is left out, over the inline limit), #id ':'
+-- id, #body ':' body.
+local function flush (q, batch, replyPrefix, inline)
+  write(batch)
   local t = batch.told
   if #t == 0 then return end
   local ids = {}
   for i = 1, #t, 3 do ids[#ids + 1] = t[i] end
-  local waiting = redis.call('HMGET', k.waiters, unpack(ids))
-  redis.call('HDEL', k.waiters, unpack(ids))
+  -- (The tokens stay with the record: its history tells who waited.)
+  local waiting = redis.call('HMGET', K.waiters, unpack(ids))
   local messages, order = {}, {}
   for j = 1, #ids do
     local tokens = waiting[j]
@@ -201,10 +547,52 @@ local function flush (k, batch, replyPrefix, inline)
 end
 
 -- Adds `token` to the waiters of an active job (a second enqueueAndWait on a running id).
-local function add_waiter (kJobs, kWaiters, id, m, token)
-  local tokens = redis.call('HGET', kWaiters, id) or ''
+local function add_waiter (id, m, token)
+  local tokens = redis.call('HGET', K.waiters, id) or ''
   if string.find(tokens, token, 1, true) then return end
-  redis.call('HSET', kWaiters, id, tokens .. token)
+  redis.call('HSET', K.waiters, id, tokens .. token)
   local fl = flags_of(m)
-  if bit.band(fl, 2) == 0 then redis.call('HSET', kJobs, id, with_flags(m, bit.bor(fl, 2))) end
+  if bit.band(fl, F_WAITED) == 0 then redis.call('HSET', K.jobs, id, with_flags(m, bit.bor(fl, F_WAITED))) end
+end
+
+-- Takes a queued job's ready element off whichever list holds it.
+local function unlist (id, m)
+  local e = ready_element(id, m, redis.call('HGET', K.payloads, id) or '')
+  if redis.call('LREM', K.ready, 1, e) == 0 and redis.call('LREM', K.held, 1, e) == 0 then
+    redis.call('LREM', K.claiming, 1, e)
+  end
+end
+
+-- Drops a job that is in no list, due or lease set (a terminal one) for good: history, result
+-- cache, the id.
+local function erase (id, m)
+  local key = IK[st_of(m)]
+  local g = group_of(m)
+  if #g > 0 then
+    local s = redis.call('ZSCORE', key, id)
+    if s then group_remove(g, tonumber(s), id) end
+  end
+  redis.call('ZREM', key, id)
+  redis.call('ZREM', K.expires, id)
+  drop_all({ id }, { m })
+end
+
+-- Drops a job in any state for good. Its waiters are not told (the caller does, when they must be).
+local function forget (id, m)
+  local st = st_of(m)
+  if st == 'q' then
+    unlist(id, m)
+  elseif st == 'd' or st == 'f' then
+    redis.call('ZREM', K.due, id)
+  elseif st == 'p' then
+    redis.call('ZREM', K.leases, id)
+  end
+  erase(id, m)
+end
+
+-- The key and info of a failure group block (see codec.ts), or nil when it is empty.
+local function parse_group (block)
+  if #block == 0 then return nil, nil end
+  local kl = string.byte(block, 1)
+  return string.sub(block, 2, 1 + kl), string.sub(block, 2 + kl)
 end

@@ -1,31 +1,29 @@
 -- enqueue: stores new jobs with dedup on the id, in order, in one round trip.
--- KEYS[1] ready  [2] jobs  [3] elements  [4] delayed  [5] waiters  [5 + i] done:<id of job i>
+-- KEYS jobs payloads outcomes attempts waiters ready held due queued delayed completed failed cancelled
+-- KEYS expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] waiter token of the calling instance  [3] control channel
---      [4] length of the done:<id> keys' prefix (the id is the rest of the key)
---      [5] one flag byte per job: +1 the caller waits for it, +2 it is delayed
---      [6] the delays (ms) of the delayed jobs, in order, as big-endian doubles
---      then 1 per job: its element (see _lib.lua), built by the client with createdAt = now
+--      [4] one flag byte per job: 1 when the caller waits for it
+--      then 1 per job: its ready element (see _lib.lua), built by the client with createdAt = now
 -- Returns the number of jobs when all were queued (the common case: a short reply); else 2 per
 --   job: code, data. 0 queued; 1 duplicate of an active job (data: its state);
 --   2 completed (data: result); 3 failed (data: error); 4 cancelled.
-local kReady, kJobs, kElements, kDelayed, kWaiters = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, token, idFrom, flags, delays = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4]) + 1, ARGV[5], ARGV[6]
-local n = #ARGV - 6
-local TERMINAL = { c = 2, e = 3, x = 4 }
+-- An id whose terminal record's result cache ended is free: its previous run is dropped.
+local now, token, flags = tonumber(ARGV[1]), ARGV[2], ARGV[4]
+local n = #ARGV - 4
+local q = queue_of(now)
+local CODES = { c = 2, e = 3, x = 4 }
 
-local ids, doneKeys = {}, {}
+local ids, elements = {}, {}
 for i = 1, n do
-  doneKeys[i] = KEYS[5 + i]
-  ids[i] = string.sub(doneKeys[i], idFrom)
+  elements[i] = ARGV[4 + i]
+  ids[i] = element_id(elements[i])
 end
-local metas = redis.call('HMGET', kJobs, unpack(ids))
-local records_done = redis.call('MGET', unpack(doneKeys))
+local metas = redis.call('HMGET', K.jobs, unpack(ids))
 
 local out -- built only once a job is not simply queued: the common all-queued batch returns n
 local fresh = {} -- id -> index of its record in `records` (a batch may repeat an id)
-local records, elements, ready, waiting = {}, {}, {}, {}
+local records, created, payloads, ready, waiting = {}, {}, {}, {}, {}
 local head, wakeAt
-local delayed = 0
 
 -- Records the outcome of job i when it is not 'queued': starts the full reply on first need.
 local function answer (i, code, data)
@@ -41,57 +39,56 @@ local function answer (i, code, data)
 end
 
 for i = 1, n do
-  local id, fl = ids[i], string.byte(flags, i)
-  local notify = fl % 2 == 1
-  local delay = 0
-  if fl >= 2 then
-    delay = struct.unpack('>d', delays, 1 + 8 * delayed)
-    delayed = delayed + 1
-  end
+  local id, e, m = ids[i], elements[i], metas[i]
+  local notify = string.byte(flags, i) == 1
   local c = fresh[id]
   if c then
     local r = records[c]
-    answer(i, 1, string.sub(r, 1, 1))
-    if notify and bit.band(flags_of(r), 2) == 0 then
+    answer(i, 1, st_of(r))
+    if notify and not has(r, F_WAITED) then
       -- A repeat that waits, of a job this call created: it becomes a waited-for job.
-      records[c] = with_flags(r, 2)
+      records[c] = with_flags(r, bit.bor(flags_of(r), F_WAITED))
       waiting[#waiting + 1] = id
       waiting[#waiting + 1] = token
     end
-  elseif metas[i] then
-    answer(i, 1, string.sub(metas[i], 1, 1))
-    if notify then add_waiter(kJobs, kWaiters, id, metas[i], token) end
-  elseif records_done[i] then
-    local rec = records_done[i]
-    answer(i, TERMINAL[string.sub(rec, 1, 1)], string.sub(rec, 26))
+  elseif m and not TERMINAL[st_of(m)] then
+    answer(i, 1, st_of(m))
+    if notify then add_waiter(id, m, token) end
+  elseif m and expires_of(m) > now then
+    local st = st_of(m)
+    local data = ''
+    if st ~= 'x' and has(m, F_OUTCOME) then data = redis.call('HGET', K.outcomes, id) or '' end
+    answer(i, CODES[st], data)
   else
-    local e = ARGV[6 + i]
+    if m then erase(id, m) end
     local st = 'q'
+    local delay = struct.unpack('>d', e, E_DELAY)
     if delay > 0 then
       st = 'd'
       local due = now + delay
-      if not head then head = delayed_head(kDelayed) end
+      if not head then head = due_head() end
       if due < head then
         head = due
         wakeAt = due
       end
-      redis.call('ZADD', kDelayed, due, id)
-    elseif string.sub(e, 1, 1) == 'E' then
+      redis.call('ZADD', K.due, num(due), id)
+    elseif string.sub(e, E_KIND, E_KIND) == 'E' then
       ready[#ready + 1] = e
     else
-      ready[#ready + 1] = string.sub(e, 1, 37 + struct.unpack('>I4', e, 34))
+      ready[#ready + 1] = string.sub(e, 1, E_SIZE + #id)
     end
-    local fl2 = 0
+    local fl = 0
     if notify then
-      fl2 = 2
+      fl = F_WAITED
       waiting[#waiting + 1] = id
       waiting[#waiting + 1] = token
     end
-    local mx, tl = struct.unpack('>dd', e, 10)
-    records[#records + 1] = new_meta(st, mx, tl, now, fl2)
+    records[#records + 1] = new_record(e, st, now, fl)
+    created[#records] = id
     fresh[id] = #records
-    elements[#elements + 1] = id
-    elements[#elements + 1] = e
+    payloads[#payloads + 1] = id
+    payloads[#payloads + 1] = string.sub(e, E_SIZE + #id + 1)
+    move(q, id, nil, st)
     if out then
       out[2 * i - 1] = 0
       out[2 * i] = ''
@@ -102,14 +99,16 @@ end
 if #records > 0 then
   local fields = {}
   for c = 1, #records do
-    fields[2 * c - 1] = elements[2 * c - 1]
+    fields[2 * c - 1] = created[c]
     fields[2 * c] = records[c]
   end
-  redis.call('HSET', kJobs, unpack(fields))
-  redis.call('HSET', kElements, unpack(elements))
-  if #ready > 0 then redis.call('RPUSH', kReady, unpack(ready)) end
+  redis.call('HSET', K.jobs, unpack(fields))
+  redis.call('HSET', K.payloads, unpack(payloads))
+  if #ready > 0 then redis.call('RPUSH', list_of(q), unpack(ready)) end
+  count(q, 'enqueued', #records)
 end
-if #waiting > 0 then redis.call('HSET', kWaiters, unpack(waiting)) end
+if #waiting > 0 then redis.call('HSET', K.waiters, unpack(waiting)) end
+save(q)
 if wakeAt then redis.call('PUBLISH', ARGV[3], 'W' .. string.format('%.0f', wakeAt)) end
 if not out then return n end
 return out

@@ -1,9 +1,10 @@
 -- lock: takes a lock, or renews it when `owner` already holds it.
--- KEYS[1] the lock  ARGV[1] owner  [2] ttl (ms)
+-- KEYS lock
+-- ARGV[1] owner  [2] ttl (ms)
 -- Returns 1 when `owner` holds the lock now, else 0.
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('SET', K.lock, ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', K.lock) == ARGV[1] then
+  redis.call('PEXPIRE', K.lock, ARGV[2])
   return 1
 end
 return 0

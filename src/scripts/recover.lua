@@ -1,62 +1,83 @@
--- recover: the reaper's scan. Requeues jobs whose lease expired (the stalled attempt counts), and
--- hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua.
--- Jobs that must end instead (out of attempts or stalls, or cancelled) are returned for reap.lua,
--- which needs their done:<id> keys in KEYS.
--- KEYS[1] ready  [2] jobs  [3] leases  [4] claiming  [5] seen  [6] elements
--- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)
--- Returns { requeued ids, { id, attempt, ... } to end }
-local kReady, kJobs, kLeases, kClaiming, kSeen, kElements = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local now, maxStalls, grace = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local requeued, ending = {}, {}
+-- recover: the reaper's pass. Jobs whose lease expired count a stall and go back to the queue,
+-- or end: cancelled when a cancel was requested, failed when out of attempts or past maxStalls.
+-- Hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua,
+-- then keeps history within its retention (bounded work).
+-- KEYS jobs payloads outcomes attempts waiters ready held claiming seen due leases queued delayed
+-- KEYS processing failing completed failed cancelled expires meta groups groupinfo bygroup
+-- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)  [4] reply channel prefix
+--      [5] inline limit (bytes)  [6] error of failed jobs  [7] its failure group block (see codec.ts)
+--      [8] most history entries to trim or delete
+-- Returns { requeued ids, failed ids }
+local q = queue_of(tonumber(ARGV[1]))
+local now, maxStalls, grace = q.now, tonumber(ARGV[2]), tonumber(ARGV[3])
+local err = ARGV[6]
+local g, info = parse_group(ARGV[7])
+local requeued, failed = {}, {}
+local batch = new_batch()
 
-local expired = redis.call('ZRANGEBYSCORE', kLeases, '-inf', now, 'LIMIT', 0, 1000)
-for i = 1, #expired do
-  local id = expired[i]
-  local m = redis.call('HGET', kJobs, id)
-  if not m or string.sub(m, 1, 1) ~= 'p' then
-    redis.call('ZREM', kLeases, id) -- a lease left without its job: nothing to recover
-  else
-    local at, sl = attempts_of(m), stalls_of(m) + 1
-    m = with_stalls(m, sl)
-    if bit.band(flags_of(m), 1) ~= 0 or at >= max_of(m) or sl > maxStalls then
-      -- Stays processing with its expired lease until reap.lua ends it (it checks both again).
-      redis.call('HSET', kJobs, id, m)
-      ending[#ending + 1] = id
-      ending[#ending + 1] = at
+-- In (lease deadline, id) order.
+local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', num(now), 'LIMIT', 0, 1000)
+if #expired > 0 then
+  local metas = redis.call('HMGET', K.jobs, unpack(expired))
+  for i = 1, #expired do
+    local id, m = expired[i], metas[i]
+    if not m or st_of(m) ~= 'p' then
+      redis.call('ZREM', K.leases, id) -- a lease left without its job: nothing to recover
     else
-      m = moved(m, 'q', 0)
-      redis.call('HSET', kJobs, id, m)
-      redis.call('ZREM', kLeases, id)
-      redis.call('RPUSH', kReady, ready_element(redis.call('HGET', kElements, id), m))
-      requeued[#requeued + 1] = id
+      local sl = stalls_of(m) + 1
+      m = with_dbl(m, R_STALLS, sl)
+      count(q, 'stalled', 1)
+      if has(m, F_CANCEL) then
+        finish(q, batch, id, m, 'x', 's', nil, ttl_of(m))
+      elseif attempts_of(m) >= max_of(m) or sl > maxStalls then
+        finish(q, batch, id, m, 'e', 's', err, ttl_of(m), g, info)
+        failed[#failed + 1] = id
+      else
+        m = end_attempt(q, id, m, 's')
+        local r = rec_read(m)
+        r.state = 'q'
+        r.enteredAt = now
+        r.readyAt = now
+        move(q, id, 'p', 'q')
+        m = rec_write(r)
+        batch.leased[#batch.leased + 1] = id
+        redis.call('HSET', K.jobs, id, m)
+        push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '')
+        requeued[#requeued + 1] = id
+      end
     end
   end
+  apply_moves(q)
+  flush(q, batch, ARGV[4], tonumber(ARGV[5]))
 end
 
--- An entry in `claiming` is normally activated within a round trip. One seen by an earlier scan
+-- An entry in `claiming` is normally activated within a round trip. One seen by an earlier pass
 -- at least `grace` ms ago belongs to a dead worker: back to the head of the queue, no attempt
 -- counted (its handler never ran). claim.lua's LREM makes a late activation find nothing.
-local stuck = redis.call('LRANGE', kClaiming, 0, -1)
+local stuck = redis.call('LRANGE', K.claiming, 0, -1)
 local present = {}
 for i = 1, #stuck do
   local e = stuck[i]
   local id = element_id(e)
   present[id] = true
-  local first = redis.call('HGET', kSeen, id)
-  if not first then
-    redis.call('HSET', kSeen, id, now)
-  elseif now - tonumber(first) >= grace then
-    redis.call('LREM', kClaiming, 1, e)
-    redis.call('HDEL', kSeen, id)
-    local m = redis.call('HGET', kJobs, id)
-    if m and string.sub(m, 1, 1) == 'q' then
-      redis.call('LPUSH', kReady, e)
+  local seenAt = redis.call('HGET', K.seen, id)
+  if not seenAt then
+    redis.call('HSET', K.seen, id, num(now))
+  elseif now - tonumber(seenAt) >= grace then
+    redis.call('LREM', K.claiming, 1, e)
+    redis.call('HDEL', K.seen, id)
+    local m = redis.call('HGET', K.jobs, id)
+    if m and st_of(m) == 'q' then
+      redis.call('LPUSH', list_of(q), e)
       requeued[#requeued + 1] = id
     end
   end
 end
-local marks = redis.call('HKEYS', kSeen)
+local marks = redis.call('HKEYS', K.seen)
 for i = 1, #marks do
-  if not present[marks[i]] then redis.call('HDEL', kSeen, marks[i]) end
+  if not present[marks[i]] then redis.call('HDEL', K.seen, marks[i]) end
 end
-return { requeued, ending }
+
+tidy(q, tonumber(ARGV[8]), true)
+save(q)
+return { requeued, failed }

@@ -1,14 +1,9 @@
--- status: a job's record, active or terminal.
--- KEYS[1] jobs  [2] errors  [3] done:<id>
--- ARGV[1] id
--- Returns {} when unknown; { 'A', active record, last error or '' } for an active job;
--- { 'T', terminal record } for a finished one (formats in _lib.lua)
-local m = redis.call('HGET', KEYS[1], ARGV[1])
-if m then
-  local err = ''
-  if bit.band(flags_of(m), 4) ~= 0 then err = redis.call('HGET', KEYS[2], ARGV[1]) or '' end
-  return { 'A', m, err }
-end
-local rec = redis.call('GET', KEYS[3])
-if not rec then return {} end
-return { 'T', rec }
+-- status: a job's record while active, or terminal within its result TTL.
+-- KEYS jobs outcomes
+-- ARGV[1] id  [2] now (ms)
+-- Returns {} when unknown (or its result TTL passed); else { record, result or last error ('' when none) }
+local m = redis.call('HGET', K.jobs, ARGV[1])
+if not m or (TERMINAL[st_of(m)] and expires_of(m) <= tonumber(ARGV[2])) then return {} end
+local body = ''
+if has(m, F_OUTCOME) then body = redis.call('HGET', K.outcomes, ARGV[1]) or '' end
+return { m, body }

@@ -1,5 +1,6 @@
 -- unlock: releases a lock if `owner` holds it.
--- KEYS[1] the lock  ARGV[1] owner
+-- KEYS lock
+-- ARGV[1] owner
 -- Returns 1 when released, else 0.
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', K.lock) == ARGV[1] then return redis.call('DEL', K.lock) end
 return 0
