@@ -4,9 +4,7 @@ import type { Explanation } from '../../admin-explain.ts'
 import type { SerializedError } from '../../types.ts'
 import { formatDuration, formatValue, html, time, type SafeHtml } from '../html.ts'
 import { actionButton, url, type Page, type PageContext } from './layout.ts'
-import { ACTIONS_FOR } from './queue.ts'
-
-const LABELS = { retry: 'Retry', remove: 'Delete', cancel: 'Cancel', promote: 'Promote' } as const
+import { LABELS, actionsFor } from './queue.ts'
 
 /** The job page. */
 export function jobPage (ctx: PageContext, queue: string, job: JobInfo<unknown, unknown>, why: Explanation | null): Page {
@@ -15,7 +13,7 @@ export function jobPage (ctx: PageContext, queue: string, job: JobInfo<unknown, 
     queue,
     live: html`<p><span class="badge state-${job.state}">${job.state}</span>
 ${job.cancelRequested && html` <span class="badge warn">cancel requested</span>`}
-${ACTIONS_FOR[job.state].map(a => actionButton(ctx, LABELS[a], { action: a, queue, scope: 'ids', ids: JSON.stringify([job.id]) }, a === 'remove' || a === 'cancel' ? 'danger' : ''))}
+${actionsFor(job.state).map(a => actionButton(ctx, LABELS[a], { action: a, queue, scope: 'ids', ids: JSON.stringify([job.id]) }, a === 'remove' || a === 'cancel' ? 'danger' : ''))}
 </p>
 ${why !== null && html`<p class="explain">${why.text}</p>`}
 <div class="cols">

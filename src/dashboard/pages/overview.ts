@@ -1,10 +1,8 @@
 /** The overview: every queue × state, oldest waiting age, workers, warnings, and the rate chart. */
 import { count, formatDuration, html, time, type SafeHtml } from '../html.ts'
 import type { Snapshot } from '../sampler.ts'
+import { STATES } from '../../storage/job-record.ts'
 import { actionButton, url, type Page, type PageContext } from './layout.ts'
-
-/** The job states in the order the tables show them. */
-export const STATES = ['queued', 'delayed', 'processing', 'failing', 'completed', 'failed', 'cancelled'] as const
 
 /** The overview page from a snapshot. */
 export function overviewPage (ctx: PageContext, snap: Snapshot): Page {

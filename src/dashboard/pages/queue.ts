@@ -5,24 +5,19 @@ import type { JobState } from '../../storage/types.ts'
 import { count, formatDuration, html, time, type SafeHtml } from '../html.ts'
 import type { QueueSnapshot } from '../sampler.ts'
 import { actionButton, url, type Page, type PageContext } from './layout.ts'
-import { STATES } from './overview.ts'
+import { ACTION_STATES, STATES } from '../../storage/job-record.ts'
 
 /** Page sizes offered (any 1 to 1000 is accepted in the URL). */
 const PAGE_SIZES = [10, 25, 50, 100, 250, 1000]
 /** Jobs examined at most for one page filtered by failure group (the rest is reached by its cursor). */
 const FILTER_SCAN = 10_000
 
-/** Which actions apply to a state (as Admin applies them). */
-export const ACTIONS_FOR: Readonly<Record<JobState, ReadonlyArray<'retry' | 'remove' | 'cancel' | 'promote'>>> = {
-  queued: ['cancel', 'remove'],
-  delayed: ['promote', 'cancel', 'remove'],
-  processing: ['cancel'],
-  failing: ['retry', 'promote', 'cancel', 'remove'],
-  completed: ['retry', 'remove'],
-  failed: ['retry', 'remove'],
-  cancelled: ['retry', 'remove']
+/** The actions that apply to a job in `state` (as Admin applies them), in the order the buttons show. */
+export function actionsFor (state: JobState): Array<'retry' | 'remove' | 'cancel' | 'promote'> {
+  return (['retry', 'promote', 'cancel', 'remove'] as const).filter(a => ACTION_STATES[a].includes(state))
 }
-const LABELS = { retry: 'Retry', remove: 'Delete', cancel: 'Cancel', promote: 'Promote' } as const
+/** Button labels of the job actions. */
+export const LABELS = { retry: 'Retry', remove: 'Delete', cancel: 'Cancel', promote: 'Promote' } as const
 
 /** The query of a queue page, validated. */
 export interface QueueQuery {
@@ -91,8 +86,8 @@ export function queuePage (ctx: PageContext, queue: string, stats: QueueSnapshot
 ${!ctx.readOnly && html`<div class="actions">
   ${paused ? actionButton(ctx, 'Resume queue', { action: 'resume', queue }) : actionButton(ctx, 'Pause queue', { action: 'pause', queue })}
   <span class="sep"></span>
-  ${ACTIONS_FOR[q.state].map(a => actionButton(ctx, `${LABELS[a]} selected`, { action: a, queue, scope: 'selection' }))}
-  ${ACTIONS_FOR[q.state].map(a => actionButton(ctx, `${LABELS[a]} all ${q.state}${q.group !== undefined ? ' of this group' : ''}`, { action: a, queue, scope: 'state', state: q.state, group: q.group }, a === 'remove' || a === 'cancel' ? 'danger' : ''))}
+  ${actionsFor(q.state).map(a => actionButton(ctx, `${LABELS[a]} selected`, { action: a, queue, scope: 'selection' }))}
+  ${actionsFor(q.state).map(a => actionButton(ctx, `${LABELS[a]} all ${q.state}${q.group !== undefined ? ' of this group' : ''}`, { action: a, queue, scope: 'state', state: q.state, group: q.group }, a === 'remove' || a === 'cancel' ? 'danger' : ''))}
 </div>
 <form class="inline purge" data-queue="${queue}">
   <label>Purge <select name="state">${STATES.filter(s => s !== 'processing').map(s => html`<option value="${s}"${s === q.state && html` selected`}>${s}</option>`)}</select></label>
