@@ -426,7 +426,7 @@ test('basePath: links and routes live under it, other paths are 404', async t =>
   assert.equal((await s.post('/api/queues/q/actions/pause', {})).status, 200)
 })
 
-test('live: the event stream sends a snapshot at once and again when counts change; samples are shared', async t => {
+test('counts are sampled once per interval for every tab together', async t => {
   const storage = new MemoryStorage()
   let reads = 0
   const counted = new Proxy(storage as unknown as AdminStorage, {
@@ -437,16 +437,23 @@ test('live: the event stream sends a snapshot at once and again when counts chan
       return value.bind(target)
     }
   })
-  const { url } = await serveDashboard(t, { storage: counted, refreshInterval: 100 })
+  const producer = new Producer<unknown, unknown>({ storage, name: 'shared' })
+  await producer.start()
+  t.after(() => producer.stop())
+  await producer.enqueue('one', {})
+  const { url } = await serveDashboard(t, { storage: counted, refreshInterval: 60_000 })
+  await Promise.all(Array.from({ length: 20 }, () => fetch(`${url}/api/overview`).then(r => r.json())))
+  for (const path of ['/', '/queues/shared', '/api/overview']) assert.equal((await fetch(`${url}${path}`)).status, 200)
+  assert.equal(reads, 1)
+})
+
+test('live: the event stream sends a snapshot at once and again when counts change', async t => {
+  const storage = new MemoryStorage()
+  const { url } = await serveDashboard(t, { storage, refreshInterval: 100 })
   const producer = new Producer<unknown, unknown>({ storage, name: 'live' })
   await producer.start()
   t.after(() => producer.stop())
   await producer.enqueue('first', {})
-
-  // Many tabs at once: one storage read.
-  reads = 0
-  await Promise.all(Array.from({ length: 20 }, () => fetch(`${url}/api/overview`).then(r => r.json())))
-  assert.equal(reads, 1)
 
   const controller = new AbortController()
   t.after(() => controller.abort())
