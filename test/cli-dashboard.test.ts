@@ -82,3 +82,43 @@ test('relayq dashboard --read-only refuses writes; --user without --password is 
     assert.match(err, message)
   }
 })
+
+test('the command line each dashboard action shows does the same through relayq', async t => {
+  const { execFile } = await import('node:child_process')
+  const { promisify } = await import('node:util')
+  const { Admin, Queue } = await import('../src/index.ts')
+  const { serveDashboard, Session } = await import('./fixtures/dashboard.ts')
+  const prefix = `cli-dash-${randomUUID()}`
+  const storage = new RedisStorage({ url: redis.url, keyPrefix: prefix })
+  const queue = new Queue<unknown, unknown>({ storage, name: 'it\'s mail', maxRetries: 1, reaper: false })
+  t.after(() => queue.stop())
+  queue.execute(async () => { throw new Error('nope') })
+  const ids = ['f-0', 'f-1', 'it\'s "quoted" $HOME `x`']
+  let failed = 0
+  const all = new Promise(resolve => queue.on('failed', () => { if (++failed === ids.length) resolve(null) }))
+  await queue.start()
+  for (const id of ids) await queue.enqueue(id, {})
+  await all
+  await queue.stop()
+  const admin = new Admin({ storage })
+  t.after(() => admin.close())
+  const { url } = await serveDashboard(t, { admin })
+  const s = await new Session(url).open()
+  const command = async (action: string, body: unknown): Promise<string> => {
+    const res = await s.post(`/api/queues/${encodeURIComponent('it\'s mail')}/actions/${action}`, { ...body as object, dryRun: true })
+    return ((await res.json()) as { command: string }).command
+  }
+  const shell = async (line: string): Promise<void> => {
+    assert.match(line, /^relayq /)
+    // The line as an operator would paste it, with `relayq` being the built binary.
+    await promisify(execFile)('sh', ['-c', `"${process.execPath}" "${BIN}" ${line.slice('relayq '.length)}`], { env: { ...process.env, RELAYQ_URL: redis.url, RELAYQ_PREFIX: prefix } })
+  }
+  await shell(await command('remove', { ids: [ids[2]] }))
+  assert.equal(await admin.getJob('it\'s mail', ids[2] as string), null)
+  await shell(await command('retry', { selector: { state: 'failed' } }))
+  assert.deepEqual([(await admin.counts('it\'s mail')).counts.failed, (await admin.counts('it\'s mail')).counts.queued], [0, 2])
+  await shell(await command('pause', {}))
+  assert.equal((await admin.counts('it\'s mail')).paused, true)
+  await shell(await command('purge', { state: 'queued', olderThan: 0 }))
+  assert.equal((await admin.counts('it\'s mail')).counts.queued, 0)
+})

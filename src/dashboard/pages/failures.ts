@@ -10,7 +10,7 @@ export function failuresPage (ctx: PageContext, queue: string, groups: readonly 
     queue,
     live: groups.length === 0
       ? html`<p class="empty">No failed job in history.</p>`
-      : html`<table class="grid groups">
+      : html`<section><table class="grid groups">
 <thead><tr><th class="num">jobs</th><th>error</th><th>top frame</th><th>first seen</th><th>last seen</th><th>newest</th><th></th></tr></thead>
 <tbody>${groups.map(g => html`<tr data-group="${g.key}">
 <td class="num"><a href="${url(ctx, 'queues', queue)}?state=failed&amp;group=${g.key}">${count(g.count)}</a></td>
@@ -21,6 +21,6 @@ export function failuresPage (ctx: PageContext, queue: string, groups: readonly 
 <td>${actionButton(ctx, 'Retry this group', { action: 'retry', queue, scope: 'state', state: 'failed', group: g.key })}
 ${actionButton(ctx, 'Delete this group', { action: 'remove', queue, scope: 'state', state: 'failed', group: g.key }, 'danger')}</td>
 </tr>`)}</tbody>
-</table>`
+</table></section>`
   }
 }

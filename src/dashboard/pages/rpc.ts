@@ -19,7 +19,7 @@ export function rpcPage (ctx: PageContext, queue: string, stats: QueueSnapshot |
     queue,
     live: html`<section>
 <h2>Callers waiting now</h2>
-<p><strong id="waiting-callers">${count(callers)}</strong> caller process${callers === 1 ? '' : 'es'} wait on ${count(waited.length)} job${waited.length === 1 ? '' : 's'} (among the ${count(examined)} newest running and queued jobs examined).</p>
+<p><strong id="waiting-callers">${count(callers)}</strong> caller process${callers === 1 ? ' waits' : 'es wait'} on ${count(waited.length)} job${waited.length === 1 ? '' : 's'} (among the ${count(examined)} newest running and queued jobs examined).</p>
 ${waited.length > 0 && html`<table class="grid">
 <thead><tr><th>job</th><th>state</th><th class="num">waiting callers</th><th>enqueued</th><th class="num">waiting for</th><th>worker</th></tr></thead>
 <tbody>${waited.map(j => html`<tr><td><a href="${url(ctx, 'queues', queue, 'jobs', j.id)}">${j.id}</a></td><td>${j.state}</td><td class="num">${j.waiters}</td>
