@@ -118,7 +118,11 @@
         { label: 'failed / min', stroke: '#c62828', fill: 'rgba(198, 40, 40, 0.6)', paths: bars(1), points: { show: false } }
       ],
       axes: [{}, { size: 60 }],
-      scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max)] } } }
+      scales: {
+        // Half a minute of margin on each side: the first and the current minute's bars show whole.
+        x: { time: true, range: function (u, min, max) { return [min - 30, max + 30] } },
+        y: { range: function (u, min, max) { return [0, Math.max(1, max)] } }
+      }
     }, data, el)
   }
 
