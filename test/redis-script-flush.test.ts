@@ -147,3 +147,39 @@ test('a settlement never overtakes the activation of its job, even when the acti
   const status = await storage.getStatus(q, 'x')
   assert.equal(status?.state, 'completed', `the settlement was applied before the activation: x is ${status?.state}`)
 })
+
+test('every operator operation works right after SCRIPT FLUSH', async t => {
+  const defer = lifo(t)
+  const storage = new RedisStorage({ url: server.url, keyPrefix: `t-${randomUUID()}` })
+  storage.on('error', err => { throw err })
+  await storage.connect()
+  defer(() => storage.disconnect())
+  const q = 'flush-admin'
+  await storage.enqueue(q, [job('a', 'p', { maxAttempts: 1 }), job('b'), job('c', 'p', { delay: 60_000 })])
+  const [a] = await storage.claim(q, 'w', { max: 1, leaseMs: LEASE, blockMs: 0 })
+  const group = { key: '00000000000000aa', name: 'Error', message: 'boom', frame: '' }
+  await storage.settle(q, 'w', [{ type: 'fail', id: a.id, attempt: a.attempts, error: Buffer.from('boom'), ttl: 60_000, group }], { max: 0, leaseMs: LEASE })
+  const worker = { id: 'w', host: 'h', pid: 1, concurrency: 1, running: 0, startedAt: Date.now() }
+  const steps: Array<[string, () => Promise<unknown>, (answer: any) => void]> = [
+    ['overview', () => storage.overview(q), o => assert.deepEqual([o.counts.failed, o.counts.queued, o.counts.delayed], [1, 1, 1])],
+    ['listJobs', () => storage.listJobs(q, { state: 'failed', limit: 10, order: 'desc' }), p => assert.deepEqual(p.jobs.map((j: { id: string }) => j.id), ['a'])],
+    ['getJob', () => storage.getJob(q, 'a'), d => assert.equal(d.group, group.key)],
+    ['failureGroups', () => storage.failureGroups(q, 10), g => assert.deepEqual(g.map((x: { key: string }) => x.key), [group.key])],
+    ['heartbeat', () => storage.heartbeat(q, worker, 60_000), () => {}],
+    ['workers', () => storage.workers(q), w => assert.deepEqual(w.map((x: { id: string }) => x.id), ['w'])],
+    ['setRetention', () => storage.setRetention(q, { completed: { age: 1000, count: 10 }, failed: { age: 60_000, count: 10 }, cancelled: { age: 1000, count: 10 } }), () => {}],
+    ['setPaused', () => storage.setPaused(q, true), () => {}],
+    ['setPaused', () => storage.setPaused(q, false), () => {}],
+    ['apply promote', () => storage.apply(q, 'promote', { state: 'delayed' }, { limit: 10, dryRun: false }), o => assert.equal(o.changed, 1)],
+    ['apply cancel', () => storage.apply(q, 'cancel', { ids: ['b'] }, { limit: 10, dryRun: false }), o => assert.deepEqual(o.results, ['cancelled'])],
+    ['apply retry', () => storage.apply(q, 'retry', { state: 'failed' }, { limit: 10, dryRun: false }), o => assert.equal(o.changed, 1)],
+    ['apply remove', () => storage.apply(q, 'remove', { ids: ['a', 'c'] }, { limit: 10, dryRun: false }), o => assert.deepEqual(o.results, ['removed', 'removed'])],
+    ['queues', () => storage.queues(), s => assert.deepEqual(s.map((x: { name: string }) => x.name), [q])],
+    ['clear', () => storage.clear(), () => {}],
+    ['queues', () => storage.queues(), s => assert.deepEqual(s, [])]
+  ]
+  for (const [name, call, check] of steps) {
+    await flush()
+    check(await call().catch((err: unknown) => assert.fail(`${name}: ${inspect(err)}`)))
+  }
+})

@@ -11,7 +11,8 @@
 --   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
 --               HASH `outcomes` holds its result or last error, F_HISTORY HASH `attempts` holds
 --               ended attempts
---   enteredAt   when it entered its state          attempts    of the current series
+--   enteredAt   when it entered its state          stamp       its position in that state's index
+--   attempts    of the current series
 --   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
 --   expiresAt   terminal: end of the result cache (getStatus, dedup); math.huge while active
 --   lastOutcome letter of the attempt that ended the job ('\0': none did)
@@ -25,9 +26,13 @@
 --
 -- Indexes: one ZSET per state (`queued` ... `cancelled`, named as the states) of ids scored by
 -- stamp, the queue's strictly increasing position of a state change (max(now * 1000, last + 1),
--- the last one kept in HASH `meta`). A terminal job is in history exactly while it is in the
--- index of its state; one pushed out of history while its result cache lives keeps its record
--- and outcome until ZSET `expires` (score: expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
+-- the last one kept in HASH `meta`), but `processing`: its jobs are the members of ZSET `leases`
+-- and their stamps are in their records (a consumer's claim and settlement each save a ZADD and a
+-- ZREM; the processing jobs are few, bounded by the consumers' concurrency). A terminal job is in
+-- history while it is in the index of its state and among its newest `count` (trimming runs
+-- behind by up to TRIM_SLACK jobs, and every read applies the rule); one pushed out of history
+-- while its result cache lives keeps its record and outcome until ZSET `expires` (score:
+-- expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
 -- `leases` processing jobs by lease deadline. Failed jobs with a failure group are in HASH
 -- `groups` (key -> count), HASH `groupinfo` (key -> name, message, frame as JSON) and ZSET
 -- `bygroup` (all scores 0, members #key key stamp id, so one group's jobs are a lex range in
@@ -38,7 +43,7 @@
 -- woken by BLMOVE starts at once) or nothing for kind 'R'. The client builds it at enqueue;
 -- `ready_element` rebuilds the same bytes from the record, so a cancel can remove it.
 -- HASH `meta`: stamp, paused ('1'), retention (RT_FORMAT), and the totals enqueued, completed,
--- failed, retried, stalled, cancelled.
+-- failed, retried, stalled, cancelled (written with the stamp by one HSET per script).
 -- Notices: on a reply channel, 'D' then one record per ended job (see `flush`); on the queue's
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
@@ -74,28 +79,14 @@ local function with_dbl (m, at, v)
   return string.sub(m, 1, at - 1) .. struct.pack('>d', v) .. string.sub(m, at + 8)
 end
 
--- The record as a table of its fields (plus group and worker), for the paths that change many.
-local function rec_read (m)
-  local r = {}
-  local v = { struct.unpack(R_FORMAT, m) }
-  for i = 1, #R_FIELDS do r[R_FIELDS[i]] = v[i] end
-  r.group = group_of(m)
-  r.worker = worker_of(m)
-  return r
-end
+-- (rec_read, rec_write: the record as a table of its fields, plus group and worker, and back;
+-- generated from its layout by codec.ts.)
 
-local function rec_write (r)
-  local v = {}
-  r.groupLength = #r.group
-  for i = 1, #R_FIELDS do v[i] = r[R_FIELDS[i]] end
-  return struct.pack(R_FORMAT, unpack(v)) .. r.group .. r.worker
-end
-
--- A new record, from the ready element the client built at enqueue.
-local function new_record (e, st, now, flags)
+-- A new record with stamp `s`, from the ready element the client built at enqueue.
+local function new_record (e, st, now, s, flags)
   local _, _, mx, tl, cr, rt, _, dl = struct.unpack(E_FORMAT, e)
   return rec_write({
-    state = st, flags = flags, enteredAt = now, attempts = 0, startedAt = 0, attemptStartedAt = 0,
+    state = st, flags = flags, enteredAt = now, stamp = s, attempts = 0, startedAt = 0, attemptStartedAt = 0,
     expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
     maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = ''
   })
@@ -122,13 +113,17 @@ local function queue_of (now)
   return { now = now, rem = {}, add = {}, totals = {}, ended = {} }
 end
 
+local TOTALS = { 'enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled' }
+
 local function meta_of (q)
   if not q.meta then
-    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention')
+    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention', unpack(TOTALS))
     q.meta = true
     q.stamp = tonumber(v[1]) or 0
     q.paused = v[2] == '1'
     q.retention = v[3]
+    q.had = {}
+    for i = 1, #TOTALS do q.had[TOTALS[i]] = tonumber(v[3 + i]) or 0 end
   end
   return q
 end
@@ -162,10 +157,16 @@ local function rule_of (q, st)
   return DEFAULT_RULES[st][1], DEFAULT_RULES[st][2] -- codec.ts: the contract's defaults
 end
 
--- The smallest stamp still within the age of state `st`'s history.
-local function floor_of (q, st)
-  local age = rule_of(q, st)
-  return (q.now - age + 1) * 1000
+-- The smallest stamp of the history of terminal state `st` (its index: `key`, by default IK[st]):
+-- within its age and among its newest `count` (trimming may run behind, by up to TRIM_SLACK jobs:
+-- reads apply the rule themselves).
+local function history_floor (q, st, key)
+  local age, keep = rule_of(q, st)
+  if keep < 1 then return math.huge end
+  local floor = (q.now - age + 1) * 1000
+  local nth = redis.call('ZRANGE', key or IK[st], -keep, -keep, 'WITHSCORES')
+  if nth[2] and tonumber(nth[2]) > floor then floor = tonumber(nth[2]) end
+  return floor
 end
 
 local function count (q, total, n)
@@ -174,8 +175,9 @@ end
 
 -- Notes that job `id` leaves the index of state `from` and enters the one of `to` (either may be
 -- nil) with a new stamp, returned. Applied by `apply_moves`: a job moves once between two calls.
+-- Processing jobs have no index of their own (see above).
 local function move (q, id, from, to)
-  if from then
+  if from and from ~= 'p' then
     local l = q.rem[from]
     if not l then
       l = {}
@@ -185,13 +187,15 @@ local function move (q, id, from, to)
   end
   if not to then return nil end
   local s = next_stamp(q)
-  local l = q.add[to]
-  if not l then
-    l = {}
-    q.add[to] = l
+  if to ~= 'p' then
+    local l = q.add[to]
+    if not l then
+      l = {}
+      q.add[to] = l
+    end
+    l[#l + 1] = num(s)
+    l[#l + 1] = id
   end
-  l[#l + 1] = num(s)
-  l[#l + 1] = id
   return s
 end
 
@@ -201,11 +205,16 @@ local function apply_moves (q)
   q.rem, q.add = {}, {}
 end
 
--- Writes what the script changed in `meta`: the last stamp and the totals.
+-- Writes what the script changed in `meta`, the last stamp and the totals, in one command.
 local function save (q)
   apply_moves(q)
-  if q.stamped then redis.call('HSET', K.meta, 'stamp', num(q.stamp)) end
-  for total, n in pairs(q.totals) do redis.call('HINCRBY', K.meta, total, n) end
+  if not q.stamped and next(q.totals) == nil then return end
+  local fields = { 'stamp', num(q.stamp) }
+  for total, n in pairs(q.totals) do
+    fields[#fields + 1] = total
+    fields[#fields + 1] = q.had[total] + n
+  end
+  redis.call('HSET', K.meta, unpack(fields))
 end
 
 -- The member of a failed job in ZSET `bygroup`.
@@ -305,18 +314,20 @@ local function untrack_all (q, scored)
 end
 
 -- Keeps the history of terminal state `st` within its retention: at most `budget` jobs leave it
--- per call, over count first, then past age. Returns how many left.
-local function trim (q, st, budget)
+-- per call, over count first, then past age. With `slack`, only once the count is exceeded by that
+-- many (so the work comes in batches), and not by age (the reaper's pass does that). Returns how
+-- many left.
+local function trim (q, st, budget, slack)
   local age, keep = rule_of(q, st)
   local key = IK[st]
   local n = 0
   local excess = redis.call('ZCARD', key) - keep
-  if excess > 0 then
+  if excess > (slack or 0) then
     local popped = redis.call('ZPOPMIN', key, math.min(excess, budget))
     untrack_all(q, popped)
     n = #popped / 2
   end
-  if n < budget and age < q.now then
+  if not slack and n < budget and age < q.now then
     local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'WITHSCORES', 'LIMIT', 0, budget - n)
     if #old > 0 then
       local ids = {}
@@ -349,14 +360,19 @@ local function sweep (q, budget)
 end
 
 -- Keeps terminal histories within their retention and deletes expired result caches, with
--- bounded work: the scripts that end jobs tidy the states they ended jobs in (`budget` beyond
--- those), the reaper's pass every state.
+-- bounded work. The scripts that end jobs trim the states they ended jobs in, in batches of
+-- TRIM_SLACK, and sweep after a trim (`every` false); the reaper's pass trims every state by count
+-- and age, and sweeps (`every` true).
 local function tidy (q, budget, every)
-  local n = sweep(q, budget)
+  local n = 0
   for st in pairs(TERMINAL) do
-    local ended = q.ended[st]
-    if ended or every then n = n + trim(q, st, budget + (ended or 0)) end
+    if every then
+      n = n + trim(q, st, budget)
+    elseif q.ended[st] then
+      n = n + trim(q, st, budget, TRIM_SLACK)
+    end
   end
+  if every or n > 0 then n = n + sweep(q, budget + n) end
   return n
 end
 
@@ -389,7 +405,7 @@ local function promote (q)
     local st = m and st_of(m)
     if st == 'd' or st == 'f' then
       local s = move(q, ids[i], st, 'q')
-      m = 'q' .. string.sub(m, R_FLAGS, R_ENTERED_AT - 1) .. struct.pack('>d', q.now) .. string.sub(m, R_ENTERED_AT + 8)
+      m = 'q' .. string.sub(m, R_FLAGS, R_ENTERED_AT - 1) .. struct.pack('>dd', q.now, s) .. string.sub(m, R_ATTEMPTS)
       m = with_dbl(m, R_READY_AT, tonumber(due[2 * i]))
       fields[#fields + 1] = ids[i]
       fields[#fields + 1] = m
@@ -416,10 +432,10 @@ local function take (q, elements, leaseMs, worker, out)
   for i = 1, #ids do
     local m, e, id = metas[i], elements[i], ids[i]
     if m and st_of(m) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, E_ATTEMPT) then
-      move(q, id, 'q', 'p')
+      local s = move(q, id, 'q', 'p')
       local started = dbl(m, R_STARTED_AT)
       if started == 0 then started = now end
-      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>dddd', now, attempts_of(m) + 1, started, now)
+      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>ddddd', now, s, attempts_of(m) + 1, started, now)
         .. string.sub(m, R_EXPIRES_AT, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker
       fields[#fields + 1] = id
       fields[#fields + 1] = m
@@ -490,7 +506,7 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   if #g > 255 then g = string.sub(g, 1, 255) end
   local r = batch.records
   r[#r + 1] = id
-  r[#r + 1] = st .. string.char(fl) .. struct.pack('>d', q.now) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
+  r[#r + 1] = st .. string.char(fl) .. struct.pack('>dd', q.now, s) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
     .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
   if #g > 0 then group_add(g, info, s, id) end
   count(q, TOTAL[st], 1)
@@ -595,4 +611,36 @@ local function parse_group (block)
   if #block == 0 then return nil, nil end
   local kl = string.byte(block, 1)
   return string.sub(block, 2, 1 + kl), string.sub(block, 2 + kl)
+end
+
+-- The processing jobs (ZSET `leases`) with from <= stamp <= to (stamps in their records), in
+-- `order`, at most `limit`: id, stamp, ... and their records and lease deadlines, in the same
+-- order. All are read and sorted: they are bounded by the consumers' concurrency.
+local function processing_page (order, from, to, limit)
+  local leased = redis.call('ZRANGE', K.leases, 0, -1, 'WITHSCORES')
+  if #leased == 0 then return {}, {}, {} end
+  local ids = {}
+  for i = 1, #leased, 2 do ids[#ids + 1] = leased[i] end
+  local metas = redis.call('HMGET', K.jobs, unpack(ids))
+  local rows = {}
+  for i = 1, #ids do
+    local m = metas[i]
+    if m and st_of(m) == 'p' then
+      local s = dbl(m, R_STAMP)
+      if s >= from and s <= to then rows[#rows + 1] = { s, ids[i], m, leased[2 * i] } end
+    end
+  end
+  if order == 'asc' then
+    table.sort(rows, function (a, b) return a[1] < b[1] end)
+  else
+    table.sort(rows, function (a, b) return a[1] > b[1] end)
+  end
+  local found, recs, leases = {}, {}, {}
+  for i = 1, math.min(#rows, limit) do
+    found[#found + 1] = rows[i][2]
+    found[#found + 1] = num(rows[i][1])
+    recs[i] = rows[i][3]
+    leases[i] = rows[i][4]
+  end
+  return found, recs, leases
 end

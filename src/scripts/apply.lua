@@ -3,7 +3,7 @@
 -- failure group, entered before a time) taken oldest first after a cursor and up to a horizon.
 -- A dry run changes nothing and, for a state, counts the whole target in O(log n).
 -- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
--- KEYS processing failing completed failed cancelled expires meta groups groupinfo bygroup
+-- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] action  [3] dry run (0/1)  [4] limit  [5] reply channel prefix
 --      [6] control channel  [7] inline limit (bytes)
 --      [8] 'i', then the ids from [9]; or 's', then [9] state letter  [10] before (stamp bound,
@@ -18,7 +18,7 @@ local horizon = meta_of(q).stamp
 -- True while a terminal job is in the history of its state.
 local function in_history (id, st)
   local s = redis.call('ZSCORE', IK[st], id)
-  return s ~= false and tonumber(s) >= floor_of(q, st)
+  return s ~= false and tonumber(s) >= history_floor(q, st)
 end
 
 local function applies (id, m)
@@ -50,7 +50,7 @@ local function requeue (id, st, r)
   r.state = 'q'
   r.enteredAt = now
   r.readyAt = now
-  move(q, id, st, 'q')
+  r.stamp = move(q, id, st, 'q')
   if st == 'd' or st == 'f' then redis.call('ZREM', K.due, id) end
   local m = rec_write(r)
   redis.call('HSET', K.jobs, id, m)
@@ -130,13 +130,26 @@ else
   local st, before, g, after = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
   if ARGV[13] ~= '' then horizon = tonumber(ARGV[13]) end
   local lo, hi = 0, horizon
-  if TERMINAL[st] then lo = math.max(0, floor_of(q, st)) end
+  if TERMINAL[st] then lo = math.max(0, history_floor(q, st)) end
   if before ~= '' then hi = math.min(hi, tonumber(before) - 1) end
   local from = lo
   if after ~= '' then from = math.max(lo, tonumber(after) + 1) end
   local prefix = g ~= '' and string.char(#g) .. g
   if not state_applies(st) or from > hi then
     -- Nothing of this state can take the action, or the range is empty.
+  elseif st == 'p' then
+    local found = processing_page('asc', from, hi, math.huge)
+    if dry then
+      matched = #found / 2
+    else
+      local n = math.min(#found / 2, limit)
+      if #found / 2 > limit then nextStamp = found[2 * n] end
+      for i = 1, n do
+        local id = found[2 * i - 1]
+        matched = matched + 1
+        act(id, redis.call('HGET', K.jobs, id))
+      end
+    end
   elseif dry then
     if prefix then
       matched = redis.call('ZLEXCOUNT', K.bygroup, '[' .. prefix .. struct.pack('>d', from), '(' .. prefix .. struct.pack('>d', hi + 1))
@@ -179,7 +192,7 @@ end
 if not dry then
   changed = matched
   flush(q, batch, ARGV[5], tonumber(ARGV[7]))
-  tidy(q, 2)
+  tidy(q, TIDY_BUDGET)
   save(q)
 end
 return { matched, changed, nextStamp, num(horizon), results }

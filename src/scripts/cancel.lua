@@ -2,7 +2,7 @@
 -- (flag + notice to its worker). A job it ends is `cancelled` in history, with a result cache of
 -- `ttl` ms for abort and none for cancel (getStatus answers null and the id is free at once).
 -- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
--- KEYS processing failing completed failed cancelled expires meta groups groupinfo bygroup
+-- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] id  [2] mode: cancel | abort  [3] ttl of the cancelled record (ms, abort only)
 --      [4] reply channel prefix  [5] control channel  [6] inline limit (bytes)  [7] now (ms)
 -- Returns cancelled | aborting | processing | completed | not_found
@@ -30,6 +30,6 @@ if mode == 'abort' then ttl = tonumber(ARGV[3]) end
 finish(q, batch, id, m, 'x', NO_OUTCOME, nil, ttl)
 apply_moves(q)
 flush(q, batch, ARGV[4], tonumber(ARGV[6]))
-tidy(q, 2)
+tidy(q, TIDY_BUDGET)
 save(q)
 return 'cancelled'

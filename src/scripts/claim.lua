@@ -2,7 +2,7 @@
 -- the queue is paused). Also activates the elements a BLMOVE moved to `claiming` for this worker
 -- (in ARGV), paused or not: a job counts as claimed only once this script ran, and one that
 -- never gets here is found by recover.lua.
--- KEYS jobs payloads ready held claiming due leases queued delayed failing processing meta
+-- KEYS jobs payloads ready held claiming due leases queued delayed failing meta
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] max  [4] worker id  [5...] elements moved by BLMOVE
 -- Returns: due time of the earliest delayed job (-1: none, or the queue is paused), then 3 fields
 --   per claimed job: id, payload, record (see _lib.lua)

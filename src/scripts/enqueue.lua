@@ -83,12 +83,11 @@ for i = 1, n do
       waiting[#waiting + 1] = id
       waiting[#waiting + 1] = token
     end
-    records[#records + 1] = new_record(e, st, now, fl)
+    records[#records + 1] = new_record(e, st, now, move(q, id, nil, st), fl)
     created[#records] = id
     fresh[id] = #records
     payloads[#payloads + 1] = id
     payloads[#payloads + 1] = string.sub(e, E_SIZE + #id + 1)
-    move(q, id, nil, st)
     if out then
       out[2 * i - 1] = 0
       out[2 * i] = ''

@@ -1,10 +1,11 @@
--- groups: the failure groups of the failed jobs in history (within its age).
--- KEYS jobs groups groupinfo bygroup meta
+-- groups: the failure groups of the failed jobs in history.
+-- KEYS jobs failed groups groupinfo bygroup meta
 -- ARGV[1] now (ms)
 -- Returns 6 per group with jobs: key, count, firstSeen, lastSeen (enteredAt of its oldest and
 --   newest job), info (name, message, frame as JSON), then its newest 5 ids (newest first)
 local q = queue_of(tonumber(ARGV[1]))
-local floor = floor_of(q, 'e')
+local floor = history_floor(q, 'e')
+if floor == math.huge then return {} end
 if floor < 0 then floor = 0 end
 local keys = redis.call('HKEYS', K.groups)
 local out = {}

@@ -1,30 +1,26 @@
 -- overview: the queue at a glance, O(log n): counts per state (terminal states: the jobs in
--- history, within its age), pause flag, when the oldest queued job entered `queued`, stored
--- retention and totals.
--- KEYS queued delayed processing failing completed failed cancelled jobs meta beats
+-- history), pause flag, when the oldest queued job entered `queued`, stored retention and totals.
+-- KEYS queued delayed failing completed failed cancelled leases jobs meta beats
 -- ARGV[1] now (ms)
 -- Returns { queued, delayed, processing, failing, completed, failed, cancelled, paused (0/1),
 --   oldest queued enteredAt (-1: none), retention ('' when none is stored), enqueued, completed,
 --   failed, retried, stalled, cancelled (totals), workers registered (live or not) }
 local q = queue_of(tonumber(ARGV[1]))
-local out = {}
-for i, st in ipairs({ 'q', 'd', 'p', 'f' }) do out[i] = redis.call('ZCARD', IK[st]) end
+local out = { redis.call('ZCARD', K.queued), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.leases), redis.call('ZCARD', K.failing) }
 for i, st in ipairs({ 'c', 'e', 'x' }) do
-  local floor = floor_of(q, st)
-  local lo = '-inf'
-  if floor > -math.huge then lo = num(floor) end
-  out[4 + i] = redis.call('ZCOUNT', IK[st], lo, '+inf')
+  local floor = history_floor(q, st)
+  if floor == math.huge then out[4 + i] = 0 else out[4 + i] = redis.call('ZCOUNT', IK[st], num(floor), '+inf') end
 end
-local v = redis.call('HMGET', K.meta, 'paused', 'retention', 'enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled')
+meta_of(q)
 out[8] = 0
-if v[1] == '1' then out[8] = 1 end
+if q.paused then out[8] = 1 end
 out[9] = -1
 local oldest = redis.call('ZRANGE', K.queued, 0, 0)
 if oldest[1] then
   local m = redis.call('HGET', K.jobs, oldest[1])
   if m then out[9] = dbl(m, R_ENTERED_AT) end
 end
-out[10] = v[2] or ''
-for i = 3, 8 do out[8 + i] = tonumber(v[i]) or 0 end
+out[10] = q.retention or ''
+for i, total in ipairs(TOTALS) do out[10 + i] = q.had[total] end
 out[17] = redis.call('ZCARD', K.beats)
 return out

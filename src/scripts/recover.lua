@@ -3,7 +3,7 @@
 -- Hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua,
 -- then keeps history within its retention (bounded work).
 -- KEYS jobs payloads outcomes attempts waiters ready held claiming seen due leases queued delayed
--- KEYS processing failing completed failed cancelled expires meta groups groupinfo bygroup
+-- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)  [4] reply channel prefix
 --      [5] inline limit (bytes)  [6] error of failed jobs  [7] its failure group block (see codec.ts)
 --      [8] most history entries to trim or delete
@@ -38,7 +38,7 @@ if #expired > 0 then
         r.state = 'q'
         r.enteredAt = now
         r.readyAt = now
-        move(q, id, 'p', 'q')
+        r.stamp = move(q, id, 'p', 'q')
         m = rec_write(r)
         batch.leased[#batch.leased + 1] = id
         redis.call('HSET', K.jobs, id, m)

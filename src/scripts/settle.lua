@@ -1,7 +1,7 @@
 -- settle: ends a batch of attempts (each atomically with its notice), then leases up to `max`
 -- ready jobs to the same worker: a busy consumer spends one round trip per batch.
 -- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
--- KEYS processing failing completed failed cancelled expires meta groups groupinfo bygroup
+-- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] max  [4] worker id  [5] reply channel prefix
 --      [6] control channel  [7] inline limit (bytes)
 --      [8] a: how many activations follow  [9 .. 8 + a] elements this worker took with BLMOVE
@@ -71,13 +71,13 @@ if n > 0 then
             wakeAt = due
           end
           r.state = 'f'
-          move(q, id, 'p', 'f')
+          r.stamp = move(q, id, 'p', 'f')
           redis.call('HSET', K.jobs, id, rec_write(r))
           redis.call('ZADD', K.due, num(due), id)
         else
           r.state = 'q'
           r.readyAt = now
-          move(q, id, 'p', 'q')
+          r.stamp = move(q, id, 'p', 'q')
           m = rec_write(r)
           redis.call('HSET', K.jobs, id, m)
           push_ready(q, id, m, redis.call('HGET', K.payloads, id) or '')
@@ -90,7 +90,7 @@ if n > 0 then
         r.attempts = r.attempts - 1
         r.enteredAt = now
         r.readyAt = now
-        move(q, id, 'p', 'q')
+        r.stamp = move(q, id, 'p', 'q')
         m = rec_write(r)
         batch.leased[#batch.leased + 1] = id
         redis.call('HSET', K.jobs, id, m)
@@ -102,7 +102,7 @@ if n > 0 then
   end
   apply_moves(q)
   flush(q, batch, ARGV[5], tonumber(ARGV[7]))
-  tidy(q, 2)
+  tidy(q, TIDY_BUDGET)
 end
 if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeAt)) end
 

@@ -78,7 +78,7 @@ export class RedisAdmin {
 
   async listJobs (queue: string, query: JobQuery): Promise<JobPage> {
     const k = this.#host.keysOf(queue)
-    const index = k[query.state]
+    const index = query.state === 'processing' ? k.leases : k[query.state]
     const reply: Reply[] = await this.#host.scripts().listBuffer(k.for('list', index), [
       this.#host.clock(), stateCode(query.state), query.order, query.after === undefined ? '' : String(query.after), query.limit
     ]).catch(rethrow('listJobs'))
@@ -96,11 +96,11 @@ export class RedisAdmin {
     const k = this.#host.keysOf(queue)
     const reply: Reply[] = await this.#host.scripts().jobBuffer(k.for('job'), [id, this.#host.clock()]).catch(rethrow('getJob'))
     if (reply.length === 0) return null
-    const r = readRecord(reply[0] as Buffer)
-    const body = reply[3] as Buffer
-    const at = (reply[7] as Buffer).toString()
+    const [record, payload, body, attempts, waiters, ahead, due] = reply as [Buffer, Buffer, Buffer, Buffer, number, number, Buffer]
+    const r = readRecord(record)
+    const at = due.toString()
     const terminal = isTerminalState(r.state)
-    const history = readAttempts((reply[4] as Buffer).length > 0 ? reply[4] as Buffer : null)
+    const history = readAttempts(attempts.length > 0 ? attempts : null)
     if (terminal && r.lastOutcome !== '') {
       history.push({
         attempt: r.attempts,
@@ -113,10 +113,9 @@ export class RedisAdmin {
     }
     if (r.state === 'processing') history.push({ attempt: r.attempts, startedAt: r.attemptStartedAt, worker: r.worker })
     if (history.length > HISTORY_SHOWN) history.splice(0, history.length - HISTORY_SHOWN)
-    const ahead = reply[6] as number
     return {
-      ...summary(id, Number((reply[1] as Buffer).toString()), r, body, at === '' ? undefined : Number(at)),
-      payload: reply[2] as Buffer,
+      ...summary(id, r.stamp, r, body, at === '' ? undefined : Number(at)),
+      payload,
       resultTTL: r.resultTTL,
       delay: r.delay,
       runTimeout: r.runTimeout,
@@ -125,7 +124,7 @@ export class RedisAdmin {
       ...(r.state === 'completed' && { result: body }),
       stalls: r.stalls,
       cancelRequested: (r.flags & FLAGS.cancel) !== 0,
-      waiters: reply[5] as number,
+      waiters,
       ...(ahead >= 0 && { ahead }),
       readyAt: r.readyAt,
       retries: r.retries,

@@ -41,7 +41,7 @@ function layout<N extends string> (fields: ReadonlyArray<readonly [N, FieldType]
  */
 export const RECORD = layout([
   // In this order so that a claim and an ending each rewrite a few contiguous runs of bytes.
-  ['state', 'c1'], ['flags', 'B'], ['enteredAt', 'd'], ['attempts', 'd'], ['startedAt', 'd'], ['attemptStartedAt', 'd'],
+  ['state', 'c1'], ['flags', 'B'], ['enteredAt', 'd'], ['stamp', 'd'], ['attempts', 'd'], ['startedAt', 'd'], ['attemptStartedAt', 'd'],
   ['expiresAt', 'd'], ['lastOutcome', 'c1'], ['groupLength', 'B'], ['stalls', 'd'], ['readyAt', 'd'], ['retries', 'd'],
   ['maxAttempts', 'd'], ['resultTTL', 'd'], ['createdAt', 'd'], ['runTimeout', 'd'], ['delay', 'd']
 ] as const)
@@ -78,6 +78,15 @@ export const ATTEMPT = layout([
 
 /** Most attempt records kept per job (issue 9). */
 export const HISTORY_LIMIT = 20
+
+/**
+ * How far the scripts that end jobs let a history exceed its count before trimming it, so they
+ * trim in batches (reads apply the count themselves, so no job shows past it).
+ */
+export const TRIM_SLACK = 100
+
+/** Most history entries a script that ends jobs trims or deletes in one call (the reaper's pass takes its own). */
+export const TIDY_BUDGET = 1000
 
 /** A settlement argument of settle.lua: this header, the failure group block (`groupLength` bytes, see {@link groupBlock}), then the body. */
 export const SETTLEMENT = layout([
@@ -133,13 +142,20 @@ export function luaConstants (): string {
     lines.push(`local ${prefix}_SIZE = ${l.size}`, `local ${prefix}_FORMAT = '${l.format}'`)
   }
   put('R', RECORD)
-  lines.push(`local R_FIELDS = { ${Object.keys(RECORD.at).map(name => `'${name}'`).join(', ')} }`)
+  // The record as a table and back, one `struct` call each (generated: no field list at run time).
+  const fields = Object.keys(RECORD.at)
+  const values = fields.map(name => name === 'groupLength' ? '#r.group' : `r.${name}`).join(', ')
+  lines.push(
+    `local function rec_read (m) local r = {} ; ${fields.map(name => `r.${name}`).join(', ')} = struct.unpack(R_FORMAT, m) ; ` +
+      'r.group = string.sub(m, R_SIZE + 1, R_SIZE + r.groupLength) ; r.worker = string.sub(m, R_SIZE + 1 + r.groupLength) ; return r end',
+    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker end`
+  )
   put('E', ELEMENT)
   put('A', ATTEMPT)
   put('S', SETTLEMENT)
   put('RT', RETENTION)
   for (const [name, bit] of Object.entries(FLAGS)) lines.push(`local F_${snake(name)} = ${bit}`)
-  lines.push(`local INLINE_PAYLOAD = ${INLINE_PAYLOAD}`, `local HISTORY_LIMIT = ${HISTORY_LIMIT}`)
+  lines.push(`local INLINE_PAYLOAD = ${INLINE_PAYLOAD}`, `local HISTORY_LIMIT = ${HISTORY_LIMIT}`, `local TRIM_SLACK = ${TRIM_SLACK}`, `local TIDY_BUDGET = ${TIDY_BUDGET}`)
   const rule = (r: { age: number, count: number }): string => `{ ${r.age}, ${r.count} }`
   const { completed, failed, cancelled } = DEFAULT_RETENTION
   lines.push(`local DEFAULT_RULES = { c = ${rule(completed)}, e = ${rule(failed)}, x = ${rule(cancelled)} }`)
@@ -318,6 +334,8 @@ export interface RecordFields {
   readonly runTimeout: number
   readonly delay: number
   readonly enteredAt: number
+  /** Its position in the index of its state (for `processing`, whose index is ZSET `leases`: here only). */
+  readonly stamp: number
   readonly readyAt: number
   readonly startedAt: number
   readonly attemptStartedAt: number
@@ -345,6 +363,7 @@ export function readRecord (data: Buffer): RecordFields {
     runTimeout: d(at.runTimeout),
     delay: d(at.delay),
     enteredAt: d(at.enteredAt),
+    stamp: d(at.stamp),
     readyAt: d(at.readyAt),
     startedAt: d(at.startedAt),
     attemptStartedAt: d(at.attemptStartedAt),

@@ -68,12 +68,11 @@ export class QueueKeys {
   readonly seen: string
   /** ZSET of delayed and failing jobs by due time (ms). */
   readonly due: string
-  /** ZSET of processing jobs by lease deadline (ms). */
+  /** ZSET of processing jobs by lease deadline (ms): also the set of processing jobs (see _lib.lua). */
   readonly leases: string
-  /** ZSETs of the jobs of each state by stamp (terminal: in history). */
+  /** ZSETs of the jobs of each state but `processing` by stamp (terminal: in history). */
   readonly queued: string
   readonly delayed: string
-  readonly processing: string
   readonly failing: string
   readonly completed: string
   readonly failed: string
@@ -113,7 +112,6 @@ export class QueueKeys {
     this.leases = base + 'leases'
     this.queued = base + 'queued'
     this.delayed = base + 'delayed'
-    this.processing = base + 'processing'
     this.failing = base + 'failing'
     this.completed = base + 'completed'
     this.failed = base + 'failed'
@@ -147,7 +145,7 @@ export class QueueKeys {
   get all (): string[] {
     return [
       this.jobs, this.payloads, this.outcomes, this.attempts, this.waiters, this.ready, this.held, this.claiming,
-      this.seen, this.due, this.leases, this.queued, this.delayed, this.processing, this.failing, this.completed,
+      this.seen, this.due, this.leases, this.queued, this.delayed, this.failing, this.completed,
       this.failed, this.cancelled, this.expires, this.meta, this.groups, this.groupinfo, this.bygroup, this.workers, this.beats
     ]
   }

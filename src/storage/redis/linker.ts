@@ -184,5 +184,6 @@ export function linkScript (body: string, keys: readonly string[], lib: string, 
   defs = defs.filter(def => !helpers.has(def.name)).map(def => ({ name: def.name, text: inline(helpers, def.text) }))
   const indexes = Object.entries(INDEXES).filter(([, name]) => keys.includes(name))
   const ik: Definition = { name: 'IK', text: `local IK = { ${indexes.map(([letter, name]) => `${letter} = KEYS[${keys.indexOf(name) + 1}]`).join(', ')} }\n` }
-  return link(inline(helpers, prepare(body)), [...consts.filter(def => !/^local [A-Z0-9_]+ = (-?\d|')/.test(def.text)), ik, ...defs])
+  const tables = consts.filter(def => !/^local [A-Z0-9_]+ = (-?\d|')/.test(def.text)).map(def => ({ name: def.name, text: prepare(def.text) }))
+  return link(inline(helpers, prepare(body)), [...tables, ik, ...defs])
 }
