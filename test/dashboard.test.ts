@@ -123,6 +123,13 @@ test('unknown routes, jobs and assets answer 404; bad parameters 400 with a mess
   assert.equal(go.headers.get('location'), '/queues/q/jobs/f-0')
 })
 
+test('a page reached by a path with empty segments refreshes from its own origin only', async t => {
+  const { storage } = await fixture(t)
+  const { url } = await serveDashboard(t, { storage })
+  const page = await (await fetch(`${url}/queues//q?state=failed`)).text()
+  assert.match(page, /data-self="\/queues\/q\?state=failed"/)
+})
+
 test('bad action bodies answer 400 (or 415) with a message and change nothing', async t => {
   const { storage, admin } = await fixture(t)
   const { url } = await serveDashboard(t, { storage })

@@ -118,7 +118,9 @@ export function createDashboard (options: DashboardOptions): DashboardHandler {
     const params = parsed.searchParams
     const method = req.method ?? 'GET'
     const read = method === 'GET' || method === 'HEAD'
-    const self = parsed.pathname + parsed.search
+    // The page's own address for its refreshes, rebuilt from the decoded segments: a raw path such
+    // as `//host/...` must never become a URL the client would fetch from another origin.
+    const self = `${base}/${segs.map(encodeURIComponent).join('/')}${parsed.search}`
 
     // Writes: read-only first (nothing else is looked at), then CSRF, then authorize.
     if (segs[0] === 'api' && method === 'POST') {

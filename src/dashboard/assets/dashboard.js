@@ -31,7 +31,9 @@
     if (!live) return
     if (busy()) { pendingRefresh = true; return }
     pendingRefresh = false
-    const self = body.dataset.self || (location.pathname + location.search)
+    let self = body.dataset.self || (location.pathname + location.search)
+    // Only a path of this origin (never `//host`): the answer is inserted as HTML.
+    if (!/^\/(?!\/)/.test(self)) self = location.pathname
     const res = await fetch(self + (self.includes('?') ? '&' : '?') + 'fragment=1', { credentials: 'same-origin' })
     if (!res.ok) return
     const version = res.headers.get('x-relayq-version')
