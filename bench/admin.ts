@@ -1,7 +1,7 @@
 /**
  * relayq admin bench (issue 9, "Numbers"): the operator's calls on a large history.
  *
- *   npm run bench:admin [-- --backend memory|file] [--failed N] [--retry N] [--path DIR]
+ *   npm run bench:admin [-- --backend memory|file|redis] [--failed N] [--retry N] [--path DIR] [--url URL]
  *
  * Fills a queue with N (1,000,000) failed jobs kept in history (100-byte payload, a real error
  * with its stack), then measures: listJobs of the first page and of a page deep in the list (50
@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { Admin, FileStorage, MemoryStorage, type AdminStorage } from 'relayq'
+import { Admin, FileStorage, MemoryStorage, RedisStorage, type AdminStorage } from 'relayq'
 import { fmt, table } from './format.ts'
 
 const { values: args } = parseArgs({
@@ -20,13 +20,14 @@ const { values: args } = parseArgs({
     backend: { type: 'string', default: 'memory' },
     failed: { type: 'string', default: '1000000' },
     retry: { type: 'string', default: '100000' },
-    path: { type: 'string' }
+    path: { type: 'string' },
+    url: { type: 'string', default: 'redis://127.0.0.1:6379' }
   }
 })
 const failedJobs = Number(args.failed)
 const retryJobs = Number(args.retry)
 if (!Number.isSafeInteger(failedJobs) || failedJobs < 1000 || !Number.isSafeInteger(retryJobs) || retryJobs < 1) {
-  console.error('usage: npm run bench:admin [-- --backend memory|file] [--failed N >= 1000] [--retry N] [--path DIR]')
+  console.error('usage: npm run bench:admin [-- --backend memory|file|redis] [--failed N >= 1000] [--retry N] [--path DIR] [--url URL]')
   process.exit(2)
 }
 
@@ -42,6 +43,9 @@ if (args.backend === 'file') {
   storage = new FileStorage({ basePath: dir })
 } else if (args.backend === 'memory') {
   storage = new MemoryStorage()
+} else if (args.backend === 'redis') {
+  // A prefix of its own; clear() deletes it at the end.
+  storage = new RedisStorage({ url: args.url, keyPrefix: `relayq-admin-bench-${Date.now()}` })
 } else {
   console.error(`unknown backend ${String(args.backend)}`)
   process.exit(2)
@@ -120,5 +124,6 @@ console.log(table(['bulk action', 'jobs', 'seconds', 'jobs/s'], [
 console.log(`(filling took ${fmt(fillMs / 1000, 1)} s: ${fmt(failedJobs / (fillMs / 1000))} failed jobs/s through enqueue, claim and fail batches of 1,000)`)
 
 await admin.close()
+if (args.backend === 'redis') await storage.clear()
 await storage.disconnect()
 if (dir !== undefined && args.path === undefined) await rm(dir, { recursive: true, force: true })

@@ -1,11 +1,12 @@
 import { hostname } from 'node:os'
-import { InvalidArgumentError, JobCancelledError, QueueClosedError } from './errors.ts'
+import { InvalidArgumentError, JobCancelledError, MaxRetriesError, QueueClosedError, ResultTTLError, SerdeError, safeMessage } from './errors.ts'
 import { Emitter, reportError } from './emitter.ts'
 import { failureGroup } from './failure-groups.ts'
+import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
+import { encodeError, toError } from './job-error.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
-import { encodeError } from './serde.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
-import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, QueueEvents } from './types.ts'
+import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
 
 /** Why a running job's signal was aborted; decides how the job is settled. */
 type AbortKind = 'cancel' | 'lease' | 'shutdown'
@@ -76,10 +77,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #config: ResolvedConfig<TPayload, TResult>
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #running = new Map<string, RunningJob<TPayload>>()
+  readonly #logger: Logger
+  readonly #lifecycle: Lifecycle
   #handler: AsyncJobHandler<TPayload, TResult> | undefined
-  #state: 'new' | 'started' | 'stopped' = 'new'
-  #starting: Promise<void> | undefined
-  #stopping: Promise<void> | undefined
+  /** Started and not stopping: claims jobs. */
+  #open = false
   #settlements: Settlement[] = []
   #announcements: Announcements = []
   /** Settle-and-claim calls in flight (at most {@link MAX_SETTLING}). */
@@ -90,12 +92,11 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** The last claim returned fewer jobs than asked: block instead of asking again. */
   #empty = false
   #paused = false
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined
   #pumpScheduled = false
   #blockAbort = new AbortController()
-  #heartbeat: ReturnType<typeof setInterval> | undefined
-  /** Epoch ms when this consumer started, as its worker-registry entry says. */
+  /** Epoch ms when this consumer last started, as its worker-registry entry says. */
   #startedAt = 0
-  #unsubscribe: (() => Promise<void>) | undefined
   /** Called when the last running job finishes (used by stop). */
   #onDrained: (() => void) | undefined
   /** Called when no storage call is outstanding and nothing waits to be settled (used by stop). */
@@ -104,68 +105,88 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: ConsumerConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
     super()
-    this.#config = resolveConfig<TPayload, TResult>(config)
+    // A Queue passes its own configuration: the Queue's option names apply.
+    this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Consumer' : 'Queue')
     this.#events = events ?? this
+    const { workerId, concurrency } = this.#config
+    this.#logger = componentLogger(this.#config.logger, { component: 'consumer', workerId })
+    this.#lifecycle = new Lifecycle({
+      name: 'consumer',
+      logger: this.#logger,
+      details: { concurrency },
+      report: (err, msg) => this.#report(err, msg),
+      start: defer => this.#start(defer)
+    })
   }
+
+  /** This worker's id (the `workerId` option, or a random UUID): the holder of its jobs' leases. */
+  get workerId (): string { return this.#config.workerId }
 
   /** Sets the handler: `async job => result`, or callback style `(job, done) => ...`. */
   execute (handler: JobHandler<TPayload, TResult>): void {
     if (typeof handler !== 'function') throw new InvalidArgumentError(`Expected \`handler\` to be a function, got ${typeof handler}`)
     this.#handler = handler.length >= 2 ? fromCallback(handler as any) : handler as AsyncJobHandler<TPayload, TResult>
-    if (this.#state === 'started') this.#pump()
+    if (this.#open) this.#pump()
   }
 
-  /** Connects and starts claiming jobs (once a handler is set). */
+  /**
+   * Connects and starts claiming jobs (once a handler is set). Restartable: after `stop()` it
+   * connects and claims again. See {@link Lifecycle} for concurrent calls; a failed start is not
+   * remembered.
+   */
   start (): Promise<void> {
-    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
-    this.#starting ??= this.#start()
-    return this.#starting
+    return this.#lifecycle.start()
   }
 
-  async #start (): Promise<void> {
+  async #start (defer: Defer): Promise<void> {
     const { storage, name, visibilityTimeout } = this.#config
     await storage.connect()
-    this.#unsubscribe = await storage.subscribe(name, this.#onNotice, 'abort')
+    defer(() => storage.disconnect())
+    defer(await storage.subscribe(name, this.#onNotice, 'abort'))
     this.#startedAt = Date.now()
     await this.#register(visibilityTimeout)
+    defer(() => this.#register(0))
     // Renew all leases in one call, three times per lease period so one late beat is harmless;
     // the worker-registry entry lives a lease period, so it outlives two missed beats too.
-    this.#heartbeat = setInterval(() => {
+    const heartbeat = setInterval(() => {
       this.#renewLeases()
       this.#register(visibilityTimeout).catch(() => {})
     }, Math.max(1, Math.floor(visibilityTimeout / 3)))
-    this.#heartbeat.unref()
-    // stop() may have been called while we connected: it then finishes the teardown.
-    if (this.#state === 'new') this.#state = 'started'
+    heartbeat.unref()
+    defer(() => clearInterval(heartbeat))
+    this.#blockAbort = new AbortController()
+    this.#empty = false
+    this.#open = true
+    defer(() => this.#close())
     this.#pump()
   }
 
   /**
    * Stops claiming, waits up to `shutdownTimeout` ms for running jobs, then aborts the rest and
    * hands them back to the queue. Idempotent: every call returns the same promise.
+   *
+   * Called from inside a handler (awaited there, the job cannot finish before it resolves), it
+   * resolves as soon as the consumer stops claiming; the stop goes on, and the calling job, once
+   * its handler returns, is settled like the others.
    */
   stop (): Promise<void> {
-    this.#stopping ??= this.#stop()
-    return this.#stopping
+    return calledFromHandler() ? this.#lifecycle.stopSoon() : this.#lifecycle.stop()
   }
 
-  async #stop (): Promise<void> {
-    const started = this.#starting
-    this.#state = 'stopped'
-    if (started === undefined) return
-    // A start that failed left nothing to tear down.
-    if (!await started.then(() => true, () => false)) return
+  /** The first undo of a stop: stop claiming, let running jobs finish, hand the rest back. */
+  async #close (): Promise<void> {
+    this.#open = false
     this.#blockAbort.abort()
+    clearTimeout(this.#pauseTimer)
+    this.#pauseTimer = undefined
+    this.#paused = false
     if (this.#running.size > 0) await this.#drain(this.#config.shutdownTimeout)
+    if (this.#running.size > 0) this.#logger.warn({ running: this.#running.size }, 'shutdownTimeout passed: aborting the running jobs and handing them back')
     for (const job of this.#running.values()) {
       job.abort('shutdown', new QueueClosedError(SHUTDOWN))
       this.#settle(job, { type: 'release', id: job.id, attempt: job.attempts }, 'requeued')
     }
     await this.#idle()
-    clearInterval(this.#heartbeat)
-    await this.#register(0)
-    await this.#unsubscribe?.()
-    await this.#config.storage.disconnect()
   }
 
   /** Jobs being run right now. */
@@ -221,7 +242,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    */
   #pump (): void {
     while (this.#settling < MAX_SETTLING && !this.#paused && this.#handler !== undefined) {
-      const open = this.#state === 'started'
+      const open = this.#open
       const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
       if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
         if (open && free > 0 && !this.#blocking && this.#settling === 0) this.#block(free)
@@ -274,10 +295,10 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #block (max: number): void {
-    const { storage, name, workerId, visibilityTimeout, blockTimeout } = this.#config
+    const { storage, name, workerId, visibilityTimeout, blockMs } = this.#config
     this.#blocking = true
     this.#reserved += max
-    storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs: blockTimeout, signal: this.#blockAbort.signal }).then(jobs => {
+    storage.claim(name, workerId, { max, leaseMs: visibilityTimeout, blockMs, signal: this.#blockAbort.signal }).then(jobs => {
       this.#blocking = false
       this.#reserved -= max
       // Fewer than asked: nothing more was ready, so wait again (a blocking claim returns at once
@@ -294,8 +315,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** After a storage failure: report it, wait a moment, carry on (the storage may reconnect). */
   #pause (err: Error, msg: string): void {
-    reportError(this.#events, this.#config.logger, err, msg)
-    if (this.#state !== 'started') {
+    this.#report(err, msg)
+    if (!this.#open) {
       // Shutting down with the storage failing: give up on these settlements. The jobs stay
       // leased to us, so the reaper recovers them once the leases expire; nothing is lost.
       this.#settlements = []
@@ -304,17 +325,19 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       return
     }
     this.#paused = true
-    setTimeout(() => {
+    this.#pauseTimer = setTimeout(() => {
+      this.#pauseTimer = undefined
       this.#paused = false
       this.#pump()
-    }, RETRY_PAUSE).unref()
+    }, RETRY_PAUSE)
+    this.#pauseTimer.unref()
   }
 
   #begin (jobs: ClaimedJob[]): void {
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
-      if (this.#state !== 'started') {
+      if (!this.#open) {
         this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
@@ -329,28 +352,29 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
     } catch (err) {
       // Undecodable bytes will not decode on a retry either: fail at once.
-      const error = new InvalidArgumentError(`Cannot deserialize the payload of job ${JSON.stringify(claimed.id)}: ${(err as Error).message}`, err)
+      const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
-      this.#announcements.push('failed', claimed.id, error, 0)
+      this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
+      this.#schedulePump()
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
+    let thenable: boolean
     try {
       out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      // Inside the try: a returned object whose `then` getter throws fails the attempt too.
+      thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
       this.#failed(job, err)
       return
     }
-    if (out !== null && typeof (out as Promise<TResult>)?.then === 'function') {
-      this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
-    } else {
-      this.#succeeded(job, out as TResult)
-    }
+    if (thenable) this.#settleWhenDone(job, out as Promise<TResult>).catch(this.#onSettleError)
+    else this.#succeeded(job, out as TResult)
   }
 
-  readonly #onSettleError = (err: Error): void => reportError(this.#events, this.#config.logger, err, 'Settling a job failed')
+  readonly #onSettleError = (err: Error): void => this.#report(err, 'Settling a job failed')
 
   /** Waits for a handler's promise (one async step rather than two closures per job). */
   async #settleWhenDone (job: RunningJob<TPayload>, out: Promise<TResult>): Promise<void> {
@@ -361,7 +385,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#failed(job, err)
       return
     }
-    this.#succeeded(job, value)
+    try {
+      this.#succeeded(job, value)
+    } catch (err) {
+      // Whatever went wrong on the way to storing the outcome costs this job, never its slot.
+      if (!job.done) this.#failed(job, err)
+      else throw err
+    }
   }
 
   #succeeded (job: RunningJob<TPayload>, value: TResult): void {
@@ -378,18 +408,19 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     try {
       result = this.#config.resultSerde.serialize(value as TResult)
     } catch (err) {
-      const error = new InvalidArgumentError(`Cannot serialize the result of job ${JSON.stringify(job.id)}: ${(err as Error).message}`, err)
-      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
+      const error = new SerdeError(`Cannot serialize the result of job '${job.id}': ${safeMessage(err)}`, err)
+      this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
       return
     }
     this.#settle(job, { type: 'complete', id: job.id, attempt: job.attempts, result, ttl }, 'completed', value)
   }
 
+  /** The attempt failed with `reason`, whatever was thrown: retry it, or fail the job. */
   #failed (job: RunningJob<TPayload>, reason: unknown): void {
     if (this.#claim(job)) return
-    const error = reason instanceof Error ? reason : new Error(String(reason))
+    const error = toError(reason)
     if (job.attempts < job.maxAttempts) {
-      const delay = backoffDelay(this.#config.backoff, job.attempts, error)
+      const delay = backoffDelay(this.#config.backoff, job.attempts, error, Math.random, this.#logger)
       this.#settle(job, { type: 'retry', id: job.id, attempt: job.attempts, error: encodeError(error), delay }, 'failing', error)
       return
     }
@@ -397,7 +428,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#afterExecution(job, this.#context(job, 'failed', undefined, error))
       return
     }
-    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl: job.claimed.resultTTL }, 'failed', error)
+    this.#fail(job, error, job.claimed.resultTTL)
+  }
+
+  /** Stores the job's final failure; `failed` carries a MaxRetriesError whose `lastError` is `error`. */
+  #fail (job: RunningJob<TPayload>, error: Error, ttl: number): void {
+    this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl, group: failureGroup(error) }, 'failed', new MaxRetriesError(job.id, job.attempts, error))
   }
 
   /**
@@ -431,29 +467,37 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
   }
 
+  /**
+   * Runs the hook, then stores what it left: `context.result` for a completed job, `context.error`
+   * (or the original error if it removed it) for a failed one, with `context.ttl`. A hook that
+   * throws, or leaves an invalid ttl, is reported (`error` event) and the original ttl applies.
+   */
   #afterExecution (job: RunningJob<TPayload>, context: AfterExecutionContext<TPayload, TResult>): void {
     job.done = true // the hook is async: no second outcome may slip in meanwhile
+    const original = { status: context.status, ttl: context.ttl, error: context.error }
     const finish = (): void => {
-      const ttl = Number.isInteger(context.ttl) && context.ttl > 0 ? context.ttl : job.claimed.resultTTL
+      const badTTL = !Number.isSafeInteger(context.ttl) || context.ttl < 1
+      const ttl = badTTL ? original.ttl : context.ttl
       job.done = false
-      if (context.error !== undefined) {
-        const error = context.error instanceof Error ? context.error : new Error(String(context.error))
-        this.#settle(job, { type: 'fail', id: job.id, attempt: job.attempts, error: encodeError(error), ttl }, 'failed', error)
-      } else {
-        this.#complete(job, context.result, ttl)
-      }
+      if (original.status === 'failed') this.#fail(job, toError(context.error ?? original.error), ttl)
+      else this.#complete(job, context.result, ttl)
+      // Reported once the outcome is on its way: a report that throws (an `error` listener) must not strand the job.
+      if (badTTL) this.#report(new ResultTTLError(`${String(context.ttl)} from afterExecution for job '${job.id}' (the job's own applies)`), 'afterExecution left an invalid ttl')
     }
     Promise.resolve().then(() => (this.#config.afterExecution as (c: typeof context) => unknown)(context)).then(finish, err => {
-      reportError(this.#events, this.#config.logger, err as Error, 'afterExecution hook failed')
-      finish()
+      context.ttl = original.ttl
+      try {
+        finish()
+      } finally {
+        this.#report(toError(err), 'afterExecution hook failed')
+      }
     })
   }
 
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
-    // A failure is filed under its failure group (value is its error).
-    this.#settlements.push(settlement.type === 'fail' ? { ...settlement, group: failureGroup(value as Error) } : settlement)
+    this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
     this.#schedulePump()
@@ -487,10 +531,18 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       if (event === undefined) continue
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
-      if (event === 'failing') events.emit(event, id, value as Error, announcements[i + 3] as number)
-      else if (event === 'completed') events.emit(event, id, value as TResult)
-      else if (event === 'failed') events.emit(event, id, value as Error)
-      else events.emit(event, id)
+      if (event === 'completed') {
+        events.emit(event, id, value as TResult)
+      } else if (event === 'failing') {
+        const attempt = announcements[i + 3] as number
+        this.#logger.warn({ id, attempt, err: value }, 'job attempt failed; it will be retried')
+        events.emit(event, id, value as Error, attempt)
+      } else if (event === 'failed') {
+        this.#logger.error({ id, attempts: announcements[i + 3], err: value }, 'job failed')
+        events.emit(event, id, value as Error)
+      } else {
+        events.emit(event, id)
+      }
     }
   }
 
@@ -520,20 +572,46 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         job.abort('lease', new QueueClosedError(LEASE_LOST))
         job.done = true
         this.#running.delete(id)
-        this.#config.logger.warn({ id }, LEASE_LOST)
+        this.#logger.warn({ id }, LEASE_LOST)
       }
       if (this.#running.size === 0) this.#onDrained?.()
       if (lost.length > 0) this.#pump()
-    }, (err: Error) => reportError(this.#events, this.#config.logger, err, 'Extending leases failed'))
+    }, (err: Error) => this.#report(err, 'Extending leases failed'))
+  }
+
+  #report (err: Error, msg: string): void {
+    reportError(this.#events, this.#logger, err, msg)
   }
 }
 
-/** Adapts a callback-style handler to a promise-returning one. */
-function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => void): AsyncJobHandler<TPayload, TResult> {
+/**
+ * Adapts a callback-style handler to a promise-returning one. The first of `done(err)`, a throw,
+ * or the rejection of a promise the handler returns (an `async (job, done) => ...` that throws)
+ * decides the outcome; a returned promise that resolves does not (`done` does).
+ */
+function fromCallback<TPayload, TResult> (handler: (job: Job<TPayload>, done: (err: Error | null | undefined, result?: TResult) => void) => unknown): AsyncJobHandler<TPayload, TResult> {
   return job => new Promise<TResult>((resolve, reject) => {
-    handler(job, (err, result) => {
+    const out = handler(job, (err, result) => {
       if (err !== null && err !== undefined) reject(err)
       else resolve(result as TResult)
     })
+    if (out !== null && typeof (out as Promise<unknown>)?.then === 'function') (out as Promise<unknown>).then(undefined, reject)
   })
+}
+
+/** Frames of the consumer that run a handler: `#run` calls it, `#settleWhenDone` awaits its promise. */
+const HANDLER_FRAME = /^\s+at (?:async )?(?:\S+\.)?#(?:run|settleWhenDone) /m
+
+/**
+ * True when called from inside a job handler of a relayq consumer: from its synchronous part, or
+ * from code that its returned promise awaits (V8's async stack traces show the consumer frame
+ * that awaits the handler). Read only by `stop()`, never on the hot path. A handler that detaches
+ * the call (`setTimeout`, an un-awaited `.then`) is not seen: its stop then behaves as any other.
+ */
+export function calledFromHandler (): boolean {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 100
+  const { stack } = new Error()
+  Error.stackTraceLimit = limit
+  return stack !== undefined && HANDLER_FRAME.test(stack)
 }

@@ -21,7 +21,7 @@ export type { Serde } from './serde.ts'
 export { DEFAULTS } from './options.ts'
 export {
   QueueError, TimeoutError, JobFailedError, JobCancelledError, MaxRetriesError, JobNotFoundError, StorageError,
-  InvalidArgumentError, QueueClosedError
+  InvalidArgumentError, ResultTTLError, QueueClosedError, SerdeError
 } from './errors.ts'
 /** The name @platformatic/job-queue gives its base error class: the same class. */
 export { QueueError as JobQueueError } from './errors.ts'

@@ -1,10 +1,11 @@
-import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, TimeoutError } from './errors.ts'
-import { Emitter } from './emitter.ts'
-import { checkId, checkInt, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
+import { InvalidArgumentError, JobCancelledError, JobFailedError, QueueClosedError, SerdeError, TimeoutError, safeMessage } from './errors.ts'
+import { Emitter, reportError } from './emitter.ts'
+import { componentLogger, Lifecycle } from './lifecycle.ts'
+import { checkId, checkResultTTL, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
 import { decodeError } from './serde.ts'
 import type { EnqueueOutcome, JobRecord, NewJob, Notice } from './storage/types.ts'
 import type {
-  CancelResult, CommonConfig, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, MessageStatus, QueueEvents,
+  CancelResult, CommonConfig, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, Logger, MessageStatus, QueueEvents,
   UpdateResultTTLResult
 } from './types.ts'
 
@@ -35,7 +36,9 @@ const SPLIT_BATCH = 16
 
 /**
  * The producing side: enqueue jobs, wait for their results, cancel them, read their status.
- * A producer never claims jobs. It connects on first use; `stop()` releases the storage.
+ * A producer never claims jobs. It connects on first use (a failed connect is tried again by the
+ * next call); `stop()` releases the storage, and calls reject with QueueClosedError until
+ * `start()` opens it again.
  *
  * @example
  * const producer = new Producer({ storage })
@@ -45,9 +48,8 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   readonly #config: ResolvedConfig<TPayload, TResult>
   readonly #events: Emitter<QueueEvents<TResult>>
   readonly #waiters = new Map<string, Waiter>()
-  #state: 'new' | 'started' | 'stopped' = 'new'
-  #starting: Promise<void> | undefined
-  #stopping: Promise<void> | undefined
+  readonly #logger: Logger
+  readonly #lifecycle: Lifecycle
   #subscribing: Promise<() => Promise<void>> | undefined
   #subscribed = false
   /** Enqueue calls in flight (at most {@link MAX_INFLIGHT}). */
@@ -58,46 +60,74 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** @param events internal: where events go (a Queue passes itself). */
   constructor (config: CommonConfig<TPayload, TResult>, events?: Emitter<QueueEvents<TResult>>) {
     super()
-    this.#config = resolveConfig<TPayload, TResult>(config)
+    // A Queue passes its own configuration: the Queue's option names apply.
+    this.#config = resolveConfig<TPayload, TResult>(config, events === undefined ? 'Producer' : 'Queue')
     this.#events = events ?? this
+    this.#logger = componentLogger(this.#config.logger, { component: 'producer' })
+    const { storage } = this.#config
+    this.#lifecycle = new Lifecycle({
+      name: 'producer',
+      logger: this.#logger,
+      report: (err, msg) => reportError(this.#events, this.#logger, err, msg),
+      start: async defer => {
+        await storage.connect()
+        defer(() => storage.disconnect())
+      },
+      stop: () => this.#close()
+    })
   }
 
-  /** Connects the storage. Called for you on first use. */
+  /**
+   * Connects the storage (called for you on first use). Restartable: after `stop()` it connects
+   * again. See {@link Lifecycle} for concurrent calls.
+   */
   start (): Promise<void> {
-    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
-    this.#starting ??= this.#config.storage.connect().then(() => { this.#state = 'started' })
-    return this.#starting
+    return this.#lifecycle.start()
   }
 
   /** Rejects pending waits with QueueClosedError and releases the storage. Idempotent. */
   stop (): Promise<void> {
-    this.#stopping ??= this.#stop()
-    return this.#stopping
+    return this.#lifecycle.stop()
   }
 
-  async #stop (): Promise<void> {
-    const wasStarted = this.#starting !== undefined
-    this.#state = 'stopped'
-    if (wasStarted) await this.#starting?.catch(() => {})
+  /** The first part of a stop: pending waits end, the subscription goes. */
+  async #close (): Promise<void> {
     for (const [id, waiter] of this.#waiters) this.#finish(id, waiter, undefined, new QueueClosedError('The producer stopped before the job finished'))
-    const unsubscribe = this.#subscribing
+    const subscribing = this.#subscribing
     this.#subscribing = undefined
-    if (unsubscribe !== undefined) await (await unsubscribe.catch(() => async () => {}))()
-    if (wasStarted) await this.#config.storage.disconnect()
+    this.#subscribed = false
+    // A subscription that failed has nothing to undo.
+    if (subscribing !== undefined) await (await subscribing.catch(() => async () => {}))()
   }
 
   /** Enqueues a job; resolves `queued`, `duplicate` (the id is taken) or `completed` (cached result). */
   async enqueue (id: string, payload: TPayload, options?: EnqueueOptions): Promise<EnqueueResult<TResult>> {
     const job = this.#prepare(id, payload, resolveJobOptions(options as Record<string, unknown>, this.#config))
-    if (this.#state !== 'started') await this.start()
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
     return this.#toResult(id, await this.#submit(job))
   }
 
-  /** Enqueues many jobs in as few storage round trips as possible; validates all before storing any. */
+  /**
+   * Enqueues many jobs in as few storage round trips as possible; validates all before storing any
+   * (a bad job, or a hole in a sparse array, throws InvalidArgumentError naming its index).
+   * An empty array answers `[]`.
+   */
   async enqueueMany (jobs: ReadonlyArray<BulkJob<TPayload>>): Promise<Array<EnqueueResult<TResult>>> {
     if (!Array.isArray(jobs)) throw new InvalidArgumentError('Expected `jobs` to be an array')
-    const prepared = jobs.map(j => this.#prepare(j?.id, j?.payload, resolveJobOptions(j?.options as Record<string, unknown>, this.#config)))
-    if (this.#state !== 'started') await this.start()
+    const prepared = new Array<NewJob>(jobs.length)
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i] as BulkJob<TPayload> | undefined
+      try {
+        if (j === null || typeof j !== 'object') throw new InvalidArgumentError('Expected { id, payload, options? }')
+        prepared[i] = this.#prepare(j.id, j.payload, resolveJobOptions(j.options as Record<string, unknown>, this.#config))
+      } catch (err) {
+        // Our own fresh error (InvalidArgumentError or ResultTTLError): say which job, keep its class.
+        (err as Error).message = `jobs[${i}]: ${(err as Error).message}`
+        throw err
+      }
+    }
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
+    if (prepared.length === 0) return []
     const outcomes = await this.#config.storage.enqueue(this.#config.name, prepared)
     return outcomes.map((o, i) => this.#toResult(prepared[i].id, o))
   }
@@ -110,19 +140,21 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     let job: NewJob
     let timeout: number
     try {
-      const opts = resolveJobOptions(options as Record<string, unknown>, this.#config)
+      const opts = resolveJobOptions(options as Record<string, unknown>, this.#config, true)
       job = this.#prepare(id, payload, opts, true)
       timeout = opts.timeout
     } catch (err) {
       return Promise.reject(err)
     }
     // Once started and subscribed (the usual case) no async step is needed before the wait.
-    if (this.#state === 'started' && this.#subscribed) return this.#wait(job, timeout)
+    if (this.#subscribed && this.#lifecycle.started) return this.#wait(job, timeout)
     return this.#startThenWait(job, timeout)
   }
 
   async #startThenWait (job: NewJob, timeout: number): Promise<TResult> {
-    if (this.#state !== 'started') await this.start()
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
+    // A stop began meanwhile: a subscription made now would outlive it.
+    if (!this.#lifecycle.started) throw new QueueClosedError()
     // Subscribe before enqueueing so a fast job's notice cannot slip past us.
     if (!this.#subscribed) await this.#subscribe()
     return await this.#wait(job, timeout)
@@ -145,7 +177,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    */
   async cancel (id: string, options?: { running?: boolean }): Promise<CancelResult> {
     checkId('id', id)
-    if (this.#state !== 'started') await this.start()
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
     const { storage, name, resultTTL } = this.#config
     const outcome = options?.running === true ? await storage.abort(name, id, resultTTL) : await storage.cancel(name, id)
     // A running job is cancelled once its worker stops it: the consumer emits `cancelled` then.
@@ -162,20 +194,20 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** The job's state, attempts, and result or error; null when unknown or expired. */
   async getStatus (id: string): Promise<MessageStatus<TResult> | null> {
     checkId('id', id)
-    if (this.#state !== 'started') await this.start()
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
     const record = await this.#config.storage.getStatus(this.#config.name, id)
     if (record === null) return null
     const status: MessageStatus<TResult> = { id, state: record.state, createdAt: record.createdAt, attempts: record.attempts }
-    if (record.result !== undefined) status.result = this.#config.resultSerde.deserialize(record.result)
+    if (record.result !== undefined) status.result = this.#decodeResult(id, record.result)
     if (record.error !== undefined) status.error = decodeError(record.error)
     return status
   }
 
   /** Changes how long a finished job's record is kept, counting from now, in ms. */
   async updateResultTTL (id: string, ttl: number): Promise<UpdateResultTTLResult> {
+    checkResultTTL(ttl)
     checkId('id', id)
-    checkInt('ttl', ttl, 1)
-    if (this.#state !== 'started') await this.start()
+    if (!this.#lifecycle.started) await this.#lifecycle.ready()
     return { status: await this.#config.storage.updateResultTTL(this.#config.name, id, ttl) }
   }
 
@@ -186,7 +218,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     try {
       bytes = this.#config.payloadSerde.serialize(payload)
     } catch (err) {
-      throw new InvalidArgumentError(`Cannot serialize the payload of job ${JSON.stringify(id)}: ${(err as Error).message}`, err)
+      throw new InvalidArgumentError(`Cannot serialize the payload of job '${id as string}': ${safeMessage(err)}`, err)
     }
     if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
     return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, runTimeout: opts.runTimeout, notify }
@@ -198,7 +230,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#events.emit('enqueued', id)
         return QUEUED
       case 'duplicate': return { status: 'duplicate', existingState: outcome.state }
-      case 'completed': return { status: 'completed', result: this.#config.resultSerde.deserialize(outcome.result) }
+      case 'completed': return { status: 'completed', result: this.#decodeResult(id, outcome.result) }
       case 'failed': return { status: 'duplicate', existingState: 'failed' }
       case 'cancelled': return { status: 'duplicate', existingState: 'cancelled' }
     }
@@ -289,9 +321,11 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #subscribe (): Promise<unknown> {
-    this.#subscribing ??= this.#config.storage.subscribe(this.#config.name, this.#onNotice, 'done')
-    return this.#subscribing.then(() => { this.#subscribed = true }, err => {
-      this.#subscribing = undefined
+    const subscribing = this.#subscribing ?? this.#config.storage.subscribe(this.#config.name, this.#onNotice, 'done')
+    this.#subscribing = subscribing
+    // A stop (and maybe a restart) may come before it settles: only the current subscription counts.
+    return subscribing.then(() => { if (this.#subscribing === subscribing) this.#subscribed = true }, err => {
+      if (this.#subscribing === subscribing) this.#subscribing = undefined
       throw err
     })
   }
@@ -338,8 +372,16 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #failure (id: string, error: Buffer): JobFailedError {
-    const record = decodeError(error)
-    return new JobFailedError(id, record.message, record.code)
+    return new JobFailedError(id, error.length > 0 ? error.toString() : 'Job failed')
+  }
+
+  /** A stored result, decoded; a serde that cannot decode it throws SerdeError. */
+  #decodeResult (id: string, bytes: Buffer): TResult {
+    try {
+      return this.#config.resultSerde.deserialize(bytes)
+    } catch (err) {
+      throw new SerdeError(`Cannot deserialize the result of job '${id}' (stored by another resultSerde?): ${safeMessage(err)}`, err)
+    }
   }
 
   /** Settles `waiter` and every waiter chained after it, once; decodes the result once. */
@@ -348,7 +390,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     let value: TResult | undefined
     if (error === undefined && result !== undefined) {
       try {
-        value = this.#config.resultSerde.deserialize(result)
+        value = this.#decodeResult(id, result)
       } catch (err) {
         error = err as Error
       }

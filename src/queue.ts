@@ -1,15 +1,21 @@
-import { Consumer } from './consumer.ts'
-import { Emitter } from './emitter.ts'
-import { QueueClosedError } from './errors.ts'
+import { calledFromHandler, Consumer } from './consumer.ts'
+import { Emitter, reportError } from './emitter.ts'
+import { componentLogger, Lifecycle } from './lifecycle.ts'
+import { pickOptions, resolveConfig } from './options.ts'
 import { Producer, type BulkJob } from './producer.ts'
 import { Reaper } from './reaper.ts'
 import type {
-  AsyncJobHandler, CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, MessageStatus, QueueConfig,
+  AsyncJobHandler, CancelResult, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, JobHandler, Logger, MessageStatus, QueueConfig,
   QueueEvents, UpdateResultTTLResult
 } from './types.ts'
 
 /**
  * A producer and a consumer (plus, when it consumes, a leader-elected reaper) over one storage.
+ *
+ * Restartable: `start()` after `stop()` connects and consumes again, as often as wanted. Calls
+ * take effect in order (`stop()` during a start stops once started; `start()` during a stop starts
+ * again once stopped); a repeated call shares the pending transition; a failed start is not
+ * remembered. See the README section "Start, stop and restart".
  *
  * @example
  * const queue = new Queue<{ n: number }, number>({ storage: new MemoryStorage(), concurrency: 10 })
@@ -22,68 +28,91 @@ export class Queue<TPayload = unknown, TResult = unknown> extends Emitter<QueueE
   readonly #producer: Producer<TPayload, TResult>
   readonly #consumer: Consumer<TPayload, TResult>
   readonly #reaper: Reaper | undefined
+  readonly #logger: Logger
+  readonly #lifecycle: Lifecycle
   #handlerSet = false
-  #state: 'new' | 'started' | 'stopped' = 'new'
-  #starting: Promise<void> | undefined
-  #stopping: Promise<void> | undefined
-  #consuming: Promise<void> | undefined
 
   constructor (config: QueueConfig<TPayload, TResult>) {
     super()
-    // Both validate the same config in one pass each; the first bad option throws here.
+    // Each validates the same config in one pass; the first bad option throws here.
     this.#producer = new Producer(config, this)
     this.#consumer = new Consumer(config, this)
+    this.#logger = componentLogger(resolveConfig(config, 'Queue').logger, { component: 'queue', workerId: this.#consumer.workerId })
     if (config.reaper !== false) {
-      this.#reaper = new Reaper(config)
+      this.#reaper = new Reaper(pickOptions(config, 'Reaper'), true)
       this.#reaper.on('stalled', id => this.emit('stalled', id))
       this.#reaper.on('requeued', id => this.emit('requeued', id))
       this.#reaper.on('failed', (id, err) => this.emit('failed', id, err))
       this.#reaper.on('error', err => { if (this.listenerCount('error') > 0) this.emit('error', err) })
     }
+    this.#lifecycle = new Lifecycle({
+      name: 'queue',
+      logger: this.#logger,
+      report: (err, msg) => this.#report(err, msg),
+      start: async () => {
+        await this.#producer.start()
+        if (this.#handlerSet) await this.#consume()
+      },
+      // Also for a queue never started: its producer may have connected on first use.
+      stop: async () => {
+        const stopped = await Promise.allSettled([this.#consumer.stop(), this.#reaper?.stop()])
+        await this.#producer.stop()
+        for (const outcome of stopped) if (outcome.status === 'rejected') throw outcome.reason
+      },
+      started: () => this.emit('started'),
+      stopped: () => this.emit('stopped')
+    })
   }
 
-  /** Sets the job handler (`async job => result` or `(job, done) => ...`); the queue consumes once started. */
+  /**
+   * Sets the job handler (`async job => result` or `(job, done) => ...`); the queue consumes once
+   * started, or at once if it is. A consumer that fails to start then is reported (`error` event
+   * and logger) and tried again by the next `start()`.
+   */
   execute (handler: JobHandler<TPayload, TResult>): void {
     this.#consumer.execute(handler as AsyncJobHandler<TPayload, TResult>)
     this.#handlerSet = true
-    if (this.#state === 'started') this.#consume().catch(() => {})
+    // A start in progress may have looked for a handler before this one came.
+    this.#lifecycle.opening?.then(() => {
+      this.#consume().catch((err: Error) => this.#report(err, 'Starting the consumer failed'))
+    }, () => {}) // a failed start rejects its own caller
   }
 
-  /** Connects; starts consuming if a handler is set. Emits `started`. */
-  start (): Promise<void> {
-    if (this.#state === 'stopped') return Promise.reject(new QueueClosedError())
-    this.#starting ??= this.#start()
-    return this.#starting
+  /**
+   * Connects; starts consuming if a handler is set. Emits `started`. On a started queue whose
+   * consumer failed to start (see `execute`), tries the consumer again.
+   */
+  async start (): Promise<void> {
+    await this.#lifecycle.start()
+    if (this.#handlerSet && this.#lifecycle.started) await this.#consume()
   }
 
-  async #start (): Promise<void> {
-    await this.#producer.start()
-    if (this.#handlerSet) await this.#consume()
-    this.#state = 'started'
-    this.emit('started')
-  }
-
-  #consume (): Promise<void> {
-    this.#consuming ??= Promise.all([this.#consumer.start(), this.#reaper?.start()]).then(() => {})
-    return this.#consuming
+  /** Starts the consumer and the reaper (each at most once while started); if either fails, stops the other. */
+  async #consume (): Promise<void> {
+    const started = await Promise.allSettled([this.#consumer.start(), this.#reaper?.start()])
+    for (const outcome of started) {
+      if (outcome.status === 'rejected') {
+        await Promise.allSettled([this.#consumer.stop(), this.#reaper?.stop()])
+        throw outcome.reason
+      }
+    }
   }
 
   /**
    * Stops taking jobs, waits up to `shutdownTimeout` ms for running ones, hands the rest back,
-   * rejects pending waits and releases the storage. Emits `stopped`. Idempotent.
+   * rejects pending waits and releases the storage. Emits `stopped`. Idempotent; `start()` starts
+   * the queue again.
+   *
+   * Called from inside a handler (awaited there, its job could not finish before the stop does),
+   * it resolves as soon as the stop has begun; the calling job finishes and is stored like the
+   * other running jobs, then the storage is released and `stopped` is emitted.
    */
   stop (): Promise<void> {
-    this.#stopping ??= this.#stop()
-    return this.#stopping
+    return calledFromHandler() ? this.#lifecycle.stopSoon() : this.#lifecycle.stop()
   }
 
-  async #stop (): Promise<void> {
-    const wasStarted = this.#starting !== undefined
-    this.#state = 'stopped'
-    await this.#starting?.catch(() => {})
-    await Promise.all([this.#consumer.stop(), this.#reaper?.stop()])
-    await this.#producer.stop()
-    if (wasStarted) this.emit('stopped')
+  #report (err: Error, msg: string): void {
+    reportError(this, this.#logger, err, msg)
   }
 
   enqueue (id: string, payload: TPayload, options?: EnqueueOptions): Promise<EnqueueResult<TResult>> {

@@ -1,5 +1,7 @@
 import { Packr } from 'msgpackr'
 
+export { decodeError, encodeError } from './job-error.ts'
+
 /** Turns values into bytes and back. Payloads and results each have one. */
 export interface Serde<T = unknown> {
   /** Encodes `value`; throws when it cannot be encoded. */
@@ -9,18 +11,28 @@ export interface Serde<T = unknown> {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Deepest nesting the checks follow; deeper (or circular) values are refused. */
+const MAX_DEPTH = 1000
 
 /**
- * JSON, the default. `undefined` encodes as zero bytes and decodes back to `undefined`, so a
- * handler returning nothing completes normally. Values JSON cannot represent faithfully
- * (functions, symbols, BigInt) throw instead of being silently dropped.
+ * JSON, the default. It stores a value exactly or throws (a TypeError, which `enqueue` reports as
+ * InvalidArgumentError, storing nothing), with one documented conversion:
+ * - an object property whose value is `undefined` is left out (reading it back gives `undefined`);
+ * - a value with a `toJSON()` method is stored as its output (a `Date` comes back as its ISO
+ *   string, a `Buffer` as `{ type: 'Buffer', data: [...] }`);
+ * - an instance of a class is stored as its own enumerable properties (it comes back a plain object);
+ * - these throw, because JSON would drop or change them: functions, symbols, BigInt, `NaN` and
+ *   `±Infinity`, `undefined` or holes in arrays, `Map`, `Set`, `WeakMap`, `WeakSet`, `RegExp`,
+ *   `Error`, `Promise`, `ArrayBuffer` and typed arrays, circular values.
+ * A top-level `undefined` encodes as zero bytes and decodes back to `undefined`, so a handler
+ * returning nothing completes normally.
  */
 export class JsonSerde<T = unknown> implements Serde<T> {
   serialize (value: T): Buffer {
     if (value === undefined) return EMPTY
+    // JSON.stringify throws on cycles and BigInt; the walk that follows may then assume neither.
     const text = JSON.stringify(value)
-    // JSON.stringify returns undefined for functions and symbols: refuse rather than lose data.
-    if (typeof text !== 'string') throw new TypeError(`Cannot encode a value of type ${typeof value} as JSON`)
+    checkJson(value, 'value', 0)
     return Buffer.from(text)
   }
 
@@ -35,15 +47,21 @@ export function createJsonSerde<T> (): Serde<T> {
   return new JsonSerde<T>()
 }
 
-/** MessagePack via msgpackr: smaller and faster for binary-heavy data; keeps Dates, Maps, Buffers. */
+/**
+ * MessagePack via msgpackr: smaller and faster for binary-heavy data. Keeps `undefined`, `NaN`,
+ * BigInt, Dates, Sets, Buffers and typed arrays, RegExps and Errors (name and message).
+ * A `Map` whose keys are all strings comes back as a plain object (MessagePack maps carry no
+ * type); these throw at `serialize` (`enqueue` reports InvalidArgumentError, storing nothing):
+ * functions and symbols anywhere in the value, a `Map` with a key that is not a string (it would
+ * come back with string keys, or not decode at all), values nested deeper than 1000 levels or
+ * circular.
+ */
 export class MsgpackSerde<T = unknown> implements Serde<T> {
   readonly #packr = new Packr({ useRecords: false, moreTypes: true })
 
   serialize (value: T): Buffer {
     if (value === undefined) return EMPTY
-    if (typeof value === 'function' || typeof value === 'symbol') {
-      throw new TypeError(`Cannot encode a value of type ${typeof value} as MessagePack`)
-    }
+    checkMsgpack(value, 'value', 0)
     return this.#packr.pack(value)
   }
 
@@ -53,25 +71,86 @@ export class MsgpackSerde<T = unknown> implements Serde<T> {
   }
 }
 
-/** A stored error: what a waiter in another process needs to rebuild it. */
-export interface ErrorRecord { message: string, name?: string, code?: string, stack?: string }
-
-/** Encodes a handler error as JSON bytes (always JSON, whatever the result serde). */
-export function encodeError (error: unknown): Buffer {
-  const e = error instanceof Error ? error : new Error(String(error))
-  const record: ErrorRecord = { message: e.message, name: e.name }
-  const code = (e as { code?: unknown }).code
-  if (typeof code === 'string') record.code = code
-  if (typeof e.stack === 'string') record.stack = e.stack
-  return Buffer.from(JSON.stringify(record))
+function refuse (path: string, what: string, format: string): never {
+  throw new TypeError(`Cannot encode ${path} as ${format}: ${what}`)
 }
 
-/** Decodes bytes from {@link encodeError}; tolerates foreign or damaged data. */
-export function decodeError (data: Buffer | undefined): ErrorRecord {
-  if (data === undefined || data.length === 0) return { message: 'Unknown error' }
-  try {
-    const parsed = JSON.parse(data.toString()) as ErrorRecord
-    if (typeof parsed?.message === 'string') return parsed
-  } catch {}
-  return { message: data.toString() }
+/** Objects JSON.stringify turns into `{}` (or an index map), losing what they hold. */
+function lossyInJson (value: object): string | undefined {
+  if (value instanceof Map) return 'a Map (JSON stores it as {})'
+  if (value instanceof Set) return 'a Set (JSON stores it as {})'
+  if (value instanceof WeakMap || value instanceof WeakSet) return 'a WeakMap or WeakSet'
+  if (value instanceof RegExp) return 'a RegExp (JSON stores it as {})'
+  if (value instanceof Error) return 'an Error (JSON stores it as {})'
+  if (value instanceof Promise) return 'a Promise'
+  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) return 'binary data (use MsgpackSerde, or base64 it)'
+  return undefined
+}
+
+/** Throws unless `value` (already accepted by JSON.stringify, so acyclic) stores exactly as JSON. */
+function checkJson (value: unknown, path: string, depth: number): void {
+  switch (typeof value) {
+    case 'object': {
+      if (value === null) return
+      if (depth > MAX_DEPTH) refuse(path, `nested deeper than ${MAX_DEPTH} levels`, 'JSON')
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const item: unknown = value[i]
+          if (item === undefined) refuse(`${path}[${i}]`, 'undefined in an array (JSON stores it as null)', 'JSON')
+          if (typeof item !== 'string') checkJson(item, `${path}[${i}]`, depth + 1)
+        }
+        return
+      }
+      if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return
+      const proto = Object.getPrototypeOf(value) as unknown
+      if (proto !== Object.prototype && proto !== null) {
+        const lossy = lossyInJson(value)
+        if (lossy !== undefined) refuse(path, lossy, 'JSON')
+      }
+      const keys = Object.keys(value)
+      for (let i = 0; i < keys.length; i++) {
+        const item = (value as Record<string, unknown>)[keys[i]]
+        // undefined properties are left out: the one conversion JsonSerde documents.
+        if (item !== undefined && typeof item !== 'string') checkJson(item, `${path}.${keys[i]}`, depth + 1)
+      }
+      return
+    }
+    case 'number':
+      if (!Number.isFinite(value)) refuse(path, `${value} (JSON stores it as null)`, 'JSON')
+      return
+    case 'function':
+    case 'symbol':
+      refuse(path, `a ${typeof value} (JSON drops it)`, 'JSON')
+  }
+}
+
+/** Throws unless `value` stores as MessagePack and decodes back to the same data. */
+function checkMsgpack (value: unknown, path: string, depth: number): void {
+  switch (typeof value) {
+    case 'object': {
+      if (value === null || ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof Date) return
+      if (depth > MAX_DEPTH) refuse(path, `nested deeper than ${MAX_DEPTH} levels, or circular`, 'MessagePack')
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) checkMsgpack(value[i], `${path}[${i}]`, depth + 1)
+        return
+      }
+      if (value instanceof Map) {
+        for (const [key, item] of value) {
+          if (typeof key !== 'string') refuse(path, `a Map with a ${typeof key} key (only string keys survive MessagePack)`, 'MessagePack')
+          checkMsgpack(item, `${path}.get(${JSON.stringify(key)})`, depth + 1)
+        }
+        return
+      }
+      if (value instanceof Set) {
+        for (const item of value) checkMsgpack(item, `${path} (a Set member)`, depth + 1)
+        return
+      }
+      const keys = Object.keys(value)
+      for (let i = 0; i < keys.length; i++) checkMsgpack((value as Record<string, unknown>)[keys[i]], `${path}.${keys[i]}`, depth + 1)
+      return
+    }
+    case 'function':
+    case 'symbol':
+      refuse(path, `a ${typeof value} (MessagePack cannot store it)`, 'MessagePack')
+  }
 }

@@ -1,12 +1,17 @@
 import type { Serde } from './serde.ts'
 import type { ActiveState, JobState, Storage } from './storage/types.ts'
 
-/** A pino-style logger. relayq logs nothing unless you pass one. */
+/**
+ * A pino-style logger. relayq logs nothing unless you pass one. With `child`, each component logs
+ * through `logger.child({ component, ... })` (`queue`, `producer`, `consumer` with its `workerId`,
+ * `reaper` with its `reaperId`).
+ */
 export interface Logger {
   debug (obj: unknown, msg?: string): void
   info (obj: unknown, msg?: string): void
   warn (obj: unknown, msg?: string): void
   error (obj: unknown, msg?: string): void
+  child? (bindings: Record<string, unknown>): Logger
 }
 
 /** A job as the handler sees it. */
@@ -68,7 +73,7 @@ export type BackoffOption =
 
 /** Leader election of reapers: only the holder of the lock recovers stalled jobs. */
 export interface LeaderElectionOptions {
-  /** @default true */
+  /** Elect at all. @default false for a standalone Reaper, true for a Queue's own reaper */
   enabled?: boolean
   /** How long the lock lives without renewal, in ms. @default 30000 */
   lockTTL?: number
@@ -104,7 +109,10 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   concurrency?: number
   /** Lease length in ms; extended automatically while the handler runs. @default 30000 */
   visibilityTimeout?: number
-  /** Longest wait of one blocking claim when the queue is empty, in ms. @default 5000 */
+  /**
+   * Longest wait of one blocking claim when the queue is empty, in **seconds** (fractions allowed),
+   * as in @platformatic/job-queue. @default 5
+   */
   blockTimeout?: number
   /** Delay between attempts. @default { type: 'exponential', delay: 1000, maxDelay: 60000, jitter: 0.5 } */
   backoff?: BackoffOption
@@ -132,6 +140,7 @@ export interface ReaperConfig {
   interval?: number
   /** Stalls a job may survive; one more fails it. @default 1 */
   maxStalls?: number
+  /** Without it (or with `enabled: false`) the reaper scans at once and holds no lock. @default { enabled: false } */
   leaderElection?: LeaderElectionOptions
   logger?: Logger
 }
@@ -142,6 +151,10 @@ export interface QueueConfig<TPayload, TResult> extends ConsumerConfig<TPayload,
   reaper?: boolean
   /** Stalls a job may survive before it fails, for the embedded reaper. @default 1 */
   maxStalls?: number
+  /**
+   * Election of the embedded reaper among the queue instances (on a lock of their own: a standalone
+   * Reaper elects apart). @default { enabled: true }
+   */
   leaderElection?: LeaderElectionOptions
 }
 
@@ -190,12 +203,16 @@ export interface MessageStatus<TResult> {
 /** What `updateResultTTL` did. */
 export interface UpdateResultTTLResult { status: 'updated' | 'not_found' | 'not_terminal' | 'missing_payload' }
 
-/** How a handler's error is stored. */
+/**
+ * How a job's final error is stored: the output of its `toJSON()` when it has one (exactly),
+ * else its `message`, `name`, `code` (when a string) and `stack`.
+ */
 export interface SerializedError {
   message: string
   name?: string
   code?: string
   stack?: string
+  [key: string]: unknown
 }
 
 /** Typed events of a Queue (a Producer or Consumer emits the subset that concerns it). */

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import * as relayq from 'relayq'
 import {
   InvalidArgumentError, JobCancelledError, JobFailedError, JobNotFoundError, MaxRetriesError, QueueClosedError,
-  QueueError, StorageError, TimeoutError
+  QueueError, ResultTTLError, SerdeError, StorageError, TimeoutError
 } from '../src/errors.ts'
 import { JsonSerde, MsgpackSerde, decodeError, encodeError } from '../src/serde.ts'
 
@@ -11,26 +11,33 @@ test('the package exports exactly the public API, by name', () => {
   assert.deepEqual(Object.keys(relayq).sort(), [
     'Admin', 'Consumer', 'DEFAULTS', 'FileStorage', 'InvalidArgumentError', 'JobCancelledError', 'JobFailedError', 'JobNotFoundError',
     'JobQueueError', 'JsonSerde', 'MaxRetriesError', 'MemoryStorage', 'MsgpackSerde', 'Producer', 'Queue', 'QueueClosedError',
-    'QueueError', 'Reaper', 'RedisStorage', 'StorageError', 'TimeoutError', 'contentId', 'createJsonSerde', 'generateId'
+    'QueueError', 'Reaper', 'RedisStorage', 'ResultTTLError', 'SerdeError', 'StorageError', 'TimeoutError', 'contentId',
+    'createJsonSerde', 'generateId'
   ])
 })
 
-test('every error class has a stable name and code and keeps its cause', () => {
+test('every error class has a stable name and code, keeps its cause, and has toJSON()', () => {
   const cause = new Error('root')
-  const table: Array<[QueueError, string, string]> = [
-    [new TimeoutError('a', 5), 'TimeoutError', 'ERR_RELAYQ_TIMEOUT'],
-    [new JobFailedError('a', 'm', 'E'), 'JobFailedError', 'ERR_RELAYQ_JOB_FAILED'],
-    [new JobCancelledError('a'), 'JobCancelledError', 'ERR_RELAYQ_JOB_CANCELLED'],
-    [new MaxRetriesError('a', 3, cause), 'MaxRetriesError', 'ERR_RELAYQ_MAX_RETRIES'],
-    [new JobNotFoundError('a'), 'JobNotFoundError', 'ERR_RELAYQ_JOB_NOT_FOUND'],
-    [new StorageError('down', cause), 'StorageError', 'ERR_RELAYQ_STORAGE'],
-    [new InvalidArgumentError('bad', cause), 'InvalidArgumentError', 'ERR_RELAYQ_INVALID_ARGUMENT'],
-    [new QueueClosedError(), 'QueueClosedError', 'ERR_RELAYQ_CLOSED']
+  const table: Array<[Error & { code: string, toJSON: () => Record<string, unknown> }, string, string]> = [
+    [new QueueError('base', 'SOME_CODE'), 'QueueError', 'SOME_CODE'],
+    [new TimeoutError('a', 5), 'TimeoutError', 'TIMEOUT'],
+    [new MaxRetriesError('a', 3, cause), 'MaxRetriesError', 'MAX_RETRIES'],
+    [new JobNotFoundError('a'), 'JobNotFoundError', 'JOB_NOT_FOUND'],
+    [new StorageError('down', cause), 'StorageError', 'STORAGE_ERROR'],
+    [new JobCancelledError('a'), 'JobCancelledError', 'JOB_CANCELLED'],
+    [new JobFailedError('a', '{"message":"m","code":"E"}'), 'JobFailedError', 'JOB_FAILED'],
+    [new InvalidArgumentError('bad', cause), 'InvalidArgumentError', 'INVALID_ARGUMENT'],
+    [new ResultTTLError('`0` (number)'), 'TypeError', 'INVALID_ARGUMENT'],
+    [new QueueClosedError(), 'QueueClosedError', 'QUEUE_CLOSED'],
+    [new SerdeError('undecodable', cause), 'SerdeError', 'SERDE_ERROR']
   ]
   for (const [error, name, code] of table) {
-    assert.ok(error instanceof QueueError && error instanceof Error)
+    assert.ok(error instanceof QueueError && error instanceof Error, name)
     assert.equal(error.name, name)
     assert.equal(error.code, code)
+    const json = error.toJSON()
+    assert.deepEqual([json.name, json.message, json.code, json.stack], [name, error.message, code, error.stack])
+    assert.deepEqual(JSON.parse(JSON.stringify(error)), JSON.parse(JSON.stringify(json)))
   }
   assert.equal(new StorageError('down', cause).cause, cause)
   assert.equal(new MaxRetriesError('a', 3, cause).cause, cause)

@@ -36,7 +36,7 @@ test('a program written against the @platformatic/job-queue API runs unchanged o
     visibilityTimeout: 30_000,
     processingQueueTTL: 600_000,
     resultTTL: 60_000,
-    blockTimeout: 1000,
+    blockTimeout: 1,
     payloadSerde: createJsonSerde(),
     resultSerde: createJsonSerde(),
     afterExecution: ctx => { contexts.push({ ...ctx }) }

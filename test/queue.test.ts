@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { test } from 'node:test'
-import { MemoryStorage, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
+import { MemoryStorage, MaxRetriesError, Queue, Reaper, TimeoutError, JobFailedError, type Job, type Notice } from '../src/index.ts'
 import { backoffDelay } from '../src/options.ts'
+import { recordingLogger } from './lifecycle-suite.ts'
 import { deferred, queueTests } from './queue-suite.ts'
 
 queueTests('memory', async () => {
@@ -22,7 +23,7 @@ test('backoff: exponential doubles up to maxDelay, jitter only shortens, fixed a
   assert.deepEqual([1, 2, 3].map(n => backoffDelay(exp, n, err, () => 1)), [50, 100, 200])
   assert.equal(backoffDelay({ type: 'fixed', delay: 250 }, 7, err), 250)
   assert.equal(backoffDelay((attempt) => attempt * 1000, 3, err), 3000)
-  assert.equal(backoffDelay(() => NaN, 1, err), 0)
+  assert.equal(backoffDelay(() => NaN, 1, err, () => 0), 1000, 'NaN: the default backoff')
 })
 
 test('a failed attempt waits its backoff as a failing job before the retry runs', async t => {
@@ -122,13 +123,15 @@ test('the reaper recovers a job whose worker died, and fails it after maxStalls'
   const [failedId, err] = await failed
   assert.equal(failedId, again.id)
   assert.match(err.message, /stalled/)
+  assert.ok(err instanceof MaxRetriesError, 'every failed event carries a MaxRetriesError')
+  assert.equal(err.attempts, 2)
   assert.equal((await storage.getStatus(name, again.id))?.state, 'failed')
 })
 
 test('leader election: one reaper leads; when it stops another takes over', async t => {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
   const storage = new MemoryStorage()
-  const options = { storage, name: 'le', leaderElection: { lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } }
+  const options = { storage, name: 'le', leaderElection: { enabled: true, lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } }
   const a = new Reaper(options)
   const b = new Reaper(options)
   t.after(() => Promise.all([a.stop(), b.stop()]))
@@ -144,6 +147,41 @@ test('leader election: one reaper leads; when it stops another takes over', asyn
   t.mock.timers.tick(500)
   await acquiredB
   assert.equal(b.isLeader, true)
+})
+
+test('leader election: a leader whose renewal fails (storage error) reports it, loses leadership, stops scanning, and leads again later', async t => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 })
+  const storage = new MemoryStorage()
+  const acquire = storage.acquireLock.bind(storage)
+  let down = false
+  storage.acquireLock = async (name, owner, ttl) => {
+    if (down) throw new Error('lock storage down')
+    return await acquire(name, owner, ttl)
+  }
+  let scans = 0
+  const recover = storage.recoverStalled.bind(storage)
+  storage.recoverStalled = async (...args) => { scans++; return await recover(...args) }
+  const reaper = new Reaper({ storage, name: 'renew', interval: 100, leaderElection: { enabled: true, lockTTL: 3000, renewalInterval: 1000, acquireRetryInterval: 500 } })
+  t.after(() => reaper.stop())
+  const errors: Error[] = []
+  reaper.on('error', err => errors.push(err))
+  await reaper.start()
+  assert.equal(reaper.isLeader, true)
+  down = true
+  // Not events.once: it would reject on the `error` event this test expects.
+  const lost = new Promise<void>(resolve => reaper.once('leadershipLost', () => resolve()))
+  t.mock.timers.tick(1000)
+  await lost
+  assert.equal(reaper.isLeader, false)
+  assert.deepEqual(errors.map(e => e.message), ['lock storage down'])
+  const before = scans
+  for (let i = 0; i < 10; i++) { t.mock.timers.tick(100); await flush() }
+  assert.equal(scans, before, 'a follower does not scan')
+  down = false
+  const acquired = once(reaper, 'leadershipAcquired')
+  t.mock.timers.tick(500)
+  await acquired
+  assert.equal(reaper.isLeader, true)
 })
 
 test('10,000 enqueueAndWait calls (successes, failures, timeouts) leave no waiter, listener, subscription or timer', async t => {
@@ -238,4 +276,25 @@ test('a cancel request whose abort notice was lost reaches the handler through t
   t.mock.timers.tick(1000) // one heartbeat (a third of the lease)
   await cancelled
   assert.equal((await queue.getStatus('long'))?.state, 'cancelled')
+})
+
+test('a consumer that fails to start after execute() reaches `error` and the logger; the next start() tries it again', async t => {
+  const storage = new MemoryStorage()
+  const subscribe = storage.subscribe.bind(storage)
+  let refusals = 1
+  storage.subscribe = async (queue, listener, type) => {
+    if (type === 'abort' && refusals-- > 0) throw new Error('subscription refused')
+    return await subscribe(queue, listener, type)
+  }
+  const logger = recordingLogger()
+  const queue = new Queue<number, number>({ storage, logger })
+  t.after(() => queue.stop())
+  await queue.start()
+  const error = once(queue, 'error')
+  queue.execute(async job => job.payload + 1)
+  const [err] = await error
+  assert.equal(err.message, 'subscription refused')
+  assert.ok(logger.lines.some(l => l.level === 'error' && l.bindings.component === 'queue' && l.msg === 'Starting the consumer failed'))
+  await queue.start()
+  assert.equal(await queue.enqueueAndWait('after', 1, { timeout: 5000 }), 2)
 })

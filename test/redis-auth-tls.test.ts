@@ -73,7 +73,7 @@ test('a wrong password: connect rejects with StorageError, and no error, event o
     const { storage, errors } = storageFor({ url })
     const err = await storage.connect().then(() => undefined, (e: unknown) => e)
     assert.ok(err instanceof StorageError, `connect rejected with ${inspect(err)}`)
-    assert.equal(err.code, 'ERR_RELAYQ_STORAGE')
+    assert.equal(err.code, 'STORAGE_ERROR')
     // The server's reason, not just "Connection is closed": the user can tell a wrong password.
     assert.match(String((err.cause as Error | undefined)?.message), /WRONGPASS/, 'the cause is the server refusing the credentials')
     assertNoSecret(err.message, wrong, 'err.message')

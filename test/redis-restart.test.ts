@@ -229,7 +229,7 @@ test('a blocking connection that goes silent cannot wedge the consumer: the BLMO
   consumerStorage.on('error', err => errors.push(err))
   // Short blocking claims: without the guard, the loop would still wait forever on a reply that
   // never comes.
-  const consumer = new Consumer<number, number>({ storage: consumerStorage, name, blockTimeout: 200 })
+  const consumer = new Consumer<number, number>({ storage: consumerStorage, name, blockTimeout: 0.2 })
   consumer.on('error', err => errors.push(err))
   consumer.execute(async job => job.payload * 10)
   await consumer.start()

@@ -192,7 +192,7 @@ test('an id moved to `claiming` by a worker that dies before activating it is ha
   assert.equal(status?.state, 'queued')
   assert.equal(status?.attempts, 0)
 
-  const consumer = new Consumer<number, number>({ storage, name, blockTimeout: 1000 })
+  const consumer = new Consumer<number, number>({ storage, name, blockTimeout: 1 })
   const seen: number[] = []
   consumer.execute(async j => {
     seen.push(j.attempts)

@@ -9,19 +9,21 @@
 --   state       q queued, d delayed, p processing, f failing (a retry waits out its backoff),
 --               c completed, e failed, x cancelled
 --   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
---               HASH `outcomes` holds its result or last error, F_HISTORY HASH `attempts` holds
---               ended attempts
+--               the body holds its result or last error, F_HISTORY HASH `attempts` holds ended
+--               attempts
 --   enteredAt   when it entered its state          stamp       its position in that state's index
 --   attempts    of the current series
 --   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
 --   expiresAt   terminal: end of the result cache (getStatus, dedup); math.huge while active
 --   lastOutcome letter of the attempt that ended the job ('\0': none did)
 --   stalls, readyAt (claimable since), retries (operator), maxAttempts, resultTTL, createdAt,
---   runTimeout, delay (as enqueued), then the failure group key (groupLength bytes) and the worker
---   of the running or last attempt (the rest)
--- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `outcomes`, HASH
--- `attempts` (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker,
--- error; oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
+--   runTimeout, delay (as enqueued), then the failure group key (groupLength bytes), the worker
+--   of the running or last attempt (workerLength bytes), and the body: the result of a completed
+--   job, or the last error of one that failed an attempt (F_OUTCOME). One value: a job in
+--   history costs one hash entry and one allocation for all of it.
+-- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `attempts`
+-- (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker, error;
+-- oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
 -- instances that wait, concatenated; each listens on channel <reply prefix><token>).
 --
 -- Indexes: one ZSET per state (`queued` ... `cancelled`, named as the states) of ids scored by
@@ -52,23 +54,30 @@ local TERMINAL = { c = true, e = true, x = true }
 local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
 local NO_OUTCOME = '\0'
 
--- A number as exact text: Lua's own conversion keeps 14 digits, stamps have 16 ('%d' is the
--- faster format, for the integers that nearly every number here is).
+-- A number as exact text, where a script builds a string with it: Lua's own conversion keeps 14
+-- digits, stamps have 16. (Numbers given to redis.call as they are stay exact: Redis formats
+-- them with 17 digits.)
 local function num (x)
-  if x == math.floor(x) and x > -1e18 and x < 1e18 then return string.format('%d', x) end
+  if x % 1 == 0 and x > -1e18 and x < 1e18 then return string.format('%d', x) end
   return string.format('%.17g', x)
 end
 
 local function dbl (m, at) return (struct.unpack('>d', m, at)) end
 local function st_of (m) return string.sub(m, R_STATE, R_STATE) end
 local function flags_of (m) return string.byte(m, R_FLAGS) end
-local function attempts_of (m) return dbl(m, R_ATTEMPTS) end
+local function uint (m, at) return (struct.unpack('>I', m, at)) end
+local function attempts_of (m) return uint(m, R_ATTEMPTS) end
 local function max_of (m) return dbl(m, R_MAX_ATTEMPTS) end
 local function ttl_of (m) return dbl(m, R_RESULT_TTL) end
-local function stalls_of (m) return dbl(m, R_STALLS) end
+local function stalls_of (m) return uint(m, R_STALLS) end
 local function expires_of (m) return dbl(m, R_EXPIRES_AT) end
 local function group_of (m) return string.sub(m, R_SIZE + 1, R_SIZE + string.byte(m, R_GROUP_LENGTH)) end
-local function worker_of (m) return string.sub(m, R_SIZE + 1 + string.byte(m, R_GROUP_LENGTH)) end
+-- Where the worker id ends (its start is the group's end).
+local function worker_end (m) return R_SIZE + string.byte(m, R_GROUP_LENGTH) + (struct.unpack('>H', m, R_WORKER_LENGTH)) end
+local function worker_of (m) return string.sub(m, R_SIZE + 1 + string.byte(m, R_GROUP_LENGTH), worker_end(m)) end
+local function body_of (m) return string.sub(m, worker_end(m) + 1) end
+-- The record without its body (what a list row needs).
+local function head_of (m) return string.sub(m, 1, worker_end(m)) end
 local function has (m, flag) return bit.band(string.byte(m, R_FLAGS), flag) ~= 0 end
 
 local function with_flags (m, fl)
@@ -77,6 +86,10 @@ end
 
 local function with_dbl (m, at, v)
   return string.sub(m, 1, at - 1) .. struct.pack('>d', v) .. string.sub(m, at + 8)
+end
+
+local function with_uint (m, at, v)
+  return string.sub(m, 1, at - 1) .. struct.pack('>I', v) .. string.sub(m, at + 4)
 end
 
 -- (rec_read, rec_write: the record as a table of its fields, plus group and worker, and back;
@@ -88,7 +101,7 @@ local function new_record (e, st, now, s, flags)
   return rec_write({
     state = st, flags = flags, enteredAt = now, stamp = s, attempts = 0, startedAt = 0, attemptStartedAt = 0,
     expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
-    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = ''
+    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = '', body = ''
   })
 end
 
@@ -137,15 +150,6 @@ local function list_of (q)
   return K.ready
 end
 
-local function next_stamp (q)
-  meta_of(q)
-  local s = q.now * 1000
-  if s <= q.stamp then s = q.stamp + 1 end
-  q.stamp = s
-  q.stamped = true
-  return s
-end
-
 -- Age (ms) and count of the history of terminal state `st`.
 local function rule_of (q, st)
   local r = meta_of(q).retention
@@ -179,22 +183,22 @@ end
 local function move (q, id, from, to)
   if from and from ~= 'p' then
     local l = q.rem[from]
-    if not l then
-      l = {}
-      q.rem[from] = l
-    end
-    l[#l + 1] = id
+    if l then l[#l + 1] = id else q.rem[from] = { id } end
   end
   if not to then return nil end
-  local s = next_stamp(q)
+  if not q.meta then meta_of(q) end
+  local s = q.now * 1000
+  if s <= q.stamp then s = q.stamp + 1 end
+  q.stamp = s
+  q.stamped = true
   if to ~= 'p' then
     local l = q.add[to]
-    if not l then
-      l = {}
-      q.add[to] = l
+    if l then
+      l[#l + 1] = s
+      l[#l + 1] = id
+    else
+      q.add[to] = { s, id }
     end
-    l[#l + 1] = num(s)
-    l[#l + 1] = id
   end
   return s
 end
@@ -209,7 +213,7 @@ end
 local function save (q)
   apply_moves(q)
   if not q.stamped and next(q.totals) == nil then return end
-  local fields = { 'stamp', num(q.stamp) }
+  local fields = { 'stamp', q.stamp }
   for total, n in pairs(q.totals) do
     fields[#fields + 1] = total
     fields[#fields + 1] = q.had[total] + n
@@ -222,36 +226,61 @@ local function group_member (g, stamp, id)
   return string.char(#g) .. g .. struct.pack('>d', stamp) .. id
 end
 
--- Files failed job `id` (stamp `stamp`) under group `g` (`info`: its name, message, frame as JSON).
-local function group_add (g, info, stamp, id)
-  redis.call('ZADD', K.bygroup, 0, group_member(g, stamp, id))
-  if redis.call('HINCRBY', K.groups, g, 1) == 1 then redis.call('HSET', K.groupinfo, g, info) end
-end
-
-local function group_remove (g, stamp, id)
-  if redis.call('ZREM', K.bygroup, group_member(g, stamp, id)) == 1 and redis.call('HINCRBY', K.groups, g, -1) <= 0 then
-    redis.call('HDEL', K.groups, g)
-    redis.call('HDEL', K.groupinfo, g)
+-- Files failed jobs under their failure groups, or takes them out (`sign` 1 or -1): `entries`
+-- holds group key, stamp, id, ... and `infos` (adding) group key -> name, message, frame as JSON.
+-- One ZADD or ZREM and one HINCRBY per group.
+local function regroup (entries, sign, infos)
+  if #entries == 0 then return end
+  local by = {}
+  for i = 1, #entries, 3 do
+    local g = entries[i]
+    local members = by[g]
+    if not members then
+      members = {}
+      by[g] = members
+    end
+    if sign > 0 then members[#members + 1] = 0 end
+    members[#members + 1] = group_member(g, entries[i + 1], entries[i + 2])
+  end
+  for g, members in pairs(by) do
+    if sign > 0 then
+      local n = #members / 2
+      redis.call('ZADD', K.bygroup, unpack(members))
+      if redis.call('HINCRBY', K.groups, g, n) == n then redis.call('HSET', K.groupinfo, g, infos[g]) end
+    else
+      local n = redis.call('ZREM', K.bygroup, unpack(members))
+      if n > 0 and redis.call('HINCRBY', K.groups, g, -n) <= 0 then
+        redis.call('HDEL', K.groups, g)
+        redis.call('HDEL', K.groupinfo, g)
+      end
+    end
   end
 end
 
 -- Appends an attempt entry to the job's history, keeping the newest HISTORY_LIMIT; returns the
--- record with F_HISTORY set.
-local function push_attempt (id, m, attempt, started, finished, outcome, err)
+-- record with F_HISTORY set. The entries are written at once, or added to `sink` (id, value,
+-- ...) for one HSET of many.
+local function push_attempt (id, m, attempt, started, finished, outcome, err, sink)
   local w = string.sub(worker_of(m), 1, 65535)
-  local entry = struct.pack(A_FORMAT, attempt, started, finished, outcome, #w, #err) .. w .. err
-  local all = entry
-  if has(m, F_HISTORY) then all = (redis.call('HGET', K.attempts, id) or '') .. entry end
-  local n, at = 0, 1
-  local starts = {}
-  while at + A_SIZE - 1 <= #all do
-    n = n + 1
-    starts[n] = at
-    local _, _, _, _, wl, el = struct.unpack(A_FORMAT, all, at)
-    at = at + A_SIZE + wl + el
+  local all = struct.pack(A_FORMAT, attempt, started, finished, outcome, #w, #err) .. w .. err
+  if has(m, F_HISTORY) then
+    all = (redis.call('HGET', K.attempts, id) or '') .. all
+    local n, at = 0, 1
+    local starts = {}
+    while at + A_SIZE - 1 <= #all do
+      n = n + 1
+      starts[n] = at
+      local _, _, _, _, wl, el = struct.unpack(A_FORMAT, all, at)
+      at = at + A_SIZE + wl + el
+    end
+    if n > HISTORY_LIMIT then all = string.sub(all, starts[n - HISTORY_LIMIT + 1]) end
   end
-  if n > HISTORY_LIMIT then all = string.sub(all, starts[n - HISTORY_LIMIT + 1]) end
-  redis.call('HSET', K.attempts, id, all)
+  if sink then
+    sink[#sink + 1] = id
+    sink[#sink + 1] = all
+  else
+    redis.call('HSET', K.attempts, id, all)
+  end
   return with_flags(m, bit.bor(flags_of(m), F_HISTORY))
 end
 
@@ -265,13 +294,12 @@ local function drop_all (ids, metas)
   if #ids == 0 then return end
   redis.call('HDEL', K.jobs, unpack(ids))
   redis.call('HDEL', K.payloads, unpack(ids))
-  local by = { [F_OUTCOME] = {}, [F_HISTORY] = {}, [F_WAITED] = {} }
+  local by = { [F_HISTORY] = {}, [F_WAITED] = {} }
   for i = 1, #ids do
     for flag, list in pairs(by) do
       if has(metas[i], flag) then list[#list + 1] = ids[i] end
     end
   end
-  if #by[F_OUTCOME] > 0 then redis.call('HDEL', K.outcomes, unpack(by[F_OUTCOME])) end
   if #by[F_HISTORY] > 0 then redis.call('HDEL', K.attempts, unpack(by[F_HISTORY])) end
   if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
 end
@@ -285,12 +313,16 @@ local function untrack_all (q, scored)
   local ids = {}
   for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
-  local gone, goneMetas, expiring, kept, histories, waited = {}, {}, {}, {}, {}, {}
+  local gone, goneMetas, expiring, kept, histories, waited, grouped = {}, {}, {}, {}, {}, {}, {}
   for i = 1, #ids do
     local id, m = ids[i], metas[i]
     if m then
       local g = group_of(m)
-      if #g > 0 then group_remove(g, tonumber(scored[2 * i]), id) end
+      if #g > 0 then
+        grouped[#grouped + 1] = g
+        grouped[#grouped + 1] = tonumber(scored[2 * i])
+        grouped[#grouped + 1] = id
+      end
       local ex = expires_of(m)
       if ex <= q.now then
         gone[#gone + 1] = id
@@ -298,12 +330,13 @@ local function untrack_all (q, scored)
       else
         if has(m, F_HISTORY) then histories[#histories + 1] = id end
         if has(m, F_WAITED) then waited[#waited + 1] = id end
-        expiring[#expiring + 1] = num(ex)
+        expiring[#expiring + 1] = ex
         expiring[#expiring + 1] = id
         kept[#kept + 1] = id
       end
     end
   end
+  regroup(grouped, -1)
   drop_all(gone, goneMetas)
   if #kept > 0 then
     redis.call('HDEL', K.payloads, unpack(kept))
@@ -340,9 +373,21 @@ local function trim (q, st, budget, slack)
   return n
 end
 
+-- Trims the history of terminal state `st` to its count exactly (the scripts that end jobs let it
+-- run behind), once per script: before a job leaves that history otherwise (removed, retried, its
+-- id enqueued again), so that none of those behind the count comes back into view.
+local function trim_count (q, st)
+  if q.exact and q.exact[st] then return end
+  q.exact = q.exact or {}
+  q.exact[st] = true
+  local _, keep = rule_of(q, st)
+  local excess = redis.call('ZCARD', IK[st]) - keep
+  if excess > 0 then untrack_all(q, redis.call('ZPOPMIN', IK[st], excess)) end
+end
+
 -- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
 local function sweep (q, budget)
-  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', num(q.now), 'LIMIT', 0, budget)
+  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', q.now, 'LIMIT', 0, budget)
   if #due == 0 then return 0 end
   redis.call('ZREM', K.expires, unpack(due))
   local metas = redis.call('HMGET', K.jobs, unpack(due))
@@ -392,7 +437,7 @@ end
 
 -- Moves due delayed and failing jobs to the tail of the ready list, in (due time, id) order.
 local function promote (q)
-  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', num(q.now), 'WITHSCORES', 'LIMIT', 0, 1000)
+  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', q.now, 'WITHSCORES', 'LIMIT', 0, 1000)
   if #due == 0 then return end
   local ids = {}
   for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
@@ -428,15 +473,18 @@ local function take (q, elements, leaseMs, worker, out)
   for i = 1, #elements do ids[i] = element_id(elements[i]) end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local fields, leases, refs = {}, {}, {}
-  local deadline = num(now + leaseMs)
+  local deadline = now + leaseMs
   for i = 1, #ids do
     local m, e, id = metas[i], elements[i], ids[i]
     if m and st_of(m) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, E_ATTEMPT) then
       local s = move(q, id, 'q', 'p')
       local started = dbl(m, R_STARTED_AT)
       if started == 0 then started = now end
-      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>ddddd', now, s, attempts_of(m) + 1, started, now)
-        .. string.sub(m, R_EXPIRES_AT, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker
+      -- Runs of the record (see codec.ts): state flags | enteredAt stamp attempts startedAt
+      -- attemptStartedAt | expiresAt lastOutcome groupLength | workerLength | stalls .. delay group | worker | body
+      m = 'p' .. string.sub(m, R_FLAGS, R_FLAGS) .. struct.pack('>ddIdd', now, s, attempts_of(m) + 1, started, now)
+        .. string.sub(m, R_EXPIRES_AT, R_WORKER_LENGTH - 1) .. struct.pack('>H', #worker)
+        .. string.sub(m, R_WORKER_LENGTH + 2, R_SIZE + string.byte(m, R_GROUP_LENGTH)) .. worker .. body_of(m)
       fields[#fields + 1] = id
       fields[#fields + 1] = m
       leases[#leases + 1] = deadline
@@ -467,7 +515,7 @@ end
 -- message per waiting instance however many of its jobs ended (a message per job cost Redis a
 -- PUBLISH and the waiter an event each).
 local function new_batch ()
-  return { records = {}, bodies = {}, unbodies = {}, told = {}, leased = {} }
+  return { records = {}, told = {}, leased = {}, grouped = {}, infos = {} }
 end
 
 -- Notes that the waiters of job `id` must hear that it ended in state `st` with `body`.
@@ -489,13 +537,12 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   local waited = has(m, F_WAITED)
   local fl = flags_of(m)
   if st == 'c' or (st == 'e' and body) then
-    local b = batch.bodies
-    b[#b + 1] = id
-    b[#b + 1] = body
     fl = bit.bor(fl, F_OUTCOME)
-  elseif st == 'x' and bit.band(fl, F_OUTCOME) ~= 0 then
-    batch.unbodies[#batch.unbodies + 1] = id
+  elseif st == 'x' then
     fl = bit.band(fl, bit.bnot(F_OUTCOME))
+    body = ''
+  else
+    body = body_of(m)
   end
   if from == 'p' then
     batch.leased[#batch.leased + 1] = id
@@ -504,26 +551,30 @@ local function finish (q, batch, id, m, st, outcome, body, ttl, g, info)
   end
   g = g or ''
   if #g > 255 then g = string.sub(g, 1, 255) end
+  local w = worker_of(m)
   local r = batch.records
   r[#r + 1] = id
+  -- Runs of the record (see take): the group goes in between the fixed part and the worker.
   r[#r + 1] = st .. string.char(fl) .. struct.pack('>dd', q.now, s) .. string.sub(m, R_ATTEMPTS, R_EXPIRES_AT - 1)
-    .. struct.pack('>dc1B', q.now + ttl, outcome, #g) .. string.sub(m, R_GROUP_LENGTH + 1, R_SIZE) .. g .. worker_of(m)
-  if #g > 0 then group_add(g, info, s, id) end
+    .. struct.pack('>dc1BH', q.now + ttl, outcome, #g, #w) .. string.sub(m, R_STALLS, R_SIZE) .. g .. w .. body
+  if #g > 0 then
+    local gr = batch.grouped
+    gr[#gr + 1] = g
+    gr[#gr + 1] = s
+    gr[#gr + 1] = id
+    batch.infos[g] = info
+  end
   count(q, TOTAL[st], 1)
   q.ended[st] = (q.ended[st] or 0) + 1
-  if waited then
-    if st == 'x' then body = '' end
-    tell(batch, id, st, body or redis.call('HGET', K.outcomes, id) or '')
-  end
+  if waited then tell(batch, id, st, body) end
 end
 
--- Writes the records and outcomes of the jobs a batch ended so far, and ends their leases.
+-- Writes the records of the jobs a batch ended so far, and ends their leases.
 local function write (batch)
   if #batch.records > 0 then redis.call('HSET', K.jobs, unpack(batch.records)) end
-  if #batch.bodies > 0 then redis.call('HSET', K.outcomes, unpack(batch.bodies)) end
-  if #batch.unbodies > 0 then redis.call('HDEL', K.outcomes, unpack(batch.unbodies)) end
   if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
-  batch.records, batch.bodies, batch.unbodies, batch.leased = {}, {}, {}, {}
+  regroup(batch.grouped, 1, batch.infos)
+  batch.records, batch.leased, batch.grouped = {}, {}, {}
 end
 
 -- Applies a batch: `write`, then publishes to each waiting instance one message 'D' followed by
@@ -581,29 +632,18 @@ end
 
 -- Drops a job that is in no list, due or lease set (a terminal one) for good: history, result
 -- cache, the id.
-local function erase (id, m)
-  local key = IK[st_of(m)]
+local function erase (q, id, m)
+  local st = st_of(m)
+  if TERMINAL[st] then trim_count(q, st) end
+  local key = IK[st]
   local g = group_of(m)
   if #g > 0 then
     local s = redis.call('ZSCORE', key, id)
-    if s then group_remove(g, tonumber(s), id) end
+    if s then regroup({ g, tonumber(s), id }, -1) end
   end
   redis.call('ZREM', key, id)
   redis.call('ZREM', K.expires, id)
   drop_all({ id }, { m })
-end
-
--- Drops a job in any state for good. Its waiters are not told (the caller does, when they must be).
-local function forget (id, m)
-  local st = st_of(m)
-  if st == 'q' then
-    unlist(id, m)
-  elseif st == 'd' or st == 'f' then
-    redis.call('ZREM', K.due, id)
-  elseif st == 'p' then
-    redis.call('ZREM', K.leases, id)
-  end
-  erase(id, m)
 end
 
 -- The key and info of a failure group block (see codec.ts), or nil when it is empty.

@@ -1,7 +1,7 @@
 -- cancel: cancels a job that is not running; with mode 'abort', also asks a running job to stop
 -- (flag + notice to its worker). A job it ends is `cancelled` in history, with a result cache of
 -- `ttl` ms for abort and none for cancel (getStatus answers null and the id is free at once).
--- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
+-- KEYS jobs payloads attempts waiters ready held claiming due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] id  [2] mode: cancel | abort  [3] ttl of the cancelled record (ms, abort only)
 --      [4] reply channel prefix  [5] control channel  [6] inline limit (bytes)  [7] now (ms)

@@ -1,5 +1,5 @@
 -- enqueue: stores new jobs with dedup on the id, in order, in one round trip.
--- KEYS jobs payloads outcomes attempts waiters ready held due queued delayed completed failed cancelled
+-- KEYS jobs payloads attempts waiters ready held due queued delayed completed failed cancelled
 -- KEYS expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] waiter token of the calling instance  [3] control channel
 --      [4] one flag byte per job: 1 when the caller waits for it
@@ -57,10 +57,10 @@ for i = 1, n do
   elseif m and expires_of(m) > now then
     local st = st_of(m)
     local data = ''
-    if st ~= 'x' and has(m, F_OUTCOME) then data = redis.call('HGET', K.outcomes, id) or '' end
+    if st ~= 'x' then data = body_of(m) end
     answer(i, CODES[st], data)
   else
-    if m then erase(id, m) end
+    if m then erase(q, id, m) end
     local st = 'q'
     local delay = struct.unpack('>d', e, E_DELAY)
     if delay > 0 then
@@ -71,7 +71,7 @@ for i = 1, n do
         head = due
         wakeAt = due
       end
-      redis.call('ZADD', K.due, num(due), id)
+      redis.call('ZADD', K.due, due, id)
     elseif string.sub(e, E_KIND, E_KIND) == 'E' then
       ready[#ready + 1] = e
     else

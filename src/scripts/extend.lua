@@ -2,7 +2,7 @@
 -- KEYS jobs leases
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] worker id  [4...] job ids
 -- Returns { ids no longer held by this worker, held ids whose cancel was requested }
-local deadline = num(tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local deadline = tonumber(ARGV[1]) + tonumber(ARGV[2])
 local worker = ARGV[3]
 local ids = {}
 for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end

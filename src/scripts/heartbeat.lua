@@ -8,11 +8,11 @@ if ttl <= 0 then
   redis.call('ZREM', K.beats, id)
   return 0
 end
-local gone = redis.call('ZRANGEBYSCORE', K.beats, '-inf', num(now), 'LIMIT', 0, 100)
+local gone = redis.call('ZRANGEBYSCORE', K.beats, '-inf', now, 'LIMIT', 0, 100)
 if #gone > 0 then
   redis.call('HDEL', K.workers, unpack(gone))
   redis.call('ZREM', K.beats, unpack(gone))
 end
 redis.call('HSET', K.workers, id, ARGV[4])
-redis.call('ZADD', K.beats, num(now + ttl), id)
+redis.call('ZADD', K.beats, now + ttl, id)
 return 1

@@ -1,12 +1,13 @@
 -- list: a page of the jobs in one state, by stamp, O(log n + limit); terminal states show the
 -- jobs in history only. Processing jobs (ZSET `leases`, their stamps in their records) are read
 -- whole and sorted: they are bounded by the consumers' concurrency.
--- KEYS index jobs outcomes due leases meta
+-- KEYS index jobs due leases meta
 -- (index: the ZSET of the state; `leases` for processing)
 -- ARGV[1] now (ms)  [2] state letter  [3] asc | desc  [4] after: stamp to continue after ('' from the start)
 --      [5] limit
--- Returns { more (0/1), the page's last stamp ('' when empty), then 5 per job: id, stamp, record,
---   error ('' unless failed/failing), due time or lease deadline ('' unless delayed/failing/processing) }
+-- Returns { more (0/1), the page's last stamp ('' when empty), then 5 per job: id, stamp, record
+--   without its body, error ('' unless failed/failing), due time or lease deadline ('' unless
+--   delayed/failing/processing) }
 local q = queue_of(tonumber(ARGV[1]))
 local st, order, after, limit = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local lo = -math.huge
@@ -20,13 +21,13 @@ if st == 'p' then
 elseif lo == math.huge then
   found = {}
 elseif order == 'asc' then
-  local min = num(lo)
+  local min = lo
   if after ~= '' and tonumber(after) >= lo then min = '(' .. after end
   found = redis.call('ZRANGE', K.index, min, '+inf', 'BYSCORE', 'LIMIT', 0, limit + 1, 'WITHSCORES')
 else
   local max = '+inf'
   if after ~= '' then max = '(' .. after end
-  found = redis.call('ZRANGE', K.index, max, num(lo), 'BYSCORE', 'REV', 'LIMIT', 0, limit + 1, 'WITHSCORES')
+  found = redis.call('ZRANGE', K.index, max, lo, 'BYSCORE', 'REV', 'LIMIT', 0, limit + 1, 'WITHSCORES')
 end
 local n = #found / 2
 local out = { 0, '' }
@@ -40,16 +41,14 @@ out[2] = found[2 * n]
 local ids = {}
 for i = 1, n do ids[i] = found[2 * i - 1] end
 if not metas then metas = redis.call('HMGET', K.jobs, unpack(ids)) end
-local errors
-if st == 'e' or st == 'f' then errors = redis.call('HMGET', K.outcomes, unpack(ids)) end
 if st == 'd' or st == 'f' then scores = redis.call('ZMSCORE', K.due, unpack(ids)) end
 for i = 1, n do
   local m = metas[i]
   if m then
     out[#out + 1] = ids[i]
     out[#out + 1] = found[2 * i]
-    out[#out + 1] = m
-    out[#out + 1] = (errors and has(m, F_OUTCOME) and errors[i]) or ''
+    out[#out + 1] = head_of(m)
+    out[#out + 1] = ((st == 'e' or st == 'f') and has(m, F_OUTCOME) and body_of(m)) or ''
     out[#out + 1] = (scores and scores[i]) or ''
   end
 end

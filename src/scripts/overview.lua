@@ -9,7 +9,7 @@ local q = queue_of(tonumber(ARGV[1]))
 local out = { redis.call('ZCARD', K.queued), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.leases), redis.call('ZCARD', K.failing) }
 for i, st in ipairs({ 'c', 'e', 'x' }) do
   local floor = history_floor(q, st)
-  if floor == math.huge then out[4 + i] = 0 else out[4 + i] = redis.call('ZCOUNT', IK[st], num(floor), '+inf') end
+  if floor == math.huge then out[4 + i] = 0 else out[4 + i] = redis.call('ZCOUNT', IK[st], floor, '+inf') end
 end
 meta_of(q)
 out[8] = 0

@@ -2,7 +2,7 @@
 -- or end: cancelled when a cancel was requested, failed when out of attempts or past maxStalls.
 -- Hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua,
 -- then keeps history within its retention (bounded work).
--- KEYS jobs payloads outcomes attempts waiters ready held claiming seen due leases queued delayed
+-- KEYS jobs payloads attempts waiters ready held claiming seen due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)  [4] reply channel prefix
 --      [5] inline limit (bytes)  [6] error of failed jobs  [7] its failure group block (see codec.ts)
@@ -16,7 +16,7 @@ local requeued, failed = {}, {}
 local batch = new_batch()
 
 -- In (lease deadline, id) order.
-local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', num(now), 'LIMIT', 0, 1000)
+local expired = redis.call('ZRANGEBYSCORE', K.leases, '-inf', now, 'LIMIT', 0, 1000)
 if #expired > 0 then
   local metas = redis.call('HMGET', K.jobs, unpack(expired))
   for i = 1, #expired do
@@ -25,7 +25,7 @@ if #expired > 0 then
       redis.call('ZREM', K.leases, id) -- a lease left without its job: nothing to recover
     else
       local sl = stalls_of(m) + 1
-      m = with_dbl(m, R_STALLS, sl)
+      m = with_uint(m, R_STALLS, sl)
       count(q, 'stalled', 1)
       if has(m, F_CANCEL) then
         finish(q, batch, id, m, 'x', 's', nil, ttl_of(m))
@@ -62,7 +62,7 @@ for i = 1, #stuck do
   present[id] = true
   local seenAt = redis.call('HGET', K.seen, id)
   if not seenAt then
-    redis.call('HSET', K.seen, id, num(now))
+    redis.call('HSET', K.seen, id, now)
   elseif now - tonumber(seenAt) >= grace then
     redis.call('LREM', K.claiming, 1, e)
     redis.call('HDEL', K.seen, id)

@@ -1,7 +1,7 @@
 -- retention: stores a queue's retention and trims what it pushes out of history, at most
 -- `budget` jobs per state per call: the client calls again while it answers 1. What the stored
 -- retention pushed out already is trimmed first, so a longer retention cannot bring it back.
--- KEYS jobs payloads outcomes attempts waiters completed failed cancelled expires meta groups
+-- KEYS jobs payloads attempts waiters completed failed cancelled expires meta groups
 -- KEYS groupinfo bygroup
 -- ARGV[1] now (ms)  [2] retention (RT_FORMAT)  [3] budget
 -- Returns 1 when more remains to trim, else 0.

@@ -1,6 +1,6 @@
 -- settle: ends a batch of attempts (each atomically with its notice), then leases up to `max`
 -- ready jobs to the same worker: a busy consumer spends one round trip per batch.
--- KEYS jobs payloads outcomes attempts waiters ready held claiming due leases queued delayed
+-- KEYS jobs payloads attempts waiters ready held claiming due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] lease (ms)  [3] max  [4] worker id  [5] reply channel prefix
 --      [6] control channel  [7] inline limit (bytes)
@@ -57,11 +57,11 @@ if n > 0 then
         finish(q, batch, id, m, 'e', 'e', body, num_, g, info)
       elseif typ == 'r' then
         m = end_attempt(q, id, m, 'r', body)
-        redis.call('HSET', K.outcomes, id, body)
         count(q, 'retried', 1)
         batch.leased[#batch.leased + 1] = id
         local r = rec_read(m)
         r.flags = bit.bor(r.flags, F_OUTCOME)
+        r.body = body
         r.enteredAt = now
         if num_ > 0 then
           local due = now + num_
@@ -73,7 +73,7 @@ if n > 0 then
           r.state = 'f'
           r.stamp = move(q, id, 'p', 'f')
           redis.call('HSET', K.jobs, id, rec_write(r))
-          redis.call('ZADD', K.due, num(due), id)
+          redis.call('ZADD', K.due, due, id)
         else
           r.state = 'q'
           r.readyAt = now

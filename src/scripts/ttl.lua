@@ -11,5 +11,5 @@ if expires_of(m) <= now then return 'not_found' end
 local ex = now + tonumber(ARGV[2])
 redis.call('HSET', K.jobs, id, with_dbl(m, R_EXPIRES_AT, ex))
 -- Out of history, ZSET `expires` says when it goes.
-if not redis.call('ZSCORE', IK[st_of(m)], id) then redis.call('ZADD', K.expires, num(ex), id) end
+if not redis.call('ZSCORE', IK[st_of(m)], id) then redis.call('ZADD', K.expires, ex, id) end
 return 'updated'

@@ -8,7 +8,9 @@ import type {
   UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
 import { InvalidArgumentError, QueueError, StorageError } from '../errors.ts'
-import { checkId, optInt } from '../options.ts'
+import { checkLogger } from '../logger.ts'
+import { checkClock, checkId, checkStorageOptions, isWellFormed, optInt } from '../options.ts'
+import type { Logger } from '../types.ts'
 import { acquireLock, releaseLock } from './file/lock.ts'
 import { QueueLog } from './file/log.ts'
 import type { Op } from './file/ops.ts'
@@ -47,7 +49,11 @@ export interface FileStorageOptions {
    * @default 16777216 (16 MiB)
    */
   segmentSize?: number
+  /** A pino-style logger: when fs.watch fails and the poll alone carries on, at `warn`. @default silent */
+  logger?: Logger
 }
+
+const FILE_OPTIONS = ['basePath', 'clock', 'fsync', 'pollInterval', 'watch', 'segmentSize', 'logger'] as const
 
 /** One open queue of this instance. */
 interface Space {
@@ -85,6 +91,7 @@ export class FileStorage implements AdminStorage {
   readonly #pollInterval: number
   readonly #watch: boolean
   readonly #segmentSize: number
+  readonly #logger: Logger
   /** Tags this instance's frames and its `done` waits in the log. */
   readonly #token = randomBytes(6).readUIntBE(0, 6)
   readonly #spaces = new Map<string, Space>()
@@ -93,17 +100,19 @@ export class FileStorage implements AdminStorage {
   #refs = 0
   #poller: ReturnType<typeof setInterval> | undefined
 
+  /** @throws InvalidArgumentError for an invalid or unknown option. */
   constructor (options: FileStorageOptions) {
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected FileStorage options to be an object')
-    const { basePath, clock, fsync, watch } = options
-    if (typeof basePath !== 'string' || basePath.length === 0 || basePath.includes('\0')) {
-      throw new InvalidArgumentError(`Expected \`basePath\` to be a non-empty path, got ${JSON.stringify(basePath)}`)
+    if (options === undefined) throw new InvalidArgumentError('Expected FileStorage options with a `basePath`')
+    const { basePath, clock, fsync, watch, logger } = checkStorageOptions('FileStorage', options, FILE_OPTIONS)
+    // A lone surrogate would become U+FFFD in the file name: two paths could meet in one directory.
+    if (typeof basePath !== 'string' || basePath.length === 0 || basePath.includes('\0') || !isWellFormed(basePath)) {
+      throw new InvalidArgumentError(`Expected \`basePath\` to be a non-empty, well-formed path, got ${JSON.stringify(basePath)}`)
     }
-    if (clock !== undefined && typeof clock !== 'function') throw new InvalidArgumentError('Expected `clock` to be a function')
     if (fsync !== undefined && typeof fsync !== 'boolean') throw new InvalidArgumentError('Expected `fsync` to be a boolean')
     if (watch !== undefined && typeof watch !== 'boolean') throw new InvalidArgumentError('Expected `watch` to be a boolean')
     this.#basePath = basePath
-    this.#clock = clock ?? Date.now
+    this.#clock = checkClock(clock)
+    this.#logger = checkLogger(logger)
     this.#fsync = fsync ?? false
     this.#watch = watch ?? true
     this.#pollInterval = optInt('pollInterval', options.pollInterval, 100, 1, 2 ** 31 - 1)
@@ -437,8 +446,9 @@ export class FileStorage implements AdminStorage {
       // Not persistent: a watcher alone does not keep the process alive. Events from all writes
       // to one file coalesce in the kernel while unread, and each one only triggers a read.
       space.watcher = watch(dir, { persistent: false }, () => this.#check(space))
-      space.watcher.on('error', () => {
+      space.watcher.on('error', err => {
         // e.g. the inotify limit: carry on with the poll alone.
+        this.#logger.warn({ err, dir }, 'fs.watch failed: FileStorage carries on with its poll alone')
         space.watcher?.close()
         space.watcher = undefined
       })

@@ -8,14 +8,21 @@ import { compareIds } from './job-record.ts'
 import { QueueState } from './queue-state.ts'
 import { QueueDriver } from './queue-driver.ts'
 import { failureGroups, getJob, listJobs, overview, summary } from './queue-admin.ts'
+import { checkLogger } from '../logger.ts'
+import { checkClock, checkStorageOptions, MAX_TIMER_MS, optInt } from '../options.ts'
+import type { Logger } from '../types.ts'
 
 /** Options of {@link MemoryStorage}. */
 export interface MemoryStorageOptions {
   /** Source of the current time in epoch ms. @default Date.now */
   clock?: () => number
-  /** How often expired terminal records are swept from memory, in ms. @default 1000 */
+  /** How often expired terminal records are swept from memory, in ms (an integer from 1). @default 1000 */
   sweepInterval?: number
+  /** A pino-style logger: connect and disconnect at `debug`. @default silent */
+  logger?: Logger
 }
+
+const MEMORY_OPTIONS = ['clock', 'sweepInterval', 'logger'] as const
 
 /** One queue name: its jobs, and the driver that delivers its notices and wakes its parked claims. */
 interface Space {
@@ -43,12 +50,16 @@ export class MemoryStorage implements AdminStorage {
   readonly #locks = new Map<string, { owner: string, until: number }>()
   readonly #clock: () => number
   readonly #sweepInterval: number
+  readonly #logger: Logger
   #refs = 0
   #sweeper: ReturnType<typeof setInterval> | undefined
 
+  /** @throws InvalidArgumentError for an invalid or unknown option. */
   constructor (options: MemoryStorageOptions = {}) {
-    this.#clock = options.clock ?? Date.now
-    this.#sweepInterval = options.sweepInterval ?? 1000
+    const o = checkStorageOptions('MemoryStorage', options, MEMORY_OPTIONS)
+    this.#clock = checkClock(o.clock)
+    this.#sweepInterval = optInt('sweepInterval', o.sweepInterval, 1000, 1, MAX_TIMER_MS)
+    this.#logger = checkLogger(o.logger)
   }
 
   /** Records held in memory across all queues, expired ones not yet swept included. */
@@ -62,10 +73,12 @@ export class MemoryStorage implements AdminStorage {
     if (this.#refs++ > 0) return
     this.#sweeper = setInterval(() => this.#sweep(), this.#sweepInterval)
     this.#sweeper.unref()
+    this.#logger.debug({ component: 'memory-storage' }, 'MemoryStorage connected')
   }
 
   async disconnect (): Promise<void> {
     if (this.#refs === 0 || --this.#refs > 0) return
+    this.#logger.debug({ component: 'memory-storage' }, 'MemoryStorage disconnected')
     clearInterval(this.#sweeper)
     this.#sweeper = undefined
     for (const space of this.#spaces.values()) space.driver.close()

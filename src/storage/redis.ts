@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'iovalkey'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
+import { checkLogger } from '../logger.ts'
+import { checkClock, checkStorageOptions, isWellFormed } from '../options.ts'
 import type { Logger } from '../types.ts'
 import { RedisAdmin } from './redis/admin.ts'
 import { BlockingClaims } from './redis/claims.ts'
@@ -41,6 +43,10 @@ export interface RedisStorageOptions {
   /** A pino-style logger for connection errors (which also go to `error` listeners). @default silent */
   logger?: Logger
 }
+
+const REDIS_OPTIONS = [
+  'url', 'host', 'port', 'client', 'cluster', 'keyPrefix', 'redisOptions', 'clusterOptions', 'inlineLimit', 'clock', 'logger'
+] as const
 
 /** Events of a RedisStorage. */
 export interface RedisStorageEvents {
@@ -85,9 +91,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   #opening: Promise<void> | undefined
   #connection: Connection | undefined
 
+  /** @throws InvalidArgumentError for an invalid or unknown option. */
   constructor (options: RedisStorageOptions = {}) {
     super()
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('Expected RedisStorage options to be an object')
+    checkStorageOptions('RedisStorage', options, REDIS_OPTIONS)
     const ways = [options.url !== undefined, options.host !== undefined || options.port !== undefined, options.client !== undefined, options.cluster !== undefined]
     if (ways.filter(Boolean).length > 1) throw new InvalidArgumentError('Give only one of `url`, `host`/`port`, `client` or `cluster`')
     if (options.url !== undefined && (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url))) {
@@ -97,12 +104,16 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
       throw new InvalidArgumentError('Expected `cluster` to be a non-empty array of nodes')
     }
     const prefix = options.keyPrefix ?? 'relayq'
-    if (typeof prefix !== 'string' || prefix.length === 0) throw new InvalidArgumentError('Expected `keyPrefix` to be a non-empty string')
+    // A lone surrogate would reach Redis as U+FFFD: two prefixes could share keys.
+    if (typeof prefix !== 'string' || prefix.length === 0 || !isWellFormed(prefix)) {
+      throw new InvalidArgumentError('Expected `keyPrefix` to be a non-empty, well-formed string')
+    }
     const inline = options.inlineLimit ?? 65_536
     if (!Number.isInteger(inline) || inline < 0) throw new InvalidArgumentError(`Expected \`inlineLimit\` to be an integer >= 0, got ${String(inline)}`)
-    this.#options = options
+    // The logger is guarded: one that throws never breaks a connection handler.
+    this.#options = { ...options, logger: checkLogger(options.logger) }
     this.#prefix = new PrefixKeys(prefix)
-    this.#clock = options.clock ?? Date.now
+    this.#clock = checkClock(options.clock)
     this.#inline = inline
     this.#claims = new BlockingClaims({
       connection: () => this.#connection,

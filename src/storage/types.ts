@@ -375,6 +375,8 @@ export interface Storage {
  *   retained history is dropped (one record per id).
  * - Enforcement: reads never show a job past its retention; writes trim what they push out
  *   (count at once; age as time passes, with bounded work per call, and on the reaper's passes).
+ *   Past its age means `Math.floor(stamp / 1000) <= now - age` (stamps decide, as for `before`).
+ *   A new retention first drops what the old one already hid: a longer age never brings it back.
  */
 export interface RetentionRule {
   /** Longest a finished job stays in history, in ms, >= 0. */

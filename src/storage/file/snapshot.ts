@@ -20,7 +20,7 @@
  * Format 3 snapshots (magic 'RQS2', relayq before issue 9) are still read: {@link decodeLegacyState}.
  */
 import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
-import { STATES, TERMINAL_STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
+import { STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
 import { decodeGroupFields, decodeRetention, decodeWorker, encodeGroupFields, encodeRetention, encodeWorker } from './ops.ts'

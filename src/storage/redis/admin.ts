@@ -96,8 +96,9 @@ export class RedisAdmin {
     const k = this.#host.keysOf(queue)
     const reply: Reply[] = await this.#host.scripts().jobBuffer(k.for('job'), [id, this.#host.clock()]).catch(rethrow('getJob'))
     if (reply.length === 0) return null
-    const [record, payload, body, attempts, waiters, ahead, due] = reply as [Buffer, Buffer, Buffer, Buffer, number, number, Buffer]
+    const [record, payload, attempts, waiters, ahead, due] = reply as [Buffer, Buffer, Buffer, number, number, Buffer]
     const r = readRecord(record)
+    const body = r.body
     const at = due.toString()
     const terminal = isTerminalState(r.state)
     const history = readAttempts(attempts.length > 0 ? attempts : null)
@@ -251,7 +252,7 @@ export class RedisAdmin {
   }
 }
 
-/** A record's `outcomes` entry is kept. */
+/** A record's body holds its result or last error. */
 function hasOutcome (r: RecordFields): boolean {
   return (r.flags & FLAGS.outcome) !== 0
 }

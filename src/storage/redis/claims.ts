@@ -248,7 +248,8 @@ export class BlockingClaims {
         wait.timer = setTimeout(() => {
           wait.at = Infinity
           wait.timer = undefined
-          this.#host.connection()?.scripts.claim(k.for('claim'), [this.#host.clock(), 1, 0, '']).catch(() => {})
+          // A failed promotion costs the blocked claims a wait of up to blockTimeout (a claim promotes due jobs too): say so.
+          this.#host.connection()?.scripts.claim(k.for('claim'), [this.#host.clock(), 1, 0, '']).catch((err: unknown) => this.#host.report(storageError('promotion of a delayed job', err)))
         }, Math.max(0, at - this.#host.clock()))
         wait.timer.unref()
       })

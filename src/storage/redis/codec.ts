@@ -23,27 +23,59 @@ interface Layout<N extends string> {
   readonly at: Readonly<Record<N, number>>
   readonly size: number
   readonly format: string
+  /** Reads a numeric field of a buffer in this layout (from `offset`). */
+  read (data: Buffer, name: N, offset?: number): number
+  /** A reader of one field (for hot paths). */
+  reader (name: N): (data: Buffer) => number
+}
+
+const READERS: Record<FieldType, (data: Buffer, at: number) => number> = {
+  c1: (data, at) => data[at],
+  B: (data, at) => data[at],
+  H: (data, at) => data.readUInt16BE(at),
+  I: (data, at) => data.readUInt32BE(at),
+  d: (data, at) => data.readDoubleBE(at)
+}
+
+const BOUND_READERS: Record<FieldType, (at: number) => (data: Buffer) => number> = {
+  c1: at => data => data[at],
+  B: at => data => data[at],
+  H: at => data => data.readUInt16BE(at),
+  I: at => data => data.readUInt32BE(at),
+  d: at => data => data.readDoubleBE(at)
 }
 
 function layout<N extends string> (fields: ReadonlyArray<readonly [N, FieldType]>): Layout<N> {
   const at: Partial<Record<N, number>> = {}
+  const types: Partial<Record<N, FieldType>> = {}
   let size = 0
   for (const [name, type] of fields) {
     at[name] = size
+    types[name] = type
     size += SIZES[type]
   }
-  return { at: at as Record<N, number>, size, format: '>' + fields.map(([, type]) => type).join('') }
+  const offsets = at as Record<N, number>
+  return {
+    at: offsets,
+    size,
+    format: '>' + fields.map(([, type]) => type).join(''),
+    read: (data, name, offset = 0) => READERS[types[name] as FieldType](data, offset + offsets[name]),
+    reader: name => BOUND_READERS[types[name] as FieldType](offsets[name])
+  }
 }
 
 /**
  * A job's record (HASH `jobs`): the fixed part below, then its failure group key
- * (`groupLength` bytes), then the worker id of its running or last attempt (the rest).
+ * (`groupLength` bytes), the worker id of its running or last attempt (`workerLength` bytes),
+ * and its body (the rest): the result of a completed job, the last error of one that failed an
+ * attempt (while {@link FLAGS.outcome} is set). One value per job: a job in history costs one
+ * hash entry and one allocation for all of it.
  */
 export const RECORD = layout([
   // In this order so that a claim and an ending each rewrite a few contiguous runs of bytes.
-  ['state', 'c1'], ['flags', 'B'], ['enteredAt', 'd'], ['stamp', 'd'], ['attempts', 'd'], ['startedAt', 'd'], ['attemptStartedAt', 'd'],
-  ['expiresAt', 'd'], ['lastOutcome', 'c1'], ['groupLength', 'B'], ['stalls', 'd'], ['readyAt', 'd'], ['retries', 'd'],
-  ['maxAttempts', 'd'], ['resultTTL', 'd'], ['createdAt', 'd'], ['runTimeout', 'd'], ['delay', 'd']
+  ['state', 'c1'], ['flags', 'B'], ['enteredAt', 'd'], ['stamp', 'd'], ['attempts', 'I'], ['startedAt', 'd'], ['attemptStartedAt', 'd'],
+  ['expiresAt', 'd'], ['lastOutcome', 'c1'], ['groupLength', 'B'], ['workerLength', 'H'], ['stalls', 'I'], ['readyAt', 'd'],
+  ['retries', 'I'], ['maxAttempts', 'd'], ['resultTTL', 'd'], ['createdAt', 'd'], ['runTimeout', 'd'], ['delay', 'd']
 ] as const)
 
 /** Bits of a record's `flags`. */
@@ -52,7 +84,7 @@ export const FLAGS = {
   cancel: 1,
   /** Someone waits for its outcome (HASH `waiters`). */
   waited: 2,
-  /** HASH `outcomes` holds its result or (last) error. */
+  /** Its record's body holds its result or (last) error. */
   outcome: 4,
   /** HASH `attempts` holds entries of its ended attempts. */
   history: 8
@@ -144,11 +176,13 @@ export function luaConstants (): string {
   put('R', RECORD)
   // The record as a table and back, one `struct` call each (generated: no field list at run time).
   const fields = Object.keys(RECORD.at)
-  const values = fields.map(name => name === 'groupLength' ? '#r.group' : `r.${name}`).join(', ')
+  const lengths: Record<string, string> = { groupLength: '#r.group', workerLength: '#r.worker' }
+  const values = fields.map(name => lengths[name] ?? `r.${name}`).join(', ')
   lines.push(
     `local function rec_read (m) local r = {} ; ${fields.map(name => `r.${name}`).join(', ')} = struct.unpack(R_FORMAT, m) ; ` +
-      'r.group = string.sub(m, R_SIZE + 1, R_SIZE + r.groupLength) ; r.worker = string.sub(m, R_SIZE + 1 + r.groupLength) ; return r end',
-    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker end`
+      'local w = R_SIZE + r.groupLength ; r.group = string.sub(m, R_SIZE + 1, w) ; r.worker = string.sub(m, w + 1, w + r.workerLength) ; ' +
+      'r.body = string.sub(m, w + r.workerLength + 1) ; return r end',
+    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker .. r.body end`
   )
   put('E', ELEMENT)
   put('A', ATTEMPT)
@@ -284,45 +318,51 @@ export function settlementArg (s: Settlement): Buffer {
 /** Fields per claimed job in a claim or settle reply: id, payload, record. */
 const CLAIMED_FIELDS = 3
 
+/** Readers of the record fields a claimed job carries (each bound to its offset and type once). */
+const CLAIMED = {
+  attempts: RECORD.reader('attempts'),
+  maxAttempts: RECORD.reader('maxAttempts'),
+  resultTTL: RECORD.reader('resultTTL'),
+  createdAt: RECORD.reader('createdAt'),
+  runTimeout: RECORD.reader('runTimeout'),
+  readyAt: RECORD.reader('readyAt')
+}
+
 /** Reads claimed jobs from a claim or settle reply, from `start`. */
 export function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
-  const at = RECORD.at
+  const { attempts, maxAttempts, resultTTL, createdAt, runTimeout, readyAt } = CLAIMED
   for (let i = start; i < reply.length; i += CLAIMED_FIELDS) {
     const record = reply[i + 2] as Buffer
     jobs.push({
       id: (reply[i] as Buffer).toString(),
       payload: reply[i + 1] as Buffer ?? EMPTY,
-      attempts: record.readDoubleBE(at.attempts),
-      maxAttempts: record.readDoubleBE(at.maxAttempts),
-      resultTTL: record.readDoubleBE(at.resultTTL),
-      createdAt: record.readDoubleBE(at.createdAt),
-      runTimeout: record.readDoubleBE(at.runTimeout),
-      readyAt: record.readDoubleBE(at.readyAt)
+      attempts: attempts(record),
+      maxAttempts: maxAttempts(record),
+      resultTTL: resultTTL(record),
+      createdAt: createdAt(record),
+      runTimeout: runTimeout(record),
+      readyAt: readyAt(record)
     })
   }
   return jobs
 }
 
-/** A job's record from status.lua's reply: the record, then its result or last error ('' when none). */
+/** A job's record from status.lua's reply (the record, whose body is its result or last error). */
 export function toRecord (id: string, reply: Reply[]): JobRecord {
-  const data = reply[0] as Buffer
-  const at = RECORD.at
-  const state = STATES[String.fromCharCode(data[at.state])]
-  const body = reply[1] as Buffer
-  const kept = (data[at.flags] & FLAGS.outcome) !== 0
+  const r = readRecord(reply[0] as Buffer)
   return {
     id,
-    state,
-    createdAt: data.readDoubleBE(at.createdAt),
-    attempts: data.readDoubleBE(at.attempts),
-    maxAttempts: data.readDoubleBE(at.maxAttempts),
-    ...(state === 'completed' && { result: body }),
-    ...(state !== 'completed' && kept && { error: body })
+    state: r.state,
+    createdAt: r.createdAt,
+    attempts: r.attempts,
+    maxAttempts: r.maxAttempts,
+    ...(r.state === 'completed' && { result: r.body }),
+    ...(r.state !== 'completed' && (r.flags & FLAGS.outcome) !== 0 && { error: r.body })
   }
 }
 
-/** The fields of a record the operator's reads need. */
+/** The fields of a record. */
 export interface RecordFields {
   readonly state: JobState
   readonly attempts: number
@@ -345,33 +385,37 @@ export interface RecordFields {
   readonly lastOutcome: AttemptRecord['outcome'] | ''
   readonly group: string
   readonly worker: string
+  /** The result (completed) or the last error (with {@link FLAGS.outcome}); empty otherwise. */
+  readonly body: Buffer
 }
 
 /** Decodes a record. */
 export function readRecord (data: Buffer): RecordFields {
   const at = RECORD.at
   const groupEnd = RECORD.size + data[at.groupLength]
-  const d = (offset: number): number => data.readDoubleBE(offset)
+  const workerEnd = groupEnd + data.readUInt16BE(at.workerLength)
+  const read = (name: Parameters<typeof RECORD.read>[1]): number => RECORD.read(data, name)
   return {
     state: STATES[String.fromCharCode(data[at.state])],
-    attempts: d(at.attempts),
-    maxAttempts: d(at.maxAttempts),
-    resultTTL: d(at.resultTTL),
-    createdAt: d(at.createdAt),
-    stalls: d(at.stalls),
+    attempts: read('attempts'),
+    maxAttempts: read('maxAttempts'),
+    resultTTL: read('resultTTL'),
+    createdAt: read('createdAt'),
+    stalls: read('stalls'),
     flags: data[at.flags],
-    runTimeout: d(at.runTimeout),
-    delay: d(at.delay),
-    enteredAt: d(at.enteredAt),
-    stamp: d(at.stamp),
-    readyAt: d(at.readyAt),
-    startedAt: d(at.startedAt),
-    attemptStartedAt: d(at.attemptStartedAt),
-    expiresAt: d(at.expiresAt),
-    retries: d(at.retries),
+    runTimeout: read('runTimeout'),
+    delay: read('delay'),
+    enteredAt: read('enteredAt'),
+    stamp: read('stamp'),
+    readyAt: read('readyAt'),
+    startedAt: read('startedAt'),
+    attemptStartedAt: read('attemptStartedAt'),
+    expiresAt: read('expiresAt'),
+    retries: read('retries'),
     lastOutcome: OUTCOMES[String.fromCharCode(data[at.lastOutcome])] ?? '',
     group: data.subarray(RECORD.size, groupEnd).toString(),
-    worker: data.subarray(groupEnd).toString()
+    worker: data.subarray(groupEnd, workerEnd).toString(),
+    body: data.subarray(workerEnd)
   }
 }
 

@@ -48,12 +48,10 @@ export class PrefixKeys {
 
 /** The keys and channels of one queue. */
 export class QueueKeys {
-  /** HASH id → the job's record (see src/scripts/_lib.lua). */
+  /** HASH id → the job's record, with its result or last error (see src/scripts/_lib.lua). */
   readonly jobs: string
   /** HASH id → payload, while the job is active or in history. */
   readonly payloads: string
-  /** HASH id → result (completed) or last error (failing, failed). */
-  readonly outcomes: string
   /** HASH id → the job's ended attempts. */
   readonly attempts: string
   /** HASH id → tokens of the storage instances waiting for the job's outcome. */
@@ -95,13 +93,12 @@ export class QueueKeys {
   readonly control: string
   /** Prefix of the per-instance reply channels: `<replyPrefix><token>`. */
   readonly replyPrefix: string
-  readonly #byScript = new Map<ScriptName, readonly string[]>()
+  readonly #byScript = new Map<ScriptName, readonly Buffer[]>()
 
   constructor (prefix: PrefixKeys, queue: string) {
     const base = `{${prefix.tag}:${escape(queue, NAME_SPECIALS)}}:`
     this.jobs = base + 'jobs'
     this.payloads = base + 'payloads'
-    this.outcomes = base + 'outcomes'
     this.attempts = base + 'attempts'
     this.waiters = base + 'waiters'
     this.ready = base + 'ready'
@@ -127,14 +124,17 @@ export class QueueKeys {
     this.replyPrefix = base + 'reply:'
   }
 
-  /** The KEYS of a script, in the order its header lists them (`index`: the given state's index). */
-  for (script: ScriptName, index?: string): readonly string[] {
+  /**
+   * The KEYS of a script, in the order its header lists them (`index`: the given state's index),
+   * encoded once: the hot scripts take about twenty.
+   */
+  for (script: ScriptName, index?: string): readonly Buffer[] {
     let keys = index === undefined ? this.#byScript.get(script) : undefined
     if (keys === undefined) {
       keys = scriptKeys(script).map(name => {
         const key = name === 'index' ? index : (this as unknown as Record<string, unknown>)[name]
         if (typeof key !== 'string') throw new Error(`No key ${name} for script ${script}`)
-        return key
+        return Buffer.from(key)
       })
       if (index === undefined) this.#byScript.set(script, keys)
     }
@@ -144,7 +144,7 @@ export class QueueKeys {
   /** Every key this queue may create (for cleanup and tests). */
   get all (): string[] {
     return [
-      this.jobs, this.payloads, this.outcomes, this.attempts, this.waiters, this.ready, this.held, this.claiming,
+      this.jobs, this.payloads, this.attempts, this.waiters, this.ready, this.held, this.claiming,
       this.seen, this.due, this.leases, this.queued, this.delayed, this.failing, this.completed,
       this.failed, this.cancelled, this.expires, this.meta, this.groups, this.groupinfo, this.bygroup, this.workers, this.beats
     ]

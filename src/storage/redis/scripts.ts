@@ -50,7 +50,7 @@ export function scriptKeys (name: ScriptName): readonly string[] {
 export type Reply = Buffer | number | null | Reply[]
 
 /** Calls a script: `keys` then `args`; the `Buffer` variant keeps binary data intact. */
-export type ScriptCall = (keys: readonly string[], args: ReadonlyArray<string | number | Buffer>) => Promise<any>
+export type ScriptCall = (keys: ReadonlyArray<string | Buffer>, args: ReadonlyArray<string | number | Buffer>) => Promise<any>
 
 /** The scripts as callable functions on one client. */
 export type Scripts = Record<ScriptName, ScriptCall> & Record<`${ScriptName}Buffer`, ScriptCall>
