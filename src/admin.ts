@@ -415,6 +415,7 @@ export class Admin<TPayload = unknown, TResult = unknown> {
       const results: Array<{ id: string, result: ActionResult }> = []
       await this.#connect()
       while (at < ids.length) {
+        if (signal !== undefined && at > 0) await turn()
         if (signal?.aborted === true) return { ...progress, cursor: encodeCursor([...query, at]), results }
         const slice = ids.slice(at, at + chunk)
         const out = await this.#storage.apply(queue, action, { ids: slice }, { limit: chunk, dryRun })
@@ -473,9 +474,19 @@ export class Admin<TPayload = unknown, TResult = unknown> {
       progress.cursor = out.next === null ? null : encodeCursor([...query, before ?? null, out.next, out.until])
       report()
       if (out.next === null || dryRun) return { ...progress, cursor: null }
+      if (signal !== undefined) await turn()
       if (signal?.aborted === true) return { ...progress }
     }
   }
+}
+
+/**
+ * Lets the event loop run once between two chunks: with a storage that answers without I/O
+ * (memory, file) the chunks would otherwise follow each other in microtasks, and whatever aborts
+ * the signal (a SIGINT handler, a timer) could only run once the whole action is over.
+ */
+function turn (): Promise<void> {
+  return new Promise(resolve => setImmediate(resolve))
 }
 
 function checkName (name: string, value: unknown): string {

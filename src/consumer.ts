@@ -4,6 +4,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { failureGroup } from './failure-groups.ts'
 import { componentLogger, Lifecycle, type Defer } from './lifecycle.ts'
 import { encodeError, toError } from './job-error.ts'
+import { probe, type AttemptOutcome, type AttemptProbe } from './instrument.ts'
 import { backoffDelay, resolveConfig, type ResolvedConfig } from './options.ts'
 import type { ClaimedJob, Notice, Settlement } from './storage/types.ts'
 import type { AfterExecutionContext, AsyncJobHandler, ConsumerConfig, Job, JobHandler, Logger, QueueEvents } from './types.ts'
@@ -24,6 +25,9 @@ class RunningJob<TPayload> implements Job<TPayload> {
   done = false
   /** Epoch ms when the handler started (read only by `afterExecution`; 0 without the hook). */
   readonly startedAt: number
+  /** When metrics or tracing are on (see instrument.ts): the probe's start mark (else 0), and its probe. */
+  begun = 0
+  probe: AttemptProbe | undefined = undefined
 
   constructor (claimed: ClaimedJob, payload: TPayload, startedAt: number) {
     this.id = claimed.id
@@ -52,6 +56,9 @@ class RunningJob<TPayload> implements Job<TPayload> {
  */
 type AnnouncedEvent = 'completed' | 'failed' | 'failing' | 'requeued' | 'cancelled' | undefined
 type Announcements = unknown[]
+
+/** What an announced event means as an attempt's outcome. */
+const OUTCOMES: Readonly<Record<string, AttemptOutcome>> = { completed: 'completed', failed: 'failed', failing: 'retry', requeued: 'released', cancelled: 'cancelled' }
 
 const LEASE_LOST = 'The job lease was lost (the job was recovered by the reaper); its outcome is discarded'
 const SHUTDOWN = 'The consumer is shutting down; the job goes back to the queue'
@@ -334,6 +341,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #begin (jobs: ClaimedJob[]): void {
+    const observer = probe
+    let begun = 0
+    if (observer !== undefined && jobs.length > 0 && this.#open) begun = observer.claimed(this.#config.name, jobs, Date.now())
     for (let i = 0; i < jobs.length; i++) {
       const claimed = jobs[i]
       // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
@@ -342,11 +352,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         this.#announcements.push(undefined, claimed.id, undefined, 0)
         continue
       }
-      this.#run(claimed)
+      this.#run(claimed, begun)
     }
   }
 
-  #run (claimed: ClaimedJob): void {
+  /** `begun`: the probe's start mark of its batch, 0 when not instrumented. */
+  #run (claimed: ClaimedJob, begun: number): void {
     let payload: TPayload
     try {
       payload = this.#config.payloadSerde.deserialize(claimed.payload)
@@ -355,15 +366,21 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       const error = new SerdeError(`Cannot deserialize the payload of job '${claimed.id}' (enqueued with another payloadSerde?): ${safeMessage(err)}`, err)
       this.#settlements.push({ type: 'fail', id: claimed.id, attempt: claimed.attempts, error: encodeError(error), ttl: claimed.resultTTL, group: failureGroup(error) })
       this.#announcements.push('failed', claimed.id, new MaxRetriesError(claimed.id, claimed.attempts, error), 0)
+      if (begun !== 0) probe?.decided(this.#config.name, 'failed', begun)
       this.#schedulePump()
       return
     }
     const job = new RunningJob<TPayload>(claimed, payload, this.#config.afterExecution === undefined ? 0 : Date.now())
+    if (begun !== 0) {
+      job.begun = begun
+      job.probe = probe?.attempt(this.#config.name, claimed, this.#config.workerId)
+    }
     this.#running.set(job.id, job)
     let out: Promise<TResult> | TResult
     let thenable: boolean
     try {
-      out = (this.#handler as AsyncJobHandler<TPayload, TResult>)(job)
+      const handler = this.#handler as AsyncJobHandler<TPayload, TResult>
+      out = job.probe === undefined ? handler(job) : job.probe.run(handler, job)
       // Inside the try: a returned object whose `then` getter throws fails the attempt too.
       thenable = out !== null && typeof (out as Promise<TResult>)?.then === 'function'
     } catch (err) {
@@ -497,6 +514,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #settle (job: RunningJob<TPayload>, settlement: Settlement, event: AnnouncedEvent, value?: unknown): void {
     job.done = true
     this.#running.delete(job.id)
+    if (job.begun !== 0) this.#decided(job, event === undefined ? 'released' : OUTCOMES[event], value)
     this.#settlements.push(settlement)
     this.#announcements.push(event, job.id, value, job.attempts)
     if (this.#running.size === 0) this.#onDrained?.()
@@ -521,6 +539,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Emits the events of stored settlements; `refused` (indexes of settlements fencing refused) are not announced. */
   #announce (announcements: Announcements, refused: readonly number[] | undefined): void {
     const events = this.#events
+    const observer = probe
     let r = 0
     for (let i = 0; i < announcements.length; i += 4) {
       const event = announcements[i] as AnnouncedEvent
@@ -529,6 +548,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         continue
       }
       if (event === undefined) continue
+      if (observer !== undefined) observer.stored(this.#config.name, OUTCOMES[event])
       const id = announcements[i + 1] as string
       const value = announcements[i + 2]
       if (event === 'completed') {
@@ -544,6 +564,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         events.emit(event, id)
       }
     }
+  }
+
+  /** Reports an instrumented attempt's outcome as its worker decided it. */
+  #decided (job: RunningJob<TPayload>, outcome: AttemptOutcome, value?: unknown): void {
+    probe?.decided(this.#config.name, outcome, job.begun)
+    job.probe?.end(outcome, value)
   }
 
   readonly #onNotice = (notice: Notice): void => {
@@ -572,6 +598,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
         job.abort('lease', new QueueClosedError(LEASE_LOST))
         job.done = true
         this.#running.delete(id)
+        if (job.begun !== 0) this.#decided(job, 'lost')
         this.#logger.warn({ id }, LEASE_LOST)
       }
       if (this.#running.size === 0) this.#onDrained?.()

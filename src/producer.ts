@@ -3,6 +3,7 @@ import { Emitter, reportError } from './emitter.ts'
 import { componentLogger, Lifecycle } from './lifecycle.ts'
 import { checkId, checkResultTTL, resolveConfig, resolveJobOptions, type JobOptions, type ResolvedConfig } from './options.ts'
 import { decodeError } from './serde.ts'
+import { probe } from './instrument.ts'
 import type { EnqueueOutcome, JobRecord, NewJob, Notice } from './storage/types.ts'
 import type {
   CancelResult, CommonConfig, EnqueueAndWaitOptions, EnqueueOptions, EnqueueResult, Logger, MessageStatus, QueueEvents,
@@ -128,7 +129,15 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     }
     if (!this.#lifecycle.started) await this.#lifecycle.ready()
     if (prepared.length === 0) return []
-    const outcomes = await this.#config.storage.enqueue(this.#config.name, prepared)
+    const observer = probe
+    let outcomes: EnqueueOutcome[]
+    try {
+      outcomes = await this.#config.storage.enqueue(this.#config.name, prepared)
+    } catch (err) {
+      if (observer !== undefined) for (const job of prepared) observer.enqueued(this.#config.name, job, undefined, err)
+      throw err
+    }
+    if (observer !== undefined) prepared.forEach((job, i) => observer.enqueued(this.#config.name, job, outcomes[i]))
     return outcomes.map((o, i) => this.#toResult(prepared[i].id, o))
   }
 
@@ -137,6 +146,12 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * JobFailedError or JobCancelledError. A finished id answers from the stored outcome at once.
    */
   enqueueAndWait (id: string, payload: TPayload, options?: EnqueueAndWaitOptions): Promise<TResult> {
+    const observer = probe
+    if (observer !== undefined) return observer.call(this.#config.name, id, () => this.#enqueueAndWait(id, payload, options))
+    return this.#enqueueAndWait(id, payload, options)
+  }
+
+  #enqueueAndWait (id: string, payload: TPayload, options: EnqueueAndWaitOptions | undefined): Promise<TResult> {
     let job: NewJob
     let timeout: number
     try {
@@ -221,7 +236,9 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       throw new InvalidArgumentError(`Cannot serialize the payload of job '${id as string}': ${safeMessage(err)}`, err)
     }
     if (!Buffer.isBuffer(bytes)) throw new InvalidArgumentError(`The payload serde returned ${typeof bytes}, expected a Buffer`)
-    return { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, runTimeout: opts.runTimeout, notify }
+    const job: NewJob = { id: id as string, payload: bytes, maxAttempts: opts.maxAttempts, resultTTL: opts.resultTTL, delay: opts.delay, runTimeout: opts.runTimeout, notify }
+    const observer = probe
+    return observer === undefined ? job : observer.enqueue(this.#config.name, job)
   }
 
   #toResult (id: string, outcome: EnqueueOutcome): EnqueueResult<TResult> {
@@ -302,8 +319,10 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#inflight++
     const jobs = new Array<NewJob>(batch.length)
     for (let i = 0; i < batch.length; i++) jobs[i] = batch[i].job
+    const observer = probe
     this.#config.storage.enqueue(this.#config.name, jobs).then(outcomes => {
       this.#inflight--
+      if (observer !== undefined) for (let i = 0; i < jobs.length; i++) observer.enqueued(this.#config.name, jobs[i], outcomes[i])
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]
         if (p.waiter !== undefined) this.#waitOutcome(p.job.id, p.waiter, outcomes[i])
@@ -312,6 +331,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
       this.#flush()
     }, err => {
       this.#inflight--
+      if (observer !== undefined) for (const job of jobs) observer.enqueued(this.#config.name, job, undefined, err)
       for (const p of batch) {
         if (p.waiter !== undefined) this.#finish(p.job.id, p.waiter, undefined, err as Error)
         else p.reject(err)

@@ -7,6 +7,7 @@ import { resolveConfig, type ResolvedConfig } from './options.ts'
 import { failureGroup } from './failure-groups.ts'
 import { encodeError } from './serde.ts'
 import type { Logger, ReaperConfig } from './types.ts'
+import { probe } from './instrument.ts'
 
 /** Events of a Reaper. */
 export interface ReaperEvents {
@@ -126,6 +127,7 @@ export class Reaper extends Emitter<ReaperEvents> {
     const { storage, name, maxStalls } = this.#config
     try {
       const { requeued, failed } = await storage.recoverStalled(name, maxStalls, STALLED_BYTES, STALLED_GROUP)
+      if (requeued.length + failed.length > 0) probe?.stalled(name, requeued.length, failed.length)
       for (const id of requeued) {
         this.#logger.warn({ id }, 'stalled job requeued')
         this.emit('stalled', id)

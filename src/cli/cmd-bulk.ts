@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline/promises'
 import type { BulkOptions, BulkResult, Selector } from '../admin.ts'
 import type { JobState } from '../storage/types.ts'
-import { queueFlag, shellQuote } from './cmd-jobs.ts'
+import { queueFlag, shellQuote, withFlag } from './cmd-jobs.ts'
 import type { Context } from './commands.ts'
 import { UsageError } from './flags.ts'
 import { count, span } from './output.ts'
@@ -103,8 +103,7 @@ async function bulk (ctx: Context, action: Action, command: string): Promise<num
     for (const r of (result.results ?? []).filter(r => r.result === 'not_found' || r.result === 'skipped').slice(0, 10)) out.line(`  ${r.id}: ${r.result}`)
   })
   if (interrupted) {
-    const argv = stripResume(ctx.argv)
-    out.note(`To resume: relayq ${argv.map(shellQuote).join(' ')} --resume ${result.cursor as string}`)
+    out.note(`To resume: relayq ${withFlag(ctx.argv, 'resume', result.cursor as string).map(shellQuote).join(' ')}`)
     return 1
   }
   return 0
@@ -117,13 +116,4 @@ async function readIds (ctx: Context): Promise<string[]> {
   const ids: string[] = []
   for await (const line of createInterface({ input: stdin })) if (line.trim() !== '') ids.push(line.trim())
   return ids
-}
-
-function stripResume (argv: readonly string[]): string[] {
-  const out: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--resume') i++
-    else if (!argv[i].startsWith('--resume=')) out.push(argv[i])
-  }
-  return out
 }

@@ -49,7 +49,7 @@ export async function list (ctx: Context): Promise<number | undefined> {
   }
   if (out.format === 'json') out.line(JSON.stringify({ jobs: collected, cursor: cursor ?? null }, replacer, 2))
   if (cursor !== undefined && out.format !== 'json') {
-    out.note(`More: relayq jobs ls -q ${shellQuote(queue)} -s ${state} --cursor ${cursor}`)
+    out.note(`More: relayq ${withFlag(ctx.argv, 'cursor', cursor).map(shellQuote).join(' ')}`)
   }
   return undefined
 }
@@ -140,6 +140,17 @@ function pretty (value: unknown): string {
 
 function indent (text: string, by = 2): string {
   return text.split('\n').map(line => ' '.repeat(by) + line).join('\n')
+}
+
+/** `argv` with `--<flag>` (and `-c` for cursor) replaced by `--<flag> value`: the command line that continues. */
+export function withFlag (argv: readonly string[], flag: string, value: string): string[] {
+  const names = new Set([`--${flag}`, ...(flag === 'cursor' ? ['-c'] : [])])
+  const out: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    if (names.has(argv[i])) i++
+    else if (!argv[i].startsWith(`--${flag}=`)) out.push(argv[i])
+  }
+  return [...out, `--${flag}`, value]
 }
 
 /** Quotes `text` for a POSIX shell when it needs it. */

@@ -19,7 +19,7 @@ export async function diagnoseRedis (url: URL, cluster: readonly string[] | unde
     const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
     const findings: Finding[] = []
     for (const node of nodes) findings.push(...await checkNode(node, nodes.length > 1 ? `${node.options.host}:${node.options.port}` : ''))
-    if (client instanceof Cluster) findings.push(await checkSlots(nodes[0]))
+    if (client instanceof Cluster) findings.push(await checkSlots(nodes))
     findings.push(await checkClock(nodes[0], doctor.maxClockSkew))
     return findings
   } finally {
@@ -98,20 +98,26 @@ async function checkNode (node: Redis, where: string): Promise<Finding[]> {
   return findings
 }
 
-async function checkSlots (node: Redis): Promise<Finding> {
-  const info = parseInfo(await node.call('CLUSTER', 'INFO') as string)
-  const assigned = Number(info.get('cluster_slots_assigned') ?? 0)
-  const failing = Number(info.get('cluster_slots_fail') ?? 0)
-  const state = info.get('cluster_state')
+/** Slot coverage as every master sees it (the worst view wins: a master that lost slots knows first). */
+async function checkSlots (nodes: readonly Redis[]): Promise<Finding> {
+  let assigned = 16384
+  let failing = 0
+  let state = 'ok'
+  for (const node of nodes) {
+    const info = parseInfo(await node.call('CLUSTER', 'INFO') as string)
+    assigned = Math.min(assigned, Number(info.get('cluster_slots_assigned') ?? 0))
+    failing = Math.max(failing, Number(info.get('cluster_slots_fail') ?? 0))
+    if (info.get('cluster_state') !== 'ok') state = info.get('cluster_state') ?? 'unknown'
+  }
   if (assigned < 16384 || failing > 0 || state !== 'ok') {
     return {
       check: 'cluster',
       status: 'problem',
-      message: `cluster state ${state ?? 'unknown'}: ${16384 - assigned} slot(s) unassigned, ${failing} failing: queues hashing there cannot be used`,
+      message: `cluster state ${state}: ${16384 - assigned} slot(s) unassigned, ${failing} failing: queues hashing there cannot be used`,
       fix: 'redis-cli --cluster fix <node> (assign the slots), then check every master is up'
     }
   }
-  return { check: 'cluster', status: 'ok', message: 'every one of the 16384 slots is served' }
+  return { check: 'cluster', status: 'ok', message: `every one of the 16384 slots is served (${nodes.length} masters)` }
 }
 
 /** This host's clock against the server's TIME (half the round trip is the uncertainty). */

@@ -87,7 +87,7 @@ export function readFlags (argv: readonly string[], flags: Flags, env: Readonly<
 
 /** parseArgs' errors, reworded to name the flag and nothing else. */
 function usageMessage (err: Error & { code?: string }): string {
-  const flag = /'(-[^' ]+)/.exec(err.message)?.[1]
+  const flag = /(--[\w-]+)/.exec(err.message)?.[1] ?? /'(-[^' ,]+)/.exec(err.message)?.[1]
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown flag ${flag ?? err.message}`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':

@@ -104,6 +104,13 @@ export interface NewJob {
    * @default false
    */
   readonly notify?: boolean
+  /**
+   * The trace context of the enqueue (a W3C `traceparent`, at most 512 bytes), stored with the
+   * job and handed to every attempt as {@link ClaimedJob.trace}: how `relayq/tracing` makes a
+   * worker's span a child of the producer's. Opaque to the backend.
+   * @default undefined (none)
+   */
+  readonly trace?: string
 }
 
 /** What an enqueue did for one job. Terminal outcomes carry the stored result or error. */
@@ -135,6 +142,8 @@ export interface ClaimedJob {
    * is the job's wait. Every {@link AdminStorage} sets it; optional in the type only.
    */
   readonly readyAt?: number
+  /** {@link NewJob.trace} as enqueued; absent when none was given. */
+  readonly trace?: string
 }
 
 /**

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict'
+import { test, type TestContext } from 'node:test'
+import { context, trace } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { MemoryStorage, Queue } from '../src/index.ts'
+import type { AdminStorage, ClaimedJob, NewJob, SettleResult } from '../src/storage/types.ts'
+import { openTelemetry } from '../src/tracing/index.ts'
+import { formatTraceparent, parseTraceparent } from '../src/tracing/traceparent.ts'
+
+/** A tracer provider exporting to memory, with the async-hooks context manager (as an SDK sets up). */
+function tracing (t: TestContext): { provider: BasicTracerProvider, exporter: InMemorySpanExporter } {
+  const exporter = new InMemorySpanExporter()
+  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const manager = new AsyncLocalStorageContextManager().enable()
+  context.setGlobalContextManager(manager)
+  t.after(() => {
+    context.disable()
+    return provider.shutdown()
+  })
+  return { provider, exporter }
+}
+
+/**
+ * MemoryStorage plus what this test needs of the `trace` field (stored with the job, handed to
+ * each attempt): the tracing module's logic on its own, whatever the backends store yet.
+ */
+function carryingTrace (storage: MemoryStorage): AdminStorage {
+  const traces = new Map<string, string>()
+  const withTrace = (jobs: ClaimedJob[]): ClaimedJob[] => jobs.map(j => traces.has(j.id) ? { ...j, trace: traces.get(j.id) } : j)
+  return new Proxy(storage as unknown as AdminStorage, {
+    get (target, key) {
+      const value = Reflect.get(target, key, target) as unknown
+      if (typeof value !== 'function') return value
+      if (key === 'enqueue') {
+        return async (queue: string, jobs: NewJob[]) => {
+          for (const job of jobs) if (job.trace !== undefined) traces.set(job.id, job.trace)
+          return await target.enqueue(queue, jobs)
+        }
+      }
+      if (key === 'claim') return async (...args: Parameters<AdminStorage['claim']>) => withTrace(await target.claim(...args))
+      if (key === 'settle') {
+        return async (...args: Parameters<AdminStorage['settle']>): Promise<SettleResult> => {
+          const out = await target.settle(...args)
+          return { ...out, jobs: withTrace(out.jobs) }
+        }
+      }
+      return value.bind(target)
+    }
+  })
+}
+
+const byName = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.filter(s => s.name === name)
+const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId
+
+test('traceparent round-trips and refuses what is not one', () => {
+  const carried = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 }
+  assert.equal(formatTraceparent(carried), '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
+  assert.deepEqual(parseTraceparent(formatTraceparent(carried)), carried)
+  for (const bad of [undefined, '', 'junk', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01']) {
+    assert.equal(parseTraceparent(bad), undefined)
+  }
+})
+
+test('spans: enqueueAndWait ⊃ send ⊃ process ⊃ the handler\'s own span, one process span per attempt, errors marked', async t => {
+  const { provider, exporter } = tracing(t)
+  const otel = openTelemetry({ tracerProvider: provider, metrics: false })
+  t.after(() => otel.close())
+  const queue = new Queue<{ fail: boolean }, string>({ storage: carryingTrace(new MemoryStorage()), name: 'mail', maxRetries: 2, backoff: { type: 'fixed', delay: 0 }, reaper: false })
+  t.after(() => queue.stop())
+  const tracer = provider.getTracer('app')
+  queue.execute(async job => {
+    tracer.startSpan('work').end() // started inside the attempt: its child
+    if (job.payload.fail) throw new Error('no luck')
+    return 'sent'
+  })
+  await queue.start()
+  const caller = tracer.startSpan('caller')
+  await context.with(trace.setSpan(context.active(), caller), async () => {
+    assert.equal(await queue.enqueueAndWait('ok', { fail: false }), 'sent')
+    await assert.rejects(queue.enqueueAndWait('bad', { fail: true }), { code: 'JOB_FAILED' })
+  })
+  caller.end()
+
+  const spans = exporter.getFinishedSpans()
+  const calls = byName(spans, 'enqueueAndWait mail')
+  const sends = byName(spans, 'send mail')
+  const processes = byName(spans, 'process mail')
+  const works = byName(spans, 'work')
+  assert.deepEqual([calls.length, sends.length, processes.length, works.length], [2, 2, 3, 3])
+  const callerId = caller.spanContext().spanId
+  for (const call of calls) assert.equal(parentOf(call), callerId)
+  for (const span of spans) assert.equal(span.spanContext().traceId, caller.spanContext().traceId, `${span.name} is in the caller's trace`)
+  assert.deepEqual(calls.map(c => c.attributes['messaging.message.id']).sort(), ['bad', 'ok'])
+  const send = (id: string): ReadableSpan => sends.find(s => s.attributes['messaging.message.id'] === id) as ReadableSpan
+  assert.equal(parentOf(send('ok')), calls.find(c => c.attributes['messaging.message.id'] === 'ok')?.spanContext().spanId)
+  assert.equal(send('ok').attributes['messaging.operation.type'], 'send')
+  assert.equal(send('ok').attributes['messaging.system'], 'relayq')
+  assert.equal(send('ok').attributes['messaging.destination.name'], 'mail')
+  // Each attempt is a child of its job's send span; the handler's span a child of its attempt.
+  const attempts = (id: string): ReadableSpan[] => processes.filter(p => p.attributes['messaging.message.id'] === id)
+  assert.deepEqual(attempts('ok').map(p => [parentOf(p), p.attributes['relayq.job.attempt'], p.attributes['relayq.outcome'], p.status.code]), [[send('ok').spanContext().spanId, 1, 'completed', 0]])
+  assert.deepEqual(attempts('bad').map(p => [parentOf(p), p.attributes['relayq.job.attempt'], p.attributes['relayq.outcome'], p.status.code]).sort((a, b) => Number(a[1]) - Number(b[1])),
+    [[send('bad').spanContext().spanId, 1, 'retry', 2], [send('bad').spanContext().spanId, 2, 'failed', 2]])
+  for (const work of works) assert.ok(processes.some(p => p.spanContext().spanId === parentOf(work)), 'the handler span is a child of an attempt span')
+  assert.equal(calls.find(c => c.attributes['messaging.message.id'] === 'bad')?.attributes['relayq.outcome'], 'failed')
+})
+
+test('the same metrics through an OpenTelemetry meter', async t => {
+  class Reader extends MetricReader {
+    protected async onForceFlush (): Promise<void> {}
+    protected async onShutdown (): Promise<void> {}
+  }
+  const reader = new Reader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  t.after(() => meterProvider.shutdown())
+  const otel = openTelemetry({ meterProvider, tracing: false })
+  t.after(() => otel.close())
+  const queue = new Queue<number, number>({ storage: new MemoryStorage(), name: 'calc', maxRetries: 1, reaper: false })
+  t.after(() => queue.stop())
+  queue.execute(async job => {
+    if (job.payload < 0) throw new Error('negative')
+    return job.payload * 2
+  })
+  await queue.start()
+  for (const n of [1, 2, 3]) assert.equal(await queue.enqueueAndWait(`n${n}`, n), n * 2)
+  await assert.rejects(queue.enqueueAndWait('neg', -1))
+  const { resourceMetrics } = await reader.collect()
+  const metrics = new Map(resourceMetrics.scopeMetrics.flatMap(s => s.metrics).map(m => [m.descriptor.name, m]))
+  const sum = (name: string, attrs: Record<string, string>): number => (metrics.get(name)?.dataPoints as Array<DataPoint<number>> | undefined)
+    ?.filter(p => Object.entries(attrs).every(([k, v]) => p.attributes[k] === v)).reduce((n, p) => n + p.value, 0) ?? -1
+  assert.equal(sum('relayq.jobs.enqueued', { queue: 'calc' }), 4)
+  assert.equal(sum('relayq.jobs.completed', { queue: 'calc' }), 3)
+  assert.equal(sum('relayq.jobs.failed', { queue: 'calc', final: 'true' }), 1)
+  assert.equal(sum('relayq.rpc.waiters', { queue: 'calc' }), 0)
+  const processing = metrics.get('relayq.job.processing.duration')
+  assert.equal(processing?.descriptor.unit, 's')
+  const counts = (processing?.dataPoints as Array<DataPoint<Histogram>>).map(p => [p.attributes.outcome, p.value.count]).sort()
+  assert.deepEqual(counts, [['completed', 3], ['failed', 1]])
+  const rpc = metrics.get('relayq.rpc.duration')?.dataPoints as Array<DataPoint<Histogram>>
+  assert.deepEqual(rpc.map(p => [p.attributes.outcome, p.value.count]).sort(), [['completed', 3], ['failed', 1]])
+})
