@@ -209,6 +209,20 @@ export const COMMANDS: readonly Command[] = [
     run: lazy(() => import('./cmd-enqueue.ts'), m => m.enqueue)
   },
   {
+    name: 'dashboard',
+    summary: 'the web dashboard: queues, jobs, failures and actions in a browser (until Ctrl-C)',
+    flags: {
+      host: { type: 'string', value: 'HOST', help: 'address to listen on (127.0.0.1: this machine only)', default: '127.0.0.1' },
+      port: { type: 'string', short: 'p', value: 'PORT', help: 'port to listen on (0: any free port)', default: '3000', parse: integer(0, 65535) },
+      'read-only': { type: 'boolean', help: 'show everything, change nothing (the server refuses writes)' },
+      user: { type: 'string', value: 'USER', help: 'require HTTP Basic authentication with this user (with --password)' },
+      password: { type: 'string', value: 'PASSWORD', help: 'the password of --user (prefer RELAYQ_PASSWORD: a flag shows in ps)' },
+      'base-path': { type: 'string', value: 'PATH', help: 'serve under this path (behind a proxy), e.g. /queues' }
+    },
+    examples: ['relayq dashboard --url redis://127.0.0.1:6379', 'RELAYQ_PASSWORD=s3cret relayq dashboard --host 0.0.0.0 --user ops --read-only'],
+    run: lazy(() => import('./cmd-dashboard.ts'), m => m.dashboard)
+  },
+  {
     name: 'metrics',
     summary: 'one Prometheus scrape of the queue gauges and totals, to stdout',
     args: '[queue...]',
