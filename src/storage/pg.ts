@@ -195,7 +195,13 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     this.#listener?.close()
     this.#listener = undefined
     const db = this.#db as PgPool | undefined
-    if (db !== undefined && this.#options.client === undefined) (db as unknown as EventEmitter).removeListener('error', this.#onError)
+    if (db !== undefined && this.#options.client === undefined) {
+      const emitter = db as unknown as EventEmitter
+      emitter.removeListener('error', this.#onError)
+      // An idle client of a pool being ended can still see its connection terminated (a server
+      // shutting down): the pool re-emits that as its own `error`, which must not crash the process.
+      if (this.#ownPool !== undefined) emitter.on('error', () => {})
+    }
     this.#db = undefined
     this.#ownPool?.end().catch(() => {})
     this.#ownPool = undefined
