@@ -98,11 +98,7 @@ end
 -- A new record with stamp `s`, from the ready element the client built at enqueue.
 local function new_record (e, st, now, s, flags)
   local _, _, mx, tl, cr, rt, _, dl = struct.unpack(E_FORMAT, e)
-  return rec_write({
-    state = st, flags = flags, enteredAt = now, stamp = s, attempts = 0, startedAt = 0, attemptStartedAt = 0,
-    expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
-    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = '', body = ''
-  })
+  return rec_new(st, flags, now, s, now, mx, tl, cr, rt, dl)
 end
 
 local function element_id (e)
