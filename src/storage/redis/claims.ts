@@ -90,6 +90,9 @@ export class BlockingClaims {
     if (early.length > 0) return early
     // Right after this instance found the queue drained, a probe would find nothing either:
     // block at once (BLMOVE returns at once if a job arrived meanwhile).
+    // Right after a BLMOVE'd job was handed over, its settle call goes first (sent within this
+    // turn of the event loop when the handler is fast): block again once the turn ends.
+    if (blockMs > 0 && this.#drained.has(queue) && this.#deferred.has(pairKey(queue, workerId))) await new Promise(resolve => setImmediate(resolve))
     let nextDue = this.#drained.get(queue)
     this.#drained.delete(queue)
     let probe = nextDue === undefined || blockMs <= 0
