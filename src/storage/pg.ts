@@ -534,9 +534,9 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   }
 
   /** The schema-qualified names of relayq's tables (for operators and tests). */
-  get tables (): { jobs: string, queues: string, groups: string, workers: string, locks: string, inbox: string } {
+  get tables (): { jobs: string, queues: string, lanes: string, groups: string, workers: string, locks: string, inbox: string } {
     const n = this.#names
-    return { jobs: n.of('jobs'), queues: n.of('queues'), groups: n.of('groups'), workers: n.of('workers'), locks: n.of('locks'), inbox: n.of('inbox') }
+    return { jobs: n.of('jobs'), queues: n.of('queues'), lanes: n.of('lanes'), groups: n.of('groups'), workers: n.of('workers'), locks: n.of('locks'), inbox: n.of('inbox') }
   }
 }
 
