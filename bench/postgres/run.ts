@@ -39,7 +39,7 @@ const INFLIGHT_JOBS = Math.min(JOBS, 5000)
 const RPC_SEQUENTIAL = 300
 const RPC_CONCURRENT = 2000
 const only = typeof args.only === 'string' ? args.only.split(',') : undefined
-const libs = LIBS.filter(l => (args.compare === true || l.id === 'relayq') && (only === undefined || only.includes(l.id)))
+const libs = LIBS.filter(l => (only !== undefined ? only.includes(l.id) : args.compare === true ? l.id !== 'relayq-base' : l.id === 'relayq'))
 
 interface Row {
   enqueueInflight: number

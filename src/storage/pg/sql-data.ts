@@ -174,6 +174,11 @@ CREATE OR REPLACE FUNCTION ${f('enqueue')}(q bytea, now_ms bigint, token text, i
   ttls bigint[], delays bigint[], rtos bigint[], notes boolean[])
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
+  -- Every job awaited by its caller (enqueueAndWait): what the caller is acknowledged is the
+  -- outcome, and the settlement that stores it commits with a WAL flush that carries this
+  -- transaction's records too; so this commit need not wait for the disk. A crash before that
+  -- flush loses the job, which its caller sees as its wait's timeout.
+  IF token IS NOT NULL AND NOT (false = ANY(notes)) THEN PERFORM set_config('synchronous_commit', 'off', true); END IF;
   PERFORM 1 FROM ${q} WHERE queue = q;
   IF NOT FOUND THEN PERFORM ${f('mkq')}(q); END IF;
   PERFORM ${f('lane')}(q);
