@@ -7,7 +7,7 @@
  * 1,000 jobs advances it 400 s, so records expire after 9 rounds and the steady state is reached
  * early): per round, one bulk enqueue of 1,000 jobs, claims and completions in batches of 50, and
  * one reaper pass (recoverStalled: trims history and deletes up to 1,000 expired records; it also
- * runs relayq's own VACUUM when dead rows outgrow live ones, checked at most every 10 s of real
+ * runs relayq's own VACUUM when dead rows outgrow live ones, checked at most every 2 s of real
  * time). Prints the size of relayq's tables with their indexes, live and dead rows, at 10,000 jobs
  * and then every 10 % of the run, on a cluster of its own (autovacuum on, then off) unless --url.
  */

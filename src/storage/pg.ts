@@ -55,7 +55,7 @@ export interface PgStorageEvents {
 /** Jobs per enqueue statement: a large batch goes as several, back to back. */
 const ENQUEUE_CHUNK = 2000
 /** Least interval between two checks of the tables' dead rows, in ms. */
-const MAINTENANCE_INTERVAL = 10_000
+const MAINTENANCE_INTERVAL = 2_000
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 
 /**
@@ -427,7 +427,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
 
   /**
    * Vacuums relayq's tables when their dead rows outgrow the live ones (checked at most every
-   * 10 s, on the reaper's passes): relayq does not depend on autovacuum, and the VACUUM also
+   * 2 s, on the reaper's passes): relayq does not depend on autovacuum, and the VACUUM also
    * refreshes the planner statistics.
    */
   #maintain (): void {

@@ -251,16 +251,14 @@ BEGIN
     RETURN;
   END IF;
 ${readQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}
-  ks := ARRAY(SELECT ${f('key')}(q, u.id) FROM unnest(s_id) AS u(id));
   -- Per job, the first settlement fencing lets through (any later one of it finds it settled),
-  -- among the jobs still leased to w, locked: a concurrent abort, stall recovery or operator's
-  -- action either ended before (and is seen here) or waits for this commit.
+  -- among the jobs still leased to w. Not locked here: the UPDATE below checks all of it again on
+  -- the row it changes (a concurrent abort, stall recovery or operator's action that got there
+  -- first makes it skip the job, reported refused: its lease then runs out and the reaper ends it).
   SELECT array_agg(ok.o ORDER BY ok.o), array_agg(ok.cr ORDER BY ok.o), array_agg(ok.rttl ORDER BY ok.o) INTO oks, crs, rttls FROM (
-    WITH lk AS (
-      SELECT j.id, j.attempts, j.cancel_requested AS cr, j.result_ttl AS rttl FROM ${jobs} j
-      WHERE j.k = ANY(ks) AND j.state = 'p' AND j.worker = w FOR UPDATE)
-    SELECT DISTINCT ON (i.id) i.o, lk.cr, lk.rttl
-    FROM unnest(s_id, s_att) WITH ORDINALITY AS i(id, att, o) JOIN lk ON lk.id = i.id AND lk.attempts = i.att
+    SELECT DISTINCT ON (i.id) i.o, j.cancel_requested AS cr, j.result_ttl AS rttl
+    FROM unnest(s_id, s_att) WITH ORDINALITY AS i(id, att, o)
+    JOIN ${jobs} j ON j.k = ${f('key')}(q, i.id) AND j.state = 'p' AND j.worker = w AND j.attempts = i.att
     ORDER BY i.id, i.o) ok;
   k := coalesce(cardinality(oks), 0);
   IF k > 0 THEN
@@ -286,7 +284,8 @@ ${readQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id))
       grp = CASE WHEN rk.ns = 'e' THEN rk.gk END,
       history = CASE WHEN rk.ns IN ('q', 'f') THEN ${f('hpush')}(j.history, j.attempts, j.attempt_started_at, now_ms, j.worker,
         CASE WHEN rk.t = 'r' THEN 'retried' ELSE 'released' END, CASE WHEN rk.t = 'r' THEN rk.body END) ELSE j.history END
-    FROM rk WHERE j.k = ${f('key')}(q, rk.id)
+    FROM rk WHERE j.k = ${f('key')}(q, rk.id) AND j.state = 'p' AND j.worker = w AND j.attempts = s_att[rk.o::integer]
+      AND j.cancel_requested = rk.cr
     RETURNING rk.o, rk.ns, rk.t, rk.cr, j.id, j.waiters, CASE WHEN rk.ns IN ('c', 'e') THEN rk.body END AS body),
   notes AS (
     SELECT array_agg(tk ORDER BY up.o) AS tokens, array_agg(${f('drec')}(up.ns, up.id, up.body) ORDER BY up.o) AS recs
