@@ -263,7 +263,7 @@ export async function main (): Promise<void> {
   console.log(`|---|${ran.map(() => '---:').join('|')}|`)
   for (const [label, key, digits] of columns) console.log(`| ${label} | ${ran.map(l => fmt(med(l, key), digits)).join(' | ')} |`)
   const relayq = ran.find(l => l.id === 'relayq')
-  const peers = ran.filter(l => l.id !== 'relayq')
+  const peers = ran.filter(l => l.id !== 'relayq' && l.id !== 'relayq-base')
   if (relayq !== undefined && peers.length > 0) {
     console.log()
     console.log('relayq against the best other library in this run:')
