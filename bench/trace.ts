@@ -66,10 +66,11 @@ export function traceStorage (storage: Storage, log: TraceLog): Storage {
     }
   }
   return new Proxy(storage, {
-    get (target, prop, receiver) {
+    get (target, prop) {
       if (Object.hasOwn(hooks, prop)) return hooks[prop as keyof Storage]
-      const value = Reflect.get(target, prop, receiver)
-      // Bound to the storage itself: its methods use private fields, which a Proxy does not have.
+      // Read on the storage itself (getters too), and methods bound to it: they use private
+      // fields, which a Proxy does not have.
+      const value = Reflect.get(target, prop, target)
       return typeof value === 'function' ? value.bind(target) : value
     }
   })

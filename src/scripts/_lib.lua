@@ -98,11 +98,7 @@ end
 -- A new record with stamp `s`, from the ready element the client built at enqueue.
 local function new_record (e, st, now, s, flags)
   local _, _, mx, tl, cr, rt, _, dl = struct.unpack(E_FORMAT, e)
-  return rec_write({
-    state = st, flags = flags, enteredAt = now, stamp = s, attempts = 0, startedAt = 0, attemptStartedAt = 0,
-    expiresAt = math.huge, lastOutcome = NO_OUTCOME, stalls = 0, readyAt = now, retries = 0,
-    maxAttempts = mx, resultTTL = tl, createdAt = cr, runTimeout = rt, delay = dl, group = '', worker = '', body = ''
-  })
+  return rec_new(st, flags, now, s, now, mx, tl, cr, rt, dl)
 end
 
 local function element_id (e)
@@ -484,8 +480,10 @@ end
 
 -- Leases the queued jobs of `elements` (already off the ready or claiming list) to `worker` and
 -- appends them to `out`, 3 fields each: id, payload, record. An element whose job is gone, not
--- queued, or in another attempt (cancelled or requeued meanwhile) is dropped.
-local function take (q, elements, leaseMs, worker, out)
+-- queued, or in another attempt (cancelled or requeued meanwhile) is dropped. With `held`, the
+-- records and leases are not written but kept in it (id -> record) for the caller, which writes
+-- those it does not end itself with `unhold`.
+local function take (q, elements, leaseMs, worker, out, held)
   if #elements == 0 then return end
   local now = q.now
   local ids = {}
@@ -518,7 +516,9 @@ local function take (q, elements, leaseMs, worker, out)
       out[#out + 1] = m
     end
   end
-  if #fields > 0 then
+  if held then
+    for i = 1, #fields, 2 do held[fields[i]] = fields[i + 1] end
+  elseif #fields > 0 then
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('ZADD', K.leases, unpack(leases))
   end
@@ -527,6 +527,23 @@ local function take (q, elements, leaseMs, worker, out)
     for i = 1, #refs do wanted[i] = out[refs[i] - 1] end
     local stored = redis.call('HMGET', K.payloads, unpack(wanted))
     for i = 1, #refs do out[refs[i]] = stored[i] or '' end
+  end
+end
+
+-- Writes the records and leases `take` kept in `held` (see there) but those of `ended` (id -> true).
+local function unhold (held, ended, leaseMs, now)
+  local fields, leases = {}, {}
+  for id, m in pairs(held) do
+    if not ended[id] then
+      fields[#fields + 1] = id
+      fields[#fields + 1] = m
+      leases[#leases + 1] = now + leaseMs
+      leases[#leases + 1] = id
+    end
+  end
+  if #fields > 0 then
+    redis.call('HSET', K.jobs, unpack(fields))
+    redis.call('ZADD', K.leases, unpack(leases))
   end
 end
 
@@ -591,7 +608,15 @@ end
 -- Writes the records of the jobs a batch ended so far, and ends their leases.
 local function write (batch)
   if #batch.records > 0 then redis.call('HSET', K.jobs, unpack(batch.records)) end
-  if #batch.leased > 0 then redis.call('ZREM', K.leases, unpack(batch.leased)) end
+  local leased = batch.leased
+  if batch.unleased then
+    -- Jobs activated by this very script never had their lease written.
+    leased = {}
+    for i = 1, #batch.leased do
+      if not batch.unleased[batch.leased[i]] then leased[#leased + 1] = batch.leased[i] end
+    end
+  end
+  if #leased > 0 then redis.call('ZREM', K.leases, unpack(leased)) end
   regroup(batch.grouped, 1, batch.infos)
   batch.records, batch.leased, batch.grouped = {}, {}, {}
 end

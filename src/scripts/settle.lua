@@ -24,28 +24,45 @@ local n = (#ARGV - first) / 2
 local wakeAt
 local batch, seen, refused = new_batch(), {}, {}
 
+-- Activations: their records and leases are written only for the jobs this call does not end
+-- (a fast handler's job is activated and ended by one script, its record written once).
+local held
 if a > 0 then
   local late = {}
   for i = 9, 8 + a do
     if redis.call('LREM', K.claiming, 1, ARGV[i]) == 1 then late[#late + 1] = ARGV[i] end
   end
-  take(q, late, leaseMs, worker, {})
+  held = {}
+  take(q, late, leaseMs, worker, {}, held)
   apply_moves(q)
+  batch.unleased = {}
 end
 
 if n > 0 then
-  local ids = {}
-  for i = 1, n do ids[i] = ARGV[first + 2 * i - 1] end
-  local metas = redis.call('HMGET', K.jobs, unpack(ids))
+  local ids, read = {}, {}
+  for i = 1, n do
+    ids[i] = ARGV[first + 2 * i - 1]
+    if not (held and held[ids[i]]) then read[#read + 1] = ids[i] end
+  end
+  local metas = {}
+  if #read > 0 then
+    local found = redis.call('HMGET', K.jobs, unpack(read))
+    for i = 1, #read do metas[read[i]] = found[i] end
+  end
+  if held then
+    for id, m in pairs(held) do metas[id] = m end
+  end
   local head
   for i = 1, n do
     local s = ARGV[first + 2 * i]
     local typ, attempt, num_, gl = struct.unpack(S_FORMAT, s)
-    local id, m = ids[i], metas[i]
+    local id = ids[i]
+    local m = metas[id]
     -- The worker too: an id handed back from `claiming` is claimed again in the same attempt,
     -- and the worker that BLMOVE'd it may have run the handler although its activation came late.
     if m and not seen[id] and st_of(m) == 'p' and attempts_of(m) == attempt and worker_of(m) == worker then
       seen[id] = true
+      if held and held[id] then batch.unleased[id] = true end
       local body = string.sub(s, S_SIZE + gl + 1)
       if has(m, F_CANCEL) then
         if typ == 'r' or typ == 'l' then num_ = ttl_of(m) end
@@ -89,6 +106,7 @@ if n > 0 then
   flush(q, batch, ARGV[5], tonumber(ARGV[7]))
   tidy(q, TIDY_BUDGET)
 end
+if held then unhold(held, batch.unleased, leaseMs, now) end
 if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeAt)) end
 
 local out = { -1, refused }

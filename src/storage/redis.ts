@@ -147,7 +147,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     this.#admin = new RedisAdmin({
       connection: () => this.#connection,
       scripts: () => this.#run(),
-      keysOf: queue => this.#keysOf(queue),
+      keysOf: queue => this.#keysFor(queue),
       prefix: this.#prefix,
       clock: this.#clock,
       inline,
@@ -212,6 +212,12 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     return this.#connection.scripts
   }
 
+  /** The keys of `queue`, for a command that must follow the activations this instance deferred (see BlockingClaims). */
+  #keysFor (queue: string): QueueKeys {
+    this.#claims.flush(queue)
+    return this.#keysOf(queue)
+  }
+
   #keysOf (queue: string): QueueKeys {
     let keys = this.#keys.get(queue)
     if (keys === undefined) {
@@ -246,7 +252,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
 
   async enqueue (queue: string, jobs: readonly NewJob[]): Promise<EnqueueOutcome[]> {
     if (jobs.length === 0) return []
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     // The first enqueue of a queue also adds it to the registry, in the same flight.
     const registering = this.#register(queue)
     if (registering !== undefined) return (await Promise.all([this.#enqueueAll(k, jobs), registering]))[0]
@@ -288,13 +294,20 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     }
     const k = this.#keysOf(queue)
     const args: Array<string | number | Buffer> = [this.#clock(), next.leaseMs, next.max, workerId, k.replyPrefix, k.control, this.#inline, 0]
-    const unanswered = this.#claims.unanswered(queue, workerId)
-    if (unanswered !== undefined) {
-      args[7] = unanswered.size
-      for (const element of unanswered) args.push(element)
+    const carried = this.#claims.carry(queue, workerId)
+    if (carried !== undefined) {
+      args[7] = carried.elements.length
+      for (const element of carried.elements) args.push(element)
     }
     for (const s of settlements) args.push(s.id, settlementArg(s))
-    const reply: Reply[] = await this.#run().settleBuffer(k.for('settle'), args).catch(rethrow('settle'))
+    let reply: Reply[]
+    try {
+      reply = await this.#run().settleBuffer(k.for('settle'), args)
+    } catch (err) {
+      carried?.done(false)
+      return rethrow('settle')(err)
+    }
+    carried?.done(true)
     const jobs = toJobs(reply, 2)
     this.#claims.settled(queue, next.max, jobs.length, reply[0] as number)
     return { jobs, refused: reply[1] as number[] }
@@ -304,7 +317,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     if (ids.length === 0) return { lost: [], aborted: [] }
     const activated = this.#claims.activated(queue, workerId)
     if (activated !== undefined) await activated
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     const [lost, aborted]: [string[], string[]] = await this.#run().extend(k.for('extend'), [this.#clock(), leaseMs, workerId, ...ids]).catch(rethrow('extendLeases'))
     return { lost, aborted }
   }
@@ -318,23 +331,23 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   }
 
   async #cancel (queue: string, id: string, mode: 'cancel' | 'abort', ttl: number): Promise<CancelOutcome | AbortOutcome> {
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     return await this.#run().cancel(k.for('cancel'), [id, mode, ttl, k.replyPrefix, k.control, this.#inline, this.#clock()]).catch(rethrow(mode))
   }
 
   async getStatus (queue: string, id: string): Promise<JobRecord | null> {
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     const reply: Reply[] = await this.#run().statusBuffer(k.for('status'), [id, this.#clock()]).catch(rethrow('getStatus'))
     return reply.length === 0 ? null : toRecord(id, reply)
   }
 
   async updateResultTTL (queue: string, id: string, ttl: number): Promise<UpdateTTLOutcome> {
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     return await this.#run().ttl(k.for('ttl'), [id, ttl, this.#clock()]).catch(rethrow('updateResultTTL'))
   }
 
   async subscribe (queue: string, listener: (notice: Notice) => void, type?: Notice['type']): Promise<() => Promise<void>> {
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     const removers: Array<() => Promise<void>> = []
     // Registered before subscribing, so a gap during the subscription is not missed either.
     const gapListener = (notice: Notice): void => listener(notice)
@@ -369,7 +382,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   }
 
   async recoverStalled (queue: string, maxStalls: number, error: Buffer, group?: ErrorGroup): Promise<RecoveryOutcome> {
-    const k = this.#keysOf(queue)
+    const k = this.#keysFor(queue)
     const [requeued, failed]: [string[], string[]] = await this.#run().recover(k.for('recover'), [
       this.#clock(), maxStalls, CLAIM_GRACE_MS, k.replyPrefix, this.#inline, error, groupBlock(group), TIDY_BUDGET
     ]).catch(rethrow('recoverStalled'))

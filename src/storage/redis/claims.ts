@@ -38,6 +38,15 @@ interface Prefetch {
   readonly nextDue: number
 }
 
+/** Activations waiting for the end of the event loop's turn (see `BlockingClaims.#deferred`). */
+interface Deferred {
+  readonly queue: string
+  readonly workerId: string
+  readonly elements: Buffer[]
+  readonly leaseMs: number
+  immediate: ReturnType<typeof setImmediate>
+}
+
 /** Blocking claims of one storage instance, and what they leave behind for its settle calls. */
 export class BlockingClaims {
   readonly #host: ClaimHost
@@ -57,6 +66,15 @@ export class BlockingClaims {
   readonly #drained = new Map<string, number>()
   /** Queues whose control channel this instance watches for wake-ups (while claims block). */
   readonly #watching = new Map<string, Promise<unknown>>()
+  /**
+   * Per queue and worker: elements taken by BLMOVE from an empty queue whose activation is not
+   * sent yet. It waits until the end of the event loop's turn: a handler that ends within it is
+   * settled by a call that carries the activation (one script, not two, and the settle does not
+   * queue behind an activation). Else the next BLMOVE'd job's activation carries it, or it goes
+   * alone when the turn ends, or before any other command of this instance about the queue
+   * (`flush`), so this process never sees the job queued once its handler started.
+   */
+  readonly #deferred = new Map<string, Deferred>()
 
   constructor (host: ClaimHost) {
     this.#host = host
@@ -72,6 +90,9 @@ export class BlockingClaims {
     if (early.length > 0) return early
     // Right after this instance found the queue drained, a probe would find nothing either:
     // block at once (BLMOVE returns at once if a job arrived meanwhile).
+    // Right after a BLMOVE'd job was handed over, its settle call goes first (sent within this
+    // turn of the event loop when the handler is fast): block again once the turn ends.
+    if (blockMs > 0 && this.#drained.has(queue) && this.#deferred.has(pairKey(queue, workerId))) await new Promise(resolve => setImmediate(resolve))
     let nextDue = this.#drained.get(queue)
     this.#drained.delete(queue)
     let probe = nextDue === undefined || blockMs <= 0
@@ -90,40 +111,140 @@ export class BlockingClaims {
       const element = await this.#blockingMove(queue, k, wait, signal)
       if (element === null) continue
       const job = fromElement(element)
-      const activation = this.#scripts().claimBuffer(k.for('claim'), [host.clock(), leaseMs, max, workerId, element])
+      const key = pairKey(queue, workerId)
       if (job === undefined) {
         // A large payload lives in Redis only: it comes with the activation.
+        const activation = this.#activate(key, queue, workerId, k, [element], leaseMs, max)
         const jobs = toJobs(await activation.catch(rethrow('claim')), 1)
         if (jobs.length > 0) return jobs
         continue
       }
       // The element holds the whole job: hand it over now, without waiting for the activation
-      // (which records the claim and lease, and claims up to `max - 1` more jobs for the next
-      // call). Until the activation is answered, this worker's settle calls carry the element and
-      // activate it first if it still waits (see settle.lua), so a settlement cannot overtake its
-      // activation, not even one sent again after NOSCRIPT. If the job is gone (cancelled
-      // meanwhile), fencing ignores the settlement.
-      const key = pairKey(queue, workerId)
-      const unanswered = this.#unanswered.get(key) ?? new Set<Buffer>()
-      this.#unanswered.set(key, unanswered)
-      unanswered.add(element)
+      // (which records the claim and lease). Until the activation is answered, this worker's
+      // settle calls carry the element and activate it first if it still waits (see settle.lua),
+      // so a settlement cannot overtake its activation, not even one sent again after NOSCRIPT.
+      // If the job is gone (cancelled meanwhile), fencing ignores the settlement.
+      const deferred = this.#deferred.get(key)
+      if (deferred === undefined) {
+        // The queue was empty: most likely this job is alone (a request/response call), and a
+        // fast handler's settle call will carry its activation (one script less, and the settle
+        // does not queue behind it). The next claim blocks again at once: nothing was ready.
+        const immediate = setImmediate(() => this.#flushDeferred(key))
+        immediate.unref()
+        this.#deferred.set(key, { queue, workerId, elements: [element], leaseMs, immediate })
+        this.#pending(key).add(element)
+        this.#drained.set(queue, nextDue ?? -1)
+        return [job]
+      }
+      // A second job right behind: a burst. Activate both now, and claim up to `max - 1` more
+      // for the next call.
+      clearImmediate(deferred.immediate)
+      this.#deferred.delete(key)
+      const handed = deferred.elements.length
+      const activation = this.#activate(key, queue, workerId, k, [...deferred.elements, element], leaseMs, max + handed)
       const answered = activation.then((reply: Reply[]): Prefetch => {
         const jobs = toJobs(reply, 1)
         const mine = jobs.findIndex(j => j.id === job.id && j.attempts === job.attempts)
         if (mine >= 0) jobs.splice(mine, 1)
-        return { jobs, drained: jobs.length + (mine >= 0 ? 1 : 0) < max, nextDue: reply[0] as number }
+        for (const e of deferred.elements) {
+          const earlier = fromElement(e)
+          const at = earlier === undefined ? -1 : jobs.findIndex(j => j.id === earlier.id && j.attempts === earlier.attempts)
+          if (at >= 0) jobs.splice(at, 1)
+        }
+        return { jobs, drained: jobs.length + 1 < max, nextDue: reply[0] as number }
       }, (err: unknown): Prefetch => {
         host.report(storageError('claim', err))
         return { jobs: [], drained: false, nextDue: -1 }
       })
       this.#prefetched.set(key, { queue, workerId, answered })
-      this.#activating.set(key, answered)
-      answered.then(() => {
-        if (this.#activating.get(key) === answered) this.#activating.delete(key)
-        unanswered.delete(element)
-        if (unanswered.size === 0 && this.#unanswered.get(key) === unanswered) this.#unanswered.delete(key)
-      }, () => {})
       return [job]
+    }
+  }
+
+  /** The elements of a (queue, worker) pair whose activation Redis has not answered yet. */
+  #pending (key: string): Set<Buffer> {
+    let set = this.#unanswered.get(key)
+    if (set === undefined) {
+      set = new Set<Buffer>()
+      this.#unanswered.set(key, set)
+    }
+    return set
+  }
+
+  /** The pair's elements leave the unanswered set: a script that activates them was answered. */
+  #answered (key: string, elements: readonly Buffer[]): void {
+    const set = this.#unanswered.get(key)
+    if (set === undefined) return
+    for (const e of elements) set.delete(e)
+    if (set.size === 0) this.#unanswered.delete(key)
+  }
+
+  /**
+   * Sends claim.lua activating `elements` (taken by BLMOVE for `workerId`) and claiming up to
+   * `max` jobs in all; until it is answered, settle calls carry the elements and heartbeats wait for it.
+   */
+  #activate (key: string, queue: string, workerId: string, k: QueueKeys, elements: Buffer[], leaseMs: number, max: number): Promise<Reply[]> {
+    const pending = this.#pending(key)
+    for (const e of elements) pending.add(e)
+    const activation: Promise<Reply[]> = this.#scripts().claimBuffer(k.for('claim'), [this.#host.clock(), leaseMs, max, workerId, ...elements])
+    const done = activation.then(() => {}, () => {})
+    this.#activating.set(key, done)
+    done.then(() => {
+      if (this.#activating.get(key) === done) this.#activating.delete(key)
+      this.#answered(key, elements)
+    })
+    return activation
+  }
+
+  /** Sends the deferred activations of `queue` now: a command about it follows. */
+  flush (queue: string): void {
+    if (this.#deferred.size === 0) return
+    for (const [key, deferred] of this.#deferred) if (deferred.queue === queue) this.#flushDeferred(key)
+  }
+
+  /** Sends the pair's deferred activation now (the turn ended, or a command must follow it). */
+  #flushDeferred (key: string): void {
+    const deferred = this.#deferred.get(key)
+    if (deferred === undefined) return
+    clearImmediate(deferred.immediate)
+    this.#deferred.delete(key)
+    const { queue, workerId, elements, leaseMs } = deferred
+    if (!this.#host.open() || this.#host.connection() === undefined) return // left in `claiming`: the reaper hands them back
+    // max 0: activation only (the consumer's claims are elsewhere by now).
+    this.#activate(key, queue, workerId, this.#host.keysOf(queue), elements, leaseMs, 0)
+      .catch((err: unknown) => this.#host.report(storageError('claim', err)))
+  }
+
+  /**
+   * A settle call for `workerId` is about to be sent: the elements whose activation is not
+   * answered, which it carries (undefined: none). Deferred activations are carried by it, so
+   * none is sent for them; `done` says when the call was answered.
+   */
+  carry (queue: string, workerId: string): { elements: Buffer[], done: (ok: boolean) => void } | undefined {
+    if (this.#unanswered.size === 0) return undefined
+    const key = pairKey(queue, workerId)
+    const set = this.#unanswered.get(key)
+    if (set === undefined) return undefined
+    const deferred = this.#deferred.get(key)
+    if (deferred !== undefined) {
+      clearImmediate(deferred.immediate)
+      this.#deferred.delete(key)
+    }
+    const elements = [...set]
+    return {
+      elements,
+      done: ok => {
+        if (ok) this.#answered(key, elements)
+        else if (deferred !== undefined && this.#host.open()) {
+          // Not known to have reached Redis: activate them on their own.
+          const again = this.#deferred.get(key)
+          if (again === undefined) {
+            const immediate = setImmediate(() => this.#flushDeferred(key))
+            immediate.unref()
+            this.#deferred.set(key, { ...deferred, immediate })
+          } else again.elements.unshift(...deferred.elements)
+        }
+      }
     }
   }
 
@@ -148,21 +269,14 @@ export class BlockingClaims {
   }
 
   /**
-   * Elements `workerId` took with BLMOVE whose activation Redis has not answered yet: a settle
-   * call carries them, so settle.lua activates them first if they still wait.
-   */
-  unanswered (queue: string, workerId: string): ReadonlySet<Buffer> | undefined {
-    return this.#unanswered.size === 0 ? undefined : this.#unanswered.get(pairKey(queue, workerId))
-  }
-
-  /**
    * Resolves once the last activation sent for `workerId` was answered (undefined if none is
    * pending). A heartbeat about its jobs must reach Redis after it: sent later on the same
    * connection it normally does, but an activation that failed with NOSCRIPT (scripts flushed:
-   * SCRIPT FLUSH, a restart, a failover) goes out again as EVAL behind it. (Settle calls carry
-   * the activation instead: they must not wait.)
+   * SCRIPT FLUSH, a restart, a failover) goes out again as EVAL behind it. A deferred activation
+   * is sent first. (Settle calls carry the activation instead: they must not wait.)
    */
   activated (queue: string, workerId: string): Promise<unknown> | undefined {
+    if (this.#deferred.size > 0) this.#flushDeferred(pairKey(queue, workerId))
     return this.#activating.size === 0 ? undefined : this.#activating.get(pairKey(queue, workerId))
   }
 
@@ -177,6 +291,9 @@ export class BlockingClaims {
 
   /** Ends every wait and closes the blocking connections. */
   close (): void {
+    // Deferred activations stay unsent: their entries wait in `claiming` until the reaper hands them back.
+    for (const deferred of this.#deferred.values()) clearImmediate(deferred.immediate)
+    this.#deferred.clear()
     for (const wait of this.#waits.values()) clearTimeout(wait.timer)
     this.#waits.clear()
     this.#watching.clear()
@@ -241,6 +358,9 @@ export class BlockingClaims {
       watching = this.#host.subscribe(k.control, message => {
         if (message[0] !== CONTROL.wake) return
         const at = Number(message.subarray(1).toString())
+        // A claim about to block without probing first must hear of it too.
+        const due = this.#drained.get(queue)
+        if (due !== undefined && (due < 0 || at < due)) this.#drained.set(queue, at)
         const wait = this.#waits.get(queue)
         if (wait === undefined || wait.blocked === 0 || at >= wait.at) return
         clearTimeout(wait.timer)

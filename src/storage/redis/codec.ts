@@ -150,6 +150,13 @@ export function stateOf (code: string): JobState {
 const EMPTY = Buffer.alloc(0)
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 
+/** The record fields a new job's record takes from its enqueue (`rec_new` in the scripts), in this order. */
+const NEW_FIELDS = ['state', 'flags', 'enteredAt', 'stamp', 'readyAt', 'maxAttempts', 'resultTTL', 'createdAt', 'runTimeout', 'delay']
+/** The other fields of a new record, as Lua expressions (`math.huge`: no result cache while active). */
+const INITIAL: Record<string, string> = {
+  attempts: '0', startedAt: '0', attemptStartedAt: '0', expiresAt: 'math.huge', lastOutcome: "'\\0'", groupLength: '0', workerLength: '0', stalls: '0', retries: '0'
+}
+
 /**
  * The Lua definitions of the formats above (1-based offsets, `struct` formats, flags, limits),
  * one `local` per line, for scripts.ts to link into the scripts that use them.
@@ -166,11 +173,19 @@ export function luaConstants (): string {
   const fields = Object.keys(RECORD.at)
   const lengths: Record<string, string> = { groupLength: '#r.group', workerLength: '#r.worker' }
   const values = fields.map(name => lengths[name] ?? `r.${name}`).join(', ')
+  const initial = (name: string): string => {
+    const value = NEW_FIELDS.includes(name) ? name : INITIAL[name]
+    if (value === undefined) throw new Error(`No initial value for the record field ${name}`)
+    return value
+  }
   lines.push(
     `local function rec_read (m) local r = {} ; ${fields.map(name => `r.${name}`).join(', ')} = struct.unpack(R_FORMAT, m) ; ` +
       'local w = R_SIZE + r.groupLength ; r.group = string.sub(m, R_SIZE + 1, w) ; r.worker = string.sub(m, w + 1, w + r.workerLength) ; ' +
       'r.body = string.sub(m, w + r.workerLength + 1) ; return r end',
-    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker .. r.body end`
+    `local function rec_write (r) return struct.pack(R_FORMAT, ${values}) .. r.group .. r.worker .. r.body end`,
+    // A new job's record (no group, worker or body), without a table per job: the fields enqueue
+    // sets are parameters, the others their initial values.
+    `local function rec_new (${NEW_FIELDS.join(', ')}) return struct.pack(R_FORMAT, ${fields.map(initial).join(', ')}) end`
   )
   put('E', ELEMENT)
   put('A', ATTEMPT)
