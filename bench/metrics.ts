@@ -110,7 +110,9 @@ if (values.child !== undefined) {
     for (let k = 0; k < variants.length; k++) {
       const v = variants[(round + k) % variants.length]
       const { stdout } = await run(process.execPath, ['--import', 'tsx', self, ...v.args, ...common])
-      rates.get(v.name)?.push((JSON.parse(stdout) as { rate: number }).rate)
+      const { rate } = JSON.parse(stdout) as { rate: number }
+      rates.get(v.name)?.push(rate)
+      process.stderr.write(`round ${round + 1} ${v.name}: ${Math.round(rate)} jobs/s\n`) // partial results survive an interrupted run
     }
   }
   const off = median(rates.get('off') ?? [])
