@@ -472,6 +472,47 @@ test('file: a snapshot holds every kind of record and every order exactly (decod
   assert.deepEqual(encode(copy), encode(state))
 })
 
+test('file: a trace context survives the log (another process replays it), a snapshot, and its absence costs no byte', async t => {
+  const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 vendor=abc'
+  const basePath = await tempDir(t)
+  const writer = await open(t, { basePath })
+  const segment = (): number => readdirSync(queueDir(basePath, 'q')).filter(f => f.startsWith('seg-')).reduce((n, f) => n + statSync(join(queueDir(basePath, 'q'), f)).size, 0)
+  await writer.enqueue('q', [job('warm')])
+  const before = segment()
+  await writer.enqueue('q', [job('plain')])
+  const plain = segment() - before
+  await writer.enqueue('q', [job('bogus', 'payload of bogus', { trace: 'not a trace' })])
+  assert.equal(segment() - before, 2 * plain, 'a dropped trace context is not written: the frame is the size of one without')
+  await writer.enqueue('q', [job('plain2'), job('traced', 'payload of traced', { trace })])
+  const reader = await open(t, { basePath })
+  const claimed = await reader.claim('q', 'w', claimNow)
+  assert.deepEqual(claimed.map(j => [j.id, j.trace]), [['warm', undefined], ['plain', undefined], ['bogus', undefined], ['plain2', undefined], ['traced', trace]])
+  // A snapshot keeps it, and reads it back checked.
+  const state = new QueueState(1)
+  state.enqueue(1000, 1, [job('a', 'pa', { trace }), job('b')])
+  const w = new Writer(16)
+  encodeState(w, state)
+  const copy = decodeState(new Reader(Buffer.from(w.buf.subarray(0, w.pos))), 1)
+  assert.deepEqual(copy.claim(2000, 'w', 10, 1000).map(j => [j.id, j.trace, 'trace' in j]), [['a', trace, true], ['b', undefined, false]])
+})
+
+test('file: a format 4 directory opens, keeps its jobs and is upgraded to format 5', async t => {
+  const basePath = await tempDir(t)
+  const old = await open(t, { basePath })
+  await old.enqueue('q', [job('a'), job('b', 'payload of b', { delay: 0 })])
+  await old.disconnect()
+  // Format 5 writes a job without a trace context as format 4 did: this is a format 4 directory.
+  const metaPath = join(basePath, 'relayq-file.json')
+  const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as { format: number, salt: string }
+  writeFileSync(metaPath, JSON.stringify({ ...meta, format: 4 }) + '\n')
+  const storage = await open(t, { basePath })
+  assert.deepEqual(JSON.parse(readFileSync(metaPath, 'utf8')), { format: 5, salt: meta.salt })
+  const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  await storage.enqueue('q', [job('c', 'payload of c', { trace })])
+  assert.deepEqual((await storage.claim('q', 'w', claimNow)).map(j => [j.id, j.trace, j.payload.toString()]),
+    [['a', undefined, 'payload of a'], ['b', undefined, 'payload of b'], ['c', trace, 'payload of c']])
+})
+
 test('file: the sealer writes the snapshot when idle, at the position it reached; a process loading it replays only what follows', async t => {
   t.mock.timers.enable({ apis: ['setTimeout'] })
   const basePath = await tempDir(t)

@@ -4,6 +4,8 @@ import { after, test, type TestContext } from 'node:test'
 import pg from 'pg'
 import { InvalidArgumentError, Queue, StorageError } from '../src/index.ts'
 import { PgStorage, type PgStorageOptions } from '../src/storage/pg.ts'
+import { MIGRATIONS } from '../src/storage/pg/migrate.ts'
+import { Names } from '../src/storage/pg/names.ts'
 import type { NewJob } from '../src/storage/types.ts'
 import { sql, startPg } from './fixtures/pg-server.ts'
 import { adminTests } from './admin-suite.ts'
@@ -172,4 +174,36 @@ test('postgres: finished records are deleted once out of history and result cach
   }
   assert.equal((await storage.counts('q')).completed, 0)
   assert.equal((await storage.overview('q')).totals.completed, 500)
+})
+
+test('postgres: a schema at version 1 is migrated to 2 (trace contexts) with its jobs, queued and in the inbox, intact', async t => {
+  const schema = `s_${randomBytes(6).toString('hex')}`
+  const n = new Names(schema, 'relayq_')
+  // The schema as relayq with migration 1 only left it, with a queued job and one enqueued inside a transaction.
+  await sql(db.url, `CREATE SCHEMA "${schema}";
+    CREATE TABLE ${n.of('migrations')} (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+    ${MIGRATIONS[0].sql(n)}
+    INSERT INTO ${n.of('migrations')} (version, name) VALUES (1, 'v1');`)
+  const q = Buffer.from('old')
+  await sql(db.url, `SELECT * FROM ${n.of('enqueue')}($1, $2, NULL, $3::bytea[], $4::bytea[], '{3}', '{60000}', '{0}', '{0}', '{false}')`,
+    [q, Date.now(), [Buffer.from('queued')], [Buffer.from('p1')]])
+  await sql(db.url, `SELECT * FROM ${n.of('enqueue_tx')}($1, $2, $3::bytea[], $4::bytea[], '{3}', '{60000}', '{0}', '{0}')`,
+    [q, Date.now(), [Buffer.from('inboxed')], [Buffer.from('p2')]])
+  const storage = new PgStorage({ connectionString: db.url, schema, poolSize: 2 })
+  await storage.connect()
+  t.after(() => storage.disconnect())
+  const { rows } = await sql(db.url, `SELECT version FROM ${n.of('migrations')} ORDER BY version`)
+  assert.deepEqual(rows.map(r => r.version), [1, 2])
+  const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 vendor=abc'
+  await storage.enqueue('old', [{ id: 'traced', payload: Buffer.from('p3'), maxAttempts: 3, resultTTL: 60_000, delay: 0, trace }])
+  const claimed = await storage.claim('old', 'w', { max: 10, leaseMs: 30_000, blockMs: 0 })
+  assert.deepEqual(claimed.map(j => [j.id, j.payload.toString(), j.trace]).sort(), [['inboxed', 'p2', undefined], ['queued', 'p1', undefined], ['traced', 'p3', trace]])
+  // A trace context enqueued inside a transaction travels through the inbox too.
+  const client = new pg.Client({ connectionString: db.url })
+  await client.connect()
+  t.after(() => client.end())
+  await client.query('BEGIN')
+  await storage.enqueueIn(client, 'old', [{ id: 'tx', payload: Buffer.from('p4'), maxAttempts: 3, resultTTL: 60_000, delay: 0, trace }])
+  await client.query('COMMIT')
+  assert.deepEqual((await storage.claim('old', 'w', { max: 10, leaseMs: 30_000, blockMs: 0 })).map(j => [j.id, j.trace]), [['tx', trace]])
 })

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { describe, test, type TestContext } from 'node:test'
-import type { ClaimedJob, NewJob, Notice, SettleResult, Storage } from '../src/storage/types.ts'
+import type { AdminStorage, ClaimedJob, NewJob, Notice, SettleResult, Storage } from '../src/storage/types.ts'
 
 /** A storage made for one test, and how to remove everything it created. */
 export interface StorageHandle {
@@ -425,6 +425,74 @@ export function storageContract (name: string, factory: StorageFactory): void {
       assert.equal(await storage.abort(q, 'run', 60_000), 'aborting')
       assert.equal(await storage.cancel(q, 'wait'), 'cancelled')
       await until(() => aborts.some(n => n.type === 'abort' && n.id === 'run') && dones.some(n => n.type === 'done' && n.id === 'wait'))
+    })
+
+    test('a trace context is stored with its job and handed to every attempt; none when none was given', async t => {
+      const { storage, clock, q, another } = await setup(t)
+      const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+      const withState = `${parent} rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,t@vendor=a b`
+      const large = Buffer.alloc(40_000, 7) // beyond any inline limit: travels by reference on Redis
+      await storage.enqueue(q, [
+        job('plain'),
+        job('p', 'payload of p', { trace: parent }),
+        job('s', 'payload of s', { trace: withState }),
+        { ...job('big', '', { trace: parent }), payload: large },
+        job('later', 'payload of later', { trace: withState, delay: 1000 })
+      ])
+      const first = await storage.claim(q, 'w', claimNow)
+      assert.deepEqual(first.map(j => [j.id, j.trace, j.payload.length]), [
+        ['plain', undefined, 'payload of plain'.length],
+        ['p', parent, 'payload of p'.length],
+        ['s', withState, 'payload of s'.length],
+        ['big', parent, large.length]
+      ])
+      assert.equal('trace' in first[0], false, 'a job without a trace context has no trace property')
+      assert.equal(first[2].payload.toString(), 'payload of s')
+      assert.ok(first[3].payload.equals(large))
+      // A retry runs with the same trace context, claimed through settle, by another instance.
+      const retried = claimedBy(await storage.settle(q, 'w', [{ type: 'retry', id: 's', attempt: 1, error: Buffer.from('e'), delay: 0 }], { max: 0, leaseMs: LEASE }))
+      assert.deepEqual(retried, [])
+      const other = await another()
+      const second = await other.claim(q, 'w2', claimNow)
+      assert.deepEqual(second.map(j => [j.id, j.attempts, j.trace, j.payload.toString()]), [['s', 2, withState, 'payload of s']])
+      // A delayed job keeps it through its promotion.
+      clock.advance(1001)
+      const third = await storage.claim(q, 'w', claimNow)
+      assert.deepEqual(third.map(j => [j.id, j.trace, j.payload.toString()]), [['later', withState, 'payload of later']])
+      // The operator's view shows the payload alone.
+      assert.equal((await (storage as AdminStorage).getJob(q, 'p'))?.payload.toString(), 'payload of p')
+    })
+
+    test('a trace context too large or malformed is dropped: the job is stored without it', async t => {
+      const { storage, q } = await setup(t)
+      const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+      const fits = `${parent} a=${'v'.repeat(226)},b=${'w'.repeat(225)}`
+      assert.equal(fits.length, 512)
+      const bad = [
+        `${parent} a=${'v'.repeat(226)},b=${'w'.repeat(226)}`, // 513 bytes
+        `${parent} k=${'v'.repeat(257)}`, // a member's value is at most 256 characters
+        'junk',
+        '',
+        parent.toUpperCase(),
+        '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+        '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+        '01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        `${parent}-extra`,
+        `${parent};k=v`,
+        `${parent} `,
+        `${parent} K=v`,
+        `${parent} k=v,`,
+        `${parent} k=v\nx=y`,
+        `${parent} k=é`,
+        `${parent} ${Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')}`,
+        42 as unknown as string
+      ]
+      await storage.enqueue(q, [...bad.map((trace, i) => job(`bad${i}`, `payload ${i}`, { trace })), job('fits', 'payload fits', { trace: fits })])
+      const claimed = await storage.claim(q, 'w', { ...claimNow, max: 100 })
+      assert.deepEqual(claimed.map(j => [j.id, j.trace, j.payload.toString()]), [
+        ...bad.map((_, i) => [`bad${i}`, undefined, `payload ${i}`]),
+        ['fits', fits, 'payload fits']
+      ])
     })
 
     test('many jobs through settle-and-claim batches all complete exactly once', async t => {

@@ -5,9 +5,8 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { MemoryStorage, Queue } from '../src/index.ts'
-import type { AdminStorage, ClaimedJob, NewJob, SettleResult } from '../src/storage/types.ts'
 import { openTelemetry } from '../src/tracing/index.ts'
-import { formatTraceparent, parseTraceparent } from '../src/tracing/traceparent.ts'
+import { formatTrace, formatTraceparent, parseTrace, parseTraceparent } from '../src/tracing/traceparent.ts'
 
 /** A tracer provider exporting to memory, with the async-hooks context manager (as an SDK sets up). */
 function tracing (t: TestContext): { provider: BasicTracerProvider, exporter: InMemorySpanExporter } {
@@ -22,35 +21,6 @@ function tracing (t: TestContext): { provider: BasicTracerProvider, exporter: In
   return { provider, exporter }
 }
 
-/**
- * MemoryStorage plus what this test needs of the `trace` field (stored with the job, handed to
- * each attempt): the tracing module's logic on its own, whatever the backends store yet.
- */
-function carryingTrace (storage: MemoryStorage): AdminStorage {
-  const traces = new Map<string, string>()
-  const withTrace = (jobs: ClaimedJob[]): ClaimedJob[] => jobs.map(j => traces.has(j.id) ? { ...j, trace: traces.get(j.id) } : j)
-  return new Proxy(storage as unknown as AdminStorage, {
-    get (target, key) {
-      const value = Reflect.get(target, key, target) as unknown
-      if (typeof value !== 'function') return value
-      if (key === 'enqueue') {
-        return async (queue: string, jobs: NewJob[]) => {
-          for (const job of jobs) if (job.trace !== undefined) traces.set(job.id, job.trace)
-          return await target.enqueue(queue, jobs)
-        }
-      }
-      if (key === 'claim') return async (...args: Parameters<AdminStorage['claim']>) => withTrace(await target.claim(...args))
-      if (key === 'settle') {
-        return async (...args: Parameters<AdminStorage['settle']>): Promise<SettleResult> => {
-          const out = await target.settle(...args)
-          return { ...out, jobs: withTrace(out.jobs) }
-        }
-      }
-      return value.bind(target)
-    }
-  })
-}
-
 const byName = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.filter(s => s.name === name)
 const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId
 
@@ -63,11 +33,25 @@ test('traceparent round-trips and refuses what is not one', () => {
   }
 })
 
+test('a trace context carries the tracestate when it fits, and is parsed only when valid', () => {
+  const carried = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 }
+  const parent = formatTraceparent(carried)
+  assert.equal(formatTrace(carried), parent)
+  assert.equal(formatTrace(carried, 'rojo=1,congo=2'), `${parent} rojo=1,congo=2`)
+  assert.deepEqual(parseTrace(`${parent} rojo=1,congo=2`), { ...carried, traceState: 'rojo=1,congo=2' })
+  assert.deepEqual(parseTrace(parent), { ...carried, traceState: '' })
+  // Too large together: the traceparent travels alone.
+  assert.equal(formatTrace(carried, Array.from({ length: 3 }, (_, i) => `k${i}=${'v'.repeat(200)}`).join(',')), parent)
+  // A tracestate that is not one is left out too.
+  assert.equal(formatTrace(carried, 'NOT VALID'), parent)
+  for (const bad of [undefined, 'junk', `${parent}x`, `${parent} =v`]) assert.equal(parseTrace(bad), undefined)
+})
+
 test('spans: enqueueAndWait ⊃ send ⊃ process ⊃ the handler\'s own span, one process span per attempt, errors marked', async t => {
   const { provider, exporter } = tracing(t)
   const otel = openTelemetry({ tracerProvider: provider, metrics: false })
   t.after(() => otel.close())
-  const queue = new Queue<{ fail: boolean }, string>({ storage: carryingTrace(new MemoryStorage()), name: 'mail', maxRetries: 2, backoff: { type: 'fixed', delay: 0 }, reaper: false })
+  const queue = new Queue<{ fail: boolean }, string>({ storage: new MemoryStorage(), name: 'mail', maxRetries: 2, backoff: { type: 'fixed', delay: 0 }, reaper: false })
   t.after(() => queue.stop())
   const tracer = provider.getTracer('app')
   queue.execute(async job => {

@@ -10,7 +10,7 @@
 --               c completed, e failed, x cancelled
 --   flags       F_CANCEL cancel requested, F_WAITED someone waits (HASH `waiters`), F_OUTCOME
 --               the body holds its result or last error, F_HISTORY HASH `attempts` holds ended
---               attempts
+--               attempts, F_TRACED its payload (HASH `payloads`) starts with its trace context
 --   enteredAt   when it entered its state          stamp       its position in that state's index
 --   attempts    of the current series
 --   startedAt   its first attempt, 0 before        attemptStartedAt   the running or last attempt
@@ -21,7 +21,9 @@
 --   of the running or last attempt (workerLength bytes), and the body: the result of a completed
 --   job, or the last error of one that failed an attempt (F_OUTCOME). One value: a job in
 --   history costs one hash entry and one allocation for all of it.
--- Beside it: HASH `payloads` (the payload, until the job leaves history), HASH `attempts`
+-- Beside it: HASH `payloads` (the payload, until the job leaves history; with F_TRACED, after a
+-- uint16 length and the job's trace context, which scripts never read: such a job's ready
+-- element is always of kind 'R'), HASH `attempts`
 -- (attempt entries: attempt, startedAt, finishedAt, outcome letter c e r s x l, worker, error;
 -- oldest first, at most HISTORY_LIMIT), HASH `waiters` (36-character tokens of the storage
 -- instances that wait, concatenated; each listens on channel <reply prefix><token>).
@@ -109,7 +111,7 @@ end
 -- client built, for a job never claimed yet.
 local function ready_element (id, m, payload)
   local kind = 'R'
-  if #payload <= INLINE_PAYLOAD then kind = 'E' end
+  if #payload <= INLINE_PAYLOAD and not has(m, F_TRACED) then kind = 'E' end
   local e = struct.pack(E_FORMAT, kind, attempts_of(m) + 1, max_of(m), ttl_of(m), dbl(m, R_CREATED_AT),
     dbl(m, R_RUN_TIMEOUT), dbl(m, R_READY_AT), dbl(m, R_DELAY), #id) .. id
   if kind == 'E' then return e .. payload end

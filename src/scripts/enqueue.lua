@@ -2,7 +2,8 @@
 -- KEYS jobs payloads attempts waiters ready held due queued delayed completed failed cancelled
 -- KEYS expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] waiter token of the calling instance  [3] control channel
---      [4] one flag byte per job: 1 when the caller waits for it
+--      [4] one flag byte per job: J_NOTIFY when the caller waits for it, J_TRACED when its
+--          element's payload part starts with its trace context (the record gets F_TRACED)
 --      then 1 per job: its ready element (see _lib.lua), built by the client with createdAt = now
 -- Returns the number of jobs when all were queued (the common case: a short reply); else 2 per
 --   job: code, data. 0 queued; 1 duplicate of an active job (data: its state);
@@ -40,7 +41,8 @@ end
 
 for i = 1, n do
   local id, e, m = ids[i], elements[i], metas[i]
-  local notify = string.byte(flags, i) == 1
+  local jf = string.byte(flags, i)
+  local notify = bit.band(jf, J_NOTIFY) ~= 0
   local c = fresh[id]
   if c then
     local r = records[c]
@@ -78,8 +80,9 @@ for i = 1, n do
       ready[#ready + 1] = string.sub(e, 1, E_SIZE + #id)
     end
     local fl = 0
+    if bit.band(jf, J_TRACED) ~= 0 then fl = F_TRACED end
     if notify then
-      fl = F_WAITED
+      fl = bit.bor(fl, F_WAITED)
       waiting[#waiting + 1] = id
       waiting[#waiting + 1] = token
     end

@@ -54,6 +54,8 @@ export interface Rec extends ClaimedJob {
   group: string
   /** Attempts that ended without ending the job (retried, released, stalled), oldest first, at most {@link HISTORY_LIMIT}. */
   history: AttemptRecord[] | undefined
+  /** The trace context it carries (validated); a property only of records that have one, so others pay nothing. */
+  trace?: string
 }
 
 const EMPTY = Buffer.alloc(0)

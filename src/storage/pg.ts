@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { InvalidArgumentError, StorageError } from '../errors.ts'
 import type { Logger } from '../types.ts'
+import { validTrace } from '../trace-context.ts'
 import type {
   AbortOutcome, AdminAction, AdminStorage, ApplyOptions, ApplyOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions,
   ClaimedJob, EnqueueOutcome, ErrorGroup, FailureGroup, JobDetail, JobPage, JobQuery, JobRecord, JobTarget, LeaseReport,
@@ -265,8 +266,14 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     const runTimeouts = new Array<number>(n)
     const notify = new Array<boolean>(n)
     let waits = false
+    // Built only once a job carries a trace context: NULL (no array) otherwise.
+    let traces: Array<string | null> | null = null
     for (let i = 0; i < n; i++) {
       const job = jobs[i]
+      if (job.trace !== undefined) {
+        const trace = validTrace(job.trace)
+        if (trace !== undefined) (traces ??= new Array<string | null>(n).fill(null))[i] = trace
+      }
       ids[i] = Buffer.from(job.id)
       payloads[i] = job.payload
       maxAttempts[i] = job.maxAttempts
@@ -278,8 +285,8 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     }
     const now = this.#clock()
     const rows = tx
-      ? await this.#run('enqueueTx', [this.#q(queue), now, ids, payloads, maxAttempts, ttls, delays, runTimeouts], on)
-      : await this.#run('enqueue', [this.#q(queue), now, waits ? this.#token : null, ids, payloads, maxAttempts, ttls, delays, runTimeouts, notify], on)
+      ? await this.#run('enqueueTx', [this.#q(queue), now, ids, payloads, maxAttempts, ttls, delays, runTimeouts, traces], on)
+      : await this.#run('enqueue', [this.#q(queue), now, waits ? this.#token : null, ids, payloads, maxAttempts, ttls, delays, runTimeouts, notify, traces], on)
     const outcomes = new Array<EnqueueOutcome>(n).fill(QUEUED)
     for (const row of rows) outcomes[(row[0] as number) - 1] = existing(row[1] as string, row[2] as Buffer | null)
     return outcomes

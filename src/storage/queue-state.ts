@@ -20,6 +20,7 @@ import type {
   JobState, JobTarget, LeaseReport, NewJob, Notice, QueueTotals, RecoveryOutcome, Retention, Settlement, StateCounts,
   TerminalState, UpdateTTLOutcome, WorkerEntry, WorkerInfo
 } from './types.ts'
+import { validTrace } from '../trace-context.ts'
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
 import {
@@ -163,6 +164,10 @@ export class QueueState {
       rec.payload = job.payload
       rec.delay = job.delay
       rec.runTimeout = job.runTimeout ?? 0
+      if (job.trace !== undefined) {
+        const trace = validTrace(job.trace)
+        if (trace !== undefined) rec.trace = trace
+      }
       if (job.notify === true) rec.waiters = token === this.#self ? this.#selfOnly : [token]
       this.#jobs.set(job.id, rec)
       this.#totals.enqueued++

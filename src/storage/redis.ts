@@ -6,9 +6,10 @@ import { InvalidArgumentError, StorageError } from '../errors.ts'
 import { checkLogger } from '../logger.ts'
 import { checkClock, checkStorageOptions, DEFAULTS, isWellFormed, MAX_TIMER_MS, optInt } from '../options.ts'
 import type { Logger } from '../types.ts'
+import { traceToStore } from '../trace-context.ts'
 import { RedisAdmin } from './redis/admin.ts'
 import { BlockingClaims } from './redis/claims.ts'
-import { CONTROL, decodeDone, groupBlock, settlementArg, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
+import { CONTROL, decodeDone, groupBlock, JOB_FLAGS, settlementArg, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
 import { Connection, maxBulkLength, notConnected, rethrow, storageError, within } from './redis/connection.ts'
 import { PrefixKeys, QueueKeys } from './redis/keys.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
@@ -273,8 +274,10 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     const args: Array<string | number | Buffer> = [now, this.#token, k.control, flags]
     for (let i = 0; i < jobs.length; i++) {
       const job = jobs[i]
-      if (job.notify === true) flags[i] = 1
-      args.push(toElement(job, now))
+      if (job.notify === true) flags[i] = JOB_FLAGS.notify
+      const trace = traceToStore(job)
+      if (trace !== undefined) flags[i] |= JOB_FLAGS.traced
+      args.push(toElement(job, now, trace))
     }
     const reply: Reply[] | number = await this.#run().enqueueBuffer(k.for('enqueue'), args).catch(rethrow('enqueue'))
     return toOutcomes(reply, jobs.length)

@@ -105,9 +105,11 @@ export interface NewJob {
    */
   readonly notify?: boolean
   /**
-   * The trace context of the enqueue (a W3C `traceparent`, at most 512 bytes), stored with the
-   * job and handed to every attempt as {@link ClaimedJob.trace}: how `relayq/tracing` makes a
-   * worker's span a child of the producer's. Opaque to the backend.
+   * The trace context of the enqueue: a W3C `traceparent`, then optionally a space and the
+   * `tracestate`, at most 512 bytes (src/trace-context.ts). Stored with the job and handed to
+   * every attempt as {@link ClaimedJob.trace}: how `relayq/tracing` makes a worker's span a child
+   * of the producer's. A backend checks it with `validTrace` and stores the job without it when it
+   * is too large or malformed (no error: the job matters, its trace context does not).
    * @default undefined (none)
    */
   readonly trace?: string
@@ -142,7 +144,7 @@ export interface ClaimedJob {
    * is the job's wait. Every {@link AdminStorage} sets it; optional in the type only.
    */
   readonly readyAt?: number
-  /** {@link NewJob.trace} as enqueued; absent when none was given. */
+  /** {@link NewJob.trace} as enqueued (validated again on read); absent when none was given or it was dropped. */
   readonly trace?: string
 }
 

@@ -4,7 +4,7 @@
  *
  * Spans follow the messaging semantic conventions: `send <queue>` (PRODUCER) for each enqueue,
  * `process <queue>` (CONSUMER) for each attempt on a worker, a child of the producer's span
- * through the W3C traceparent the job carries, and `enqueueAndWait <queue>` (CLIENT) around a
+ * through the W3C trace context the job carries (stored by every backend), and `enqueueAndWait <queue>` (CLIENT) around a
  * call, covering its wait, run and reply. The handler runs inside its attempt's span, so spans
  * it starts are children of it. The metrics are those of `relayq/metrics`, through a meter.
  *
@@ -13,7 +13,7 @@
  * const otel = openTelemetry() // after the SDK is started; otel.close() detaches
  */
 import {
-  context, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type BatchObservableCallback, type Meter, type MeterProvider,
+  context, createTraceState, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type BatchObservableCallback, type Meter, type MeterProvider,
   type Span, type TracerProvider
 } from '@opentelemetry/api'
 import type { Admin } from '../admin.ts'
@@ -22,7 +22,7 @@ import { METRICS, otelName, type MetricDefinition } from '../metrics/definitions
 import { QueueGauges } from '../metrics/gauges.ts'
 import { metricsProbe, rpcOutcome, type Recorder } from '../metrics/recorder.ts'
 import type { NewJob } from '../storage/types.ts'
-import { formatTraceparent, parseTraceparent } from './traceparent.ts'
+import { formatTrace, parseTrace } from './traceparent.ts'
 
 /** Options of {@link openTelemetry}. */
 export interface OpenTelemetryOptions {
@@ -95,7 +95,7 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
         span.end()
         return job
       }
-      const traced: NewJob = { ...job, trace: formatTraceparent(sc) }
+      const traced: NewJob = { ...job, trace: formatTrace(sc, sc.traceState?.serialize()) }
       sending.set(traced, span)
       return traced
     },
@@ -120,8 +120,20 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
       }
     },
     attempt (queue, job, workerId) {
-      const carried = parseTraceparent(job.trace)
-      const parent = carried === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, { ...carried, isRemote: true })
+      // The job's creation context is the parent (not a link): an attempt processes exactly one
+      // job, and a worker has no ambient context of its own, so the messaging conventions'
+      // single-message case applies and the trace runs producer → worker → handler unbroken.
+      // Every attempt of a job is a child of the same send span.
+      const carried = parseTrace(job.trace)
+      const parent = carried === undefined
+        ? ROOT_CONTEXT
+        : trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: carried.traceId,
+          spanId: carried.spanId,
+          traceFlags: carried.traceFlags,
+          isRemote: true,
+          ...(carried.traceState !== '' && { traceState: createTraceState(carried.traceState) })
+        })
       const span = tracer.startSpan(`process ${queue}`, { kind: SpanKind.CONSUMER }, parent)
       if (span.isRecording()) {
         span.setAttributes({

@@ -9,10 +9,14 @@
  *
  * Format 4 writes enqueue, settle and recover with codes 10 to 12 (they carry the run-time limit
  * and failure groups); the codes 1, 3 and 8 of format 3 are still read, so a format 3 log replays.
+ * Format 5 adds code 17: an enqueue some of whose jobs carry a trace context, written as code 10
+ * followed by a trailer (u32 n, then n × (job index u32, trace str)). An enqueue without any is
+ * still code 10, so a format 4 log replays unchanged and tracing off costs no byte.
  */
 import type { AdminAction, ErrorGroup, JobState, JobTarget, NewJob, Retention, Settlement, WorkerInfo } from '../types.ts'
 import { STATES, TERMINAL_STATES } from '../job-record.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
+import { validTrace } from '../../trace-context.ts'
 import type { QueueState } from '../queue-state.ts'
 
 /** One operation of a frame: what a Storage call asks of the queue state. */
@@ -41,7 +45,7 @@ export interface Frame {
 }
 
 const CODE = {
-  claim: 2, extend: 4, cancel: 5, abort: 6, ttl: 7, seal: 9, enqueue: 10, settle: 11, recover: 12, apply: 13, pause: 14, retention: 15, heartbeat: 16
+  claim: 2, extend: 4, cancel: 5, abort: 6, ttl: 7, seal: 9, enqueue: 10, settle: 11, recover: 12, apply: 13, pause: 14, retention: 15, heartbeat: 16, enqueueTraced: 17
 } as const
 /** Codes of format 3 still read. */
 const LEGACY = { enqueue: 1, settle: 3, recover: 8 } as const
@@ -64,9 +68,12 @@ export function encodeFrameBody (w: Writer, token: number, seq: number, time: nu
 function encodeOp (w: Writer, op: Op): void {
   w.u8(CODE[op.kind])
   switch (op.kind) {
-    case 'enqueue':
+    case 'enqueue': {
+      const at = w.pos - 1
+      let traced: Array<[number, string]> | undefined
       w.u32(op.jobs.length)
-      for (const job of op.jobs) {
+      for (let i = 0; i < op.jobs.length; i++) {
+        const job = op.jobs[i]
         w.str(job.id)
         w.bytes(job.payload)
         w.f64(job.maxAttempts)
@@ -74,8 +81,22 @@ function encodeOp (w: Writer, op: Op): void {
         w.f64(job.delay)
         w.u8(job.notify === true ? 1 : 0)
         w.f64(job.runTimeout ?? 0)
+        if (job.trace !== undefined) {
+          const trace = validTrace(job.trace)
+          if (trace !== undefined) (traced ??= []).push([i, trace])
+        }
+      }
+      if (traced !== undefined) {
+        // Only an enqueue that carries trace contexts has the trailer: others keep code 10, byte for byte.
+        w.buf[at] = CODE.enqueueTraced
+        w.u32(traced.length)
+        for (const [i, trace] of traced) {
+          w.u32(i)
+          w.str(trace)
+        }
       }
       break
+    }
     case 'claim':
       w.str(op.worker)
       w.f64(op.max)
@@ -252,11 +273,21 @@ function decodeOp (r: Reader): Op {
   const code = r.u8()
   switch (code) {
     case CODE.enqueue:
+    case CODE.enqueueTraced:
     case LEGACY.enqueue: {
       const jobs: NewJob[] = new Array(r.u32())
       for (let i = 0; i < jobs.length; i++) {
         const job = { id: r.str(), payload: r.bytes(), maxAttempts: r.f64(), resultTTL: r.f64(), delay: r.f64(), notify: r.u8() === 1 }
-        jobs[i] = code === CODE.enqueue ? { ...job, runTimeout: r.f64() } : job
+        jobs[i] = code === LEGACY.enqueue ? job : { ...job, runTimeout: r.f64() }
+      }
+      if (code === CODE.enqueueTraced) {
+        // Trailer: (job index, trace context) pairs. Validated where they are applied (QueueState.enqueue).
+        for (let n = r.u32(); n > 0; n--) {
+          const i = r.u32()
+          const trace = r.str()
+          if (i >= jobs.length) throw new DecodeError('Trace of no job')
+          jobs[i] = { ...jobs[i], trace }
+        }
       }
       return { kind: 'enqueue', jobs }
     }

@@ -14,10 +14,10 @@ import { crc32 } from './codec.ts'
 export const DIR_MODE = 0o700
 /** Files: owner read/write only. */
 export const FILE_MODE = 0o600
-/** The on-disk format this code writes. */
-export const FORMAT = 4
-/** The older format this code still reads: opening such a directory upgrades its identity file. */
-const FORMAT_3 = 3
+/** The on-disk format this code writes (5: jobs may carry a trace context; see ops.ts and snapshot.ts). */
+export const FORMAT = 5
+/** The older formats this code still reads: opening such a directory upgrades its identity file. */
+const OLDER_FORMATS: readonly unknown[] = [3, 4]
 
 const META = 'relayq-file.json'
 
@@ -133,11 +133,11 @@ export function openBase (basePath: string): number {
   } catch (err) {
     throw new Error(`${path} is not valid JSON`, { cause: err })
   }
-  if (meta.format !== FORMAT && meta.format !== FORMAT_3) throw new Error(`${path} has format ${String(meta.format)}; this version reads formats ${FORMAT_3} and ${FORMAT}`)
+  if (meta.format !== FORMAT && !OLDER_FORMATS.includes(meta.format)) throw new Error(`${path} has format ${String(meta.format)}; this version reads formats 3 to ${FORMAT}`)
   if (typeof meta.salt !== 'string' || !/^[0-9a-f]{32}$/.test(meta.salt)) throw new Error(`${path} has no valid salt`)
-  if (meta.format === FORMAT_3) {
-    // Format 3 logs and snapshots replay as they are; the new format number keeps a process of
-    // the older version from opening the directory once frames it cannot read may follow.
+  if (meta.format !== FORMAT) {
+    // Logs and snapshots of formats 3 and 4 replay as they are; the new format number keeps a
+    // process of an older version from opening the directory once frames it cannot read may follow.
     renameSync(writeTmp(basePath, Buffer.from(JSON.stringify({ format: FORMAT, salt: meta.salt }) + '\n'), true), path)
     fsyncDir(basePath)
   }

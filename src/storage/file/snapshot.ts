@@ -4,7 +4,8 @@
  * {@link QueueState.restore}, so a process that loads a snapshot continues exactly like one that
  * replayed the log.
  *
- * Format 4 (magic 'RQS3'), this version's:
+ * Format 4 (magic 'RQS3'), and format 5, this version's (the same magic: format 5 adds the mask
+ * bit {@link M_TRACE}, which a format 4 snapshot never sets, so it reads as one):
  *
  *   now f64, last stamp f64, paused u8, retention (u8 present, then age and count f64 for
  *   completed, failed, cancelled), totals (6 × f64), workers (u32 n, each: id, host, pid,
@@ -23,6 +24,7 @@ import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
 import { STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
+import { validTrace } from '../../trace-context.ts'
 import { decodeGroupFields, decodeRetention, decodeWorker, encodeGroupFields, encodeRetention, encodeWorker } from './ops.ts'
 
 const STATE_CODE = new Map(STATES.map((s, i) => [s, i]))
@@ -49,6 +51,8 @@ const M_STARTED = 1 << 15
 const M_FINISHED = 1 << 16
 const M_GROUP = 1 << 17
 const M_HISTORY = 1 << 18
+/** Format 5: the record carries a trace context (a format 4 snapshot never sets this bit). */
+const M_TRACE = 1 << 19
 
 /** Writes `state` (format 4). */
 export function encodeState (w: Writer, state: QueueState): void {
@@ -119,6 +123,7 @@ function encodeRec (w: Writer, rec: Rec): void {
   if (rec.lastOutcome !== '') mask |= M_FINISHED
   if (rec.group !== '') mask |= M_GROUP
   if (rec.history !== undefined && rec.history.length > 0) mask |= M_HISTORY
+  if (rec.trace !== undefined) mask |= M_TRACE
   w.u8(STATE_CODE.get(rec.state) as number)
   w.u32(mask)
   w.str(rec.id)
@@ -169,6 +174,7 @@ function encodeRec (w: Writer, rec: Rec): void {
       }
     }
   }
+  if ((mask & M_TRACE) !== 0) w.str(rec.trace as string)
 }
 
 function decodeRec (r: Reader): Rec {
@@ -216,6 +222,10 @@ function decodeRec (r: Reader): Rec {
       history.push({ attempt, startedAt, worker, ...(ended !== '' && { finishedAt, outcome: ended }), ...(error !== undefined && { error }) })
     }
     rec.history = history
+  }
+  if ((mask & M_TRACE) !== 0) {
+    const trace = validTrace(r.str()) // untrusted on read: a bad one is dropped
+    if (trace !== undefined) rec.trace = trace
   }
   return rec
 }

@@ -18,8 +18,27 @@ interface Migration {
 
 /** Every migration, oldest first. Append only: a released migration never changes. */
 export const MIGRATIONS: readonly Migration[] = [
-  { version: 1, name: 'jobs, queues, history, workers, locks and their functions', sql: n => tables(n) + helpers(n) + dataFunctions(n) + adminFunctions(n) }
+  { version: 1, name: 'jobs, queues, history, workers, locks and their functions', sql: n => tables(n) + helpers(n) + dataFunctions(n) + adminFunctions(n) },
+  { version: 2, name: 'jobs carry a trace context', sql: traceContext }
 ]
+
+/**
+ * Migration 2: a nullable `trace` column on jobs and inbox (added without a rewrite; NULL, the
+ * value of every job without one, costs no byte in a row that already has a NULL), and the data
+ * functions again with it: enqueue and put take the trace contexts (a new signature: the old one
+ * is dropped), claims answer them.
+ */
+function traceContext (n: Names): string {
+  const f = (name: string): string => n.of(name)
+  const v1 = 'bytea, bigint, text, bytea[], bytea[], integer[], bigint[], bigint[], bigint[], boolean[]'
+  return `
+ALTER TABLE ${f('jobs')} ADD COLUMN IF NOT EXISTS trace text;
+ALTER TABLE ${f('inbox')} ADD COLUMN IF NOT EXISTS trace text;
+DROP FUNCTION IF EXISTS ${f('enqueue')}(${v1});
+DROP FUNCTION IF EXISTS ${f('put')}(${v1});
+DROP FUNCTION IF EXISTS ${f('enqueue_tx')}(bytea, bigint, bytea[], bytea[], integer[], bigint[], bigint[], bigint[]);
+` + dataFunctions(n, true)
+}
 
 /** The schema version this code needs. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version

@@ -8,6 +8,7 @@ import type {
 } from '../types.ts'
 import { DEFAULT_RETENTION, HISTORY_LIMIT } from '../job-record.ts'
 import type { Names } from './names.ts'
+import { validTrace } from '../../trace-context.ts'
 
 /** States as the database stores them (one "char"), in the order of the counters array. */
 export const STATE_CODES = 'qdpfcex'
@@ -33,8 +34,8 @@ export function statements (n: Names): Record<string, Statement> {
   const fn = (name: string): string => n.of(name)
   const summary = 'j.id, j.state, j.stamp, j.entered_at, j.created_at, j.attempts, j.max_attempts, j.due_at, j.worker, j.lease_until, j.error, j.grp'
   const texts: Record<string, string> = {
-    enqueue: `SELECT * FROM ${fn('enqueue')}($1, $2, $3, $4::bytea[], $5::bytea[], $6::integer[], $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[])`,
-    enqueueTx: `SELECT * FROM ${fn('enqueue_tx')}($1, $2, $3::bytea[], $4::bytea[], $5::integer[], $6::bigint[], $7::bigint[], $8::bigint[])`,
+    enqueue: `SELECT * FROM ${fn('enqueue')}($1, $2, $3, $4::bytea[], $5::bytea[], $6::integer[], $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[])`,
+    enqueueTx: `SELECT * FROM ${fn('enqueue_tx')}($1, $2, $3::bytea[], $4::bytea[], $5::integer[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])`,
     claim: `SELECT * FROM ${fn('claim')}($1, $2, $3, $4, $5)`,
     settle: `SELECT * FROM ${fn('settle')}($1, $2, $3, $4::"char"[], $5::bytea[], $6::integer[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[], $13, $14)`,
     extend: `SELECT * FROM ${fn('extend')}($1, $2, $3, $4::bytea[], $5)`,
@@ -105,7 +106,7 @@ const EMPTY = Buffer.alloc(0)
 
 /** A row of the `claimed` type as a job (the meta row is told apart by its NULL id). */
 export function toClaimed (row: Row): ClaimedJob {
-  return {
+  const job: ClaimedJob = {
     id: (row[0] as Buffer).toString(),
     payload: row[1] as Buffer ?? EMPTY,
     attempts: row[2] as number,
@@ -115,6 +116,10 @@ export function toClaimed (row: Row): ClaimedJob {
     runTimeout: row[6] as number,
     readyAt: row[7] as number
   }
+  if (row[10] === null) return job
+  // Stored data is untrusted: checked again on read, a bad one left out.
+  const trace = validTrace(row[10])
+  return trace === undefined ? job : { ...job, trace }
 }
 
 export function toRecord (id: string, row: Row): JobRecord {

@@ -13,7 +13,7 @@ import { PLANNER } from './schema.ts'
  * earliest due time. Rows are taken with `FOR UPDATE SKIP LOCKED`: claims of one queue running at
  * once take different jobs and do not wait for each other.
  */
-function take (n: Names, meta: (refused: string, nextDue: string) => string): string {
+function take (n: Names, meta: (refused: string, nextDue: string) => string, trace: boolean): string {
   const jobs = n.of('jobs')
   const f = (name: string): string => n.of(name)
   return `
@@ -47,9 +47,9 @@ function take (n: Names, meta: (refused: string, nextDue: string) => string): st
             attempt_started_at = now_ms, started_at = CASE WHEN j.started_at = 0 THEN now_ms ELSE j.started_at END,
             stamp = base + u.o - 1, entered_at = now_ms, pos = NULL
           FROM unnest(ks) WITH ORDINALITY AS u(k, o) WHERE j.k = u.k
-          RETURNING j.id, j.payload, j.attempts, j.max_attempts, j.result_ttl, j.created_at, j.run_timeout, j.ready_at, j.stamp)
+          RETURNING j.id, j.payload, j.attempts, j.max_attempts, j.result_ttl, j.created_at, j.run_timeout, j.ready_at, j.stamp${trace ? ', j.trace' : ''})
         SELECT up.id, up.payload, up.attempts, up.max_attempts, up.result_ttl, up.created_at, up.run_timeout, up.ready_at,
-          NULL::integer[], NULL::bigint
+          NULL::integer[], NULL::bigint${trace ? ', up.trace' : ''}
         FROM up ORDER BY up.stamp;
       PERFORM ${f('count')}(q, ARRAY[-got, 0, got, 0, 0, 0, 0], '{0,0,0,0,0,0}');
     END IF;
@@ -71,14 +71,19 @@ const TAKE_VARS = `  r record;
   nd bigint;
   v_refused integer[];`
 
-export function dataFunctions (n: Names): string {
+/**
+ * The data functions. `trace` (migration 2 on): jobs carry a trace context (column `trace`, NULL
+ * when none): enqueue takes one per job (`traces`, NULL or shorter when not every job has one)
+ * and claims answer it; migration 1 is this without it, as released.
+ */
+export function dataFunctions (n: Names, trace = false): string {
   const q = n.of('queues')
   const jobs = n.of('jobs')
   const f = (name: string): string => n.of(name)
   const claimed = f('claimed')
   // The meta row ending a claim's answer: no job, the refused settlements and the next due time.
   const meta = (refused: string, nextDue: string): string =>
-    `ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${refused}, ${nextDue})::${claimed}`
+    `ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${refused}, ${nextDue}${trace ? ', NULL' : ''})::${claimed}`
   const takeVars = TAKE_VARS
   // Reads the queue row into r (a queue that does not exist: the meta row, `refused` as given),
   // takes this transaction's lane and adopts the jobs enqueued inside callers' transactions.
@@ -89,16 +94,23 @@ export function dataFunctions (n: Names): string {
   END IF;
   PERFORM ${f('lane')}(q);
   IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN PERFORM ${f('adopt')}(q, now_ms); END IF;`
-  const takeBody = take(n, meta)
-  return `
+  const takeBody = take(n, meta, trace)
+  // The extra parameter, column and values of the enqueue functions when jobs carry a trace context.
+  const tp = trace ? ', traces text[]' : ''
+  const tc = trace ? ', trace' : ''
+  const tu = trace ? ', traces' : ''
+  return (trace
+    ? `
+ALTER TYPE ${claimed} ADD ATTRIBUTE trace text;`
+    : `
 CREATE TYPE ${claimed} AS (id bytea, payload bytea, attempts integer, max_attempts integer, result_ttl bigint,
-  created_at bigint, run_timeout bigint, ready_at bigint, refused integer[], next_due bigint);
+  created_at bigint, run_timeout bigint, ready_at bigint, refused integer[], next_due bigint);`) + `
 
 -- Stores new jobs. Answers only the jobs that were not queued: (ordinal, state of the existing
 -- job, its result or error). Enqueues of one queue run at once: a taken id is found by the key
 -- (ON CONFLICT waits for a concurrent enqueue of the same id to end).
 CREATE OR REPLACE FUNCTION ${f('put')}(q bytea, now_ms bigint, token text, ids bytea[], payloads bytea[], maxa integer[],
-  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[])
+  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[]${tp})
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
   base bigint;
@@ -123,17 +135,17 @@ BEGIN
   IF nk > 0 THEN base := ${f('stamps')}(q, now_ms, nk); END IF;
   WITH inp AS (
     SELECT u.*, CASE WHEN token IS NULL THEN false ELSE bool_or(u.nt) OVER (PARTITION BY u.id) END AS wait
-    FROM unnest(ids, payloads, maxa, ttls, delays, rtos, notes) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, nt, o)),
+    FROM unnest(ids, payloads, maxa, ttls, delays, rtos, notes${tu}) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, nt${trace ? ', tr' : ''}, o)),
   firsts AS (SELECT DISTINCT ON (i.id) i.* FROM inp i ORDER BY i.id, i.o),
   fresh AS (
     SELECT fi.*, row_number() OVER (ORDER BY fi.o) AS rk FROM firsts fi
     WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id))),
   ins AS (
     INSERT INTO ${jobs} (k, queue, id, state, stamp, pos, payload, created_at, max_attempts, result_ttl, delay, run_timeout,
-      due_at, ready_at, entered_at, waiters)
+      due_at, ready_at, entered_at, waiters${tc})
     SELECT ${f('key')}(q, fr.id), q, fr.id, CASE WHEN fr.dl > 0 THEN 'd' ELSE 'q' END::"char", base + fr.rk - 1,
       CASE WHEN fr.dl > 0 THEN NULL ELSE base + fr.rk - 1 END, fr.payload, now_ms, fr.ma, fr.ttl, fr.dl, fr.rto,
-      CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END
+      CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END${trace ? ', fr.tr' : ''}
     FROM fresh fr
     ON CONFLICT (k) DO NOTHING
     RETURNING ${jobs}.id, ${jobs}.state)
@@ -164,14 +176,14 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN RETURN; END IF;
   WITH d AS (DELETE FROM ${f('inbox')} WHERE queue = q RETURNING *)
   SELECT array_agg(id ORDER BY seq) AS ids, array_agg(payload ORDER BY seq) AS payloads, array_agg(max_attempts ORDER BY seq) AS maxa,
-    array_agg(result_ttl ORDER BY seq) AS ttls, array_agg(delay ORDER BY seq) AS delays, array_agg(run_timeout ORDER BY seq) AS rtos
+    array_agg(result_ttl ORDER BY seq) AS ttls, array_agg(delay ORDER BY seq) AS delays, array_agg(run_timeout ORDER BY seq) AS rtos${trace ? ', array_agg(trace ORDER BY seq) AS traces' : ''}
   INTO a FROM d;
   IF a.ids IS NULL THEN RETURN; END IF;
-  PERFORM ${f('put')}(q, now_ms, NULL, a.ids, a.payloads, a.maxa, a.ttls, a.delays, a.rtos, array_fill(false, ARRAY[cardinality(a.ids)]));
+  PERFORM ${f('put')}(q, now_ms, NULL, a.ids, a.payloads, a.maxa, a.ttls, a.delays, a.rtos, array_fill(false, ARRAY[cardinality(a.ids)])${trace ? ', a.traces' : ''});
 END $$;
 
 CREATE OR REPLACE FUNCTION ${f('enqueue')}(q bytea, now_ms bigint, token text, ids bytea[], payloads bytea[], maxa integer[],
-  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[])
+  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[]${tp})
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
   -- Every job awaited by its caller (enqueueAndWait): what the caller is acknowledged is the
@@ -183,14 +195,14 @@ BEGIN
   IF NOT FOUND THEN PERFORM ${f('mkq')}(q); END IF;
   PERFORM ${f('lane')}(q);
   IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN PERFORM ${f('adopt')}(q, now_ms); END IF;
-  RETURN QUERY SELECT * FROM ${f('put')}(q, now_ms, token, ids, payloads, maxa, ttls, delays, rtos, notes);
+  RETURN QUERY SELECT * FROM ${f('put')}(q, now_ms, token, ids, payloads, maxa, ttls, delays, rtos, notes${tu});
 END $$;
 
 -- Enqueue inside the caller's transaction: no lane is taken (that would hold it until the caller
 -- commits). The jobs wait in the inbox until the next operation on the queue
 -- adopts them; the wake-up is sent when the caller commits. Answers the ids that are taken.
 CREATE OR REPLACE FUNCTION ${f('enqueue_tx')}(q bytea, now_ms bigint, ids bytea[], payloads bytea[], maxa integer[],
-  ttls bigint[], delays bigint[], rtos bigint[])
+  ttls bigint[], delays bigint[], rtos bigint[]${tp})
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
   RETURN QUERY
@@ -198,9 +210,9 @@ BEGIN
     FROM unnest(ids) WITH ORDINALITY AS u(id, o)
     JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id) AND (j.expires_at IS NULL OR j.expires_at > now_ms)
     ORDER BY u.o;
-  INSERT INTO ${f('inbox')} (queue, id, payload, max_attempts, result_ttl, delay, run_timeout)
-  SELECT q, u.id, u.payload, u.ma, u.ttl, u.dl, u.rto
-  FROM unnest(ids, payloads, maxa, ttls, delays, rtos) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, o)
+  INSERT INTO ${f('inbox')} (queue, id, payload, max_attempts, result_ttl, delay, run_timeout${tc})
+  SELECT q, u.id, u.payload, u.ma, u.ttl, u.dl, u.rto${trace ? ', u.tr' : ''}
+  FROM unnest(ids, payloads, maxa, ttls, delays, rtos${tu}) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto${trace ? ', tr' : ''}, o)
   WHERE NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, u.id) AND (j.expires_at IS NULL OR j.expires_at > now_ms))
   ORDER BY u.o;
   PERFORM ${f('wake')}(q);

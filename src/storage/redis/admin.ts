@@ -6,7 +6,7 @@
  */
 import { Cluster, type Redis } from 'iovalkey'
 import { compareIds, DEFAULT_RETENTION, HISTORY_LIMIT, isTerminal } from '../job-record.ts'
-import { FLAGS, readAttempts, readGroupInfo, readRecord, retentionArg, stateCode, toRetention, type RecordFields } from './codec.ts'
+import { FLAGS, readAttempts, readGroupInfo, readRecord, retentionArg, splitTraced, stateCode, toRetention, type RecordFields } from './codec.ts'
 import { rethrow, type Connection } from './connection.ts'
 import type { PrefixKeys, QueueKeys } from './keys.ts'
 import type { Reply, Scripts } from './scripts.ts'
@@ -92,8 +92,10 @@ export class RedisAdmin {
     const k = this.#host.keysOf(queue)
     const reply: Reply[] = await this.#host.scripts().jobBuffer(k.for('job'), [id, this.#host.clock()]).catch(rethrow('getJob'))
     if (reply.length === 0) return null
-    const [record, payload, attempts, waiters, ahead, due] = reply as [Buffer, Buffer, Buffer, number, number, Buffer]
+    const [record, stored, attempts, waiters, ahead, due] = reply as [Buffer, Buffer, Buffer, number, number, Buffer]
     const r = readRecord(record)
+    // A traced job's stored payload starts with its trace context (see codec.ts `toElement`).
+    const payload = (r.flags & FLAGS.traced) === 0 ? stored : splitTraced(stored).payload
     const body = r.body
     const at = due.toString()
     const terminal = isTerminal(r.state)

@@ -10,6 +10,7 @@
  * one-letter code.
  */
 import { DEFAULT_RETENTION, HISTORY_LIMIT } from '../job-record.ts'
+import { validTrace } from '../../trace-context.ts'
 import type { Reply } from './scripts.ts'
 import type {
   ActiveState, AttemptRecord, ClaimedJob, EnqueueOutcome, ErrorGroup, JobRecord, JobState, NewJob, Notice, Retention,
@@ -88,7 +89,17 @@ export const FLAGS = {
   /** Its record's body holds its result or (last) error. */
   outcome: 4,
   /** HASH `attempts` holds entries of its ended attempts. */
-  history: 8
+  history: 8,
+  /** Its value in HASH `payloads` starts with its trace context (see {@link toElement}). */
+  traced: 16
+} as const
+
+/** Bits of the per-job flag byte of an enqueue (enqueue.lua's ARGV[4]). */
+export const JOB_FLAGS = {
+  /** The enqueuer waits for the outcome. */
+  notify: 1,
+  /** The element's payload part starts with a trace context. */
+  traced: 2
 } as const
 
 /** A ready element (LIST `ready`/`held`/`claiming`): this header, the id (`idLength` bytes), then the payload when `kind` is {@link INLINE}. */
@@ -192,6 +203,7 @@ export function luaConstants (): string {
   put('S', SETTLEMENT)
   put('RT', RETENTION)
   for (const [name, bit] of Object.entries(FLAGS)) lines.push(`local F_${snake(name)} = ${bit}`)
+  for (const [name, bit] of Object.entries(JOB_FLAGS)) lines.push(`local J_${snake(name)} = ${bit}`)
   lines.push(`local INLINE_PAYLOAD = ${INLINE_PAYLOAD}`, `local HISTORY_LIMIT = ${HISTORY_LIMIT}`, `local TRIM_SLACK = ${TRIM_SLACK}`, `local TIDY_BUDGET = ${TIDY_BUDGET}`)
   const rule = (r: { age: number, count: number }): string => `{ ${r.age}, ${r.count} }`
   const { completed, failed, cancelled } = DEFAULT_RETENTION
@@ -226,12 +238,20 @@ export function toRetention (stored: Buffer | null, fallback: Retention): Retent
  * A job's ready element, built here rather than in Lua because the client has every field at
  * hand: one argument per job, stored (its payload) and pushed by the script as it is. Lua
  * rebuilds the same bytes from the record and the payload (`ready_element`).
+ *
+ * A job with a trace context (`trace`, already validated; enqueued with {@link JOB_FLAGS.traced},
+ * so its record gets {@link FLAGS.traced}) stores it in front of its payload: a uint16 length,
+ * the trace context, then the payload, in the payload part of the element and so in HASH
+ * `payloads`. It goes by reference (the consumer reads the record's flag before splitting), and
+ * everything that keeps, moves or deletes a payload carries it unchanged. A job without one is
+ * byte for byte what it was.
  */
-export function toElement (job: NewJob, now: number): Buffer {
+export function toElement (job: NewJob, now: number, trace?: string): Buffer {
   const idBytes = Buffer.byteLength(job.id)
   const at = ELEMENT.at
-  const element = Buffer.allocUnsafe(ELEMENT.size + idBytes + job.payload.length)
-  element.write(job.payload.length <= INLINE_PAYLOAD ? INLINE : BY_REFERENCE, at.kind, 'latin1')
+  const traceBytes = trace === undefined ? 0 : 2 + trace.length
+  const element = Buffer.allocUnsafe(ELEMENT.size + idBytes + traceBytes + job.payload.length)
+  element.write(job.payload.length <= INLINE_PAYLOAD && trace === undefined ? INLINE : BY_REFERENCE, at.kind, 'latin1')
   element.writeDoubleBE(1, at.attempt) // the first run is attempt 1
   element.writeDoubleBE(job.maxAttempts, at.maxAttempts)
   element.writeDoubleBE(job.resultTTL, at.resultTTL)
@@ -241,8 +261,22 @@ export function toElement (job: NewJob, now: number): Buffer {
   element.writeDoubleBE(job.delay, at.delay)
   element.writeUInt32BE(idBytes, at.idLength)
   element.write(job.id, ELEMENT.size)
-  job.payload.copy(element, ELEMENT.size + idBytes)
+  if (trace !== undefined) {
+    element.writeUInt16BE(trace.length, ELEMENT.size + idBytes)
+    element.write(trace, ELEMENT.size + idBytes + 2, 'latin1') // validated: ASCII only
+  }
+  job.payload.copy(element, ELEMENT.size + idBytes + traceBytes)
   return element
+}
+
+/**
+ * A stored payload and the trace context in front of it (records with {@link FLAGS.traced}). The
+ * trace context is validated (stored data is untrusted): a bad one is left out, the payload kept.
+ */
+export function splitTraced (stored: Buffer): { payload: Buffer, trace: string | undefined } {
+  const length = stored.length >= 2 ? stored.readUInt16BE(0) : 0
+  if (stored.length < 2 + length) return { payload: stored, trace: undefined }
+  return { payload: stored.subarray(2 + length), trace: validTrace(stored.toString('latin1', 2, 2 + length)) }
 }
 
 /** The job inside a ready element, or undefined when its payload was too large to be inside. */
@@ -331,13 +365,21 @@ const CLAIMED = {
   readyAt: RECORD.reader('readyAt')
 }
 
+const TRACED_AT = RECORD.at.flags
+
+/** A claimed job of a traced record: its stored payload split into trace context and payload. */
+function withTrace (job: ClaimedJob): ClaimedJob {
+  const { payload, trace } = splitTraced(job.payload)
+  return trace === undefined ? { ...job, payload } : { ...job, payload, trace }
+}
+
 /** Reads claimed jobs from a claim or settle reply, from `start`. */
 export function toJobs (reply: Reply[], start: number): ClaimedJob[] {
   const jobs: ClaimedJob[] = []
   const { attempts, maxAttempts, resultTTL, createdAt, runTimeout, readyAt } = CLAIMED
   for (let i = start; i < reply.length; i += CLAIMED_FIELDS) {
     const record = reply[i + 2] as Buffer
-    jobs.push({
+    const job: ClaimedJob = {
       id: (reply[i] as Buffer).toString(),
       payload: reply[i + 1] as Buffer ?? EMPTY,
       attempts: attempts(record),
@@ -346,7 +388,8 @@ export function toJobs (reply: Reply[], start: number): ClaimedJob[] {
       createdAt: createdAt(record),
       runTimeout: runTimeout(record),
       readyAt: readyAt(record)
-    })
+    }
+    jobs.push((record[TRACED_AT] & FLAGS.traced) === 0 ? job : withTrace(job))
   }
   return jobs
 }
