@@ -278,7 +278,7 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #queue (pending: Pending): void {
-    if (this.#inflight === 0 && !this.#flushing) {
+    if (this.#inflight === 0 && !this.#flushing && this.#pending.length === 0) {
       // Idle: nothing to batch with yet, so no tick is spent waiting (the jobs that follow in
       // this tick go together in the next call, as under load).
       this.#send([pending])
