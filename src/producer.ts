@@ -263,9 +263,9 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   /**
-   * Sends one job to the storage: at once when no call is in flight; else jobs submitted in the
-   * same tick go together, and while two calls are in flight later jobs wait for the next one:
-   * one round trip per batch under load, no added latency when idle.
+   * Sends one job to the storage. Jobs submitted in the same tick go together, and while two
+   * calls are in flight later jobs wait for the next one: one round trip per batch under load,
+   * no added latency when idle.
    */
   #submit (job: NewJob): Promise<EnqueueOutcome>
   #submit (job: NewJob, waiter: Waiter): void
@@ -278,12 +278,6 @@ export class Producer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #queue (pending: Pending): void {
-    if (this.#inflight === 0 && !this.#flushing && this.#pending.length === 0) {
-      // Idle: nothing to batch with yet, so no tick is spent waiting (the jobs that follow in
-      // this tick go together in the next call, as under load).
-      this.#send([pending])
-      return
-    }
     this.#pending.push(pending)
     if (!this.#flushing && this.#inflight < MAX_INFLIGHT) {
       this.#flushing = true
