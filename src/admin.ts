@@ -1,6 +1,6 @@
 import { decodeCursor, encodeCursor } from './admin-cursor.ts'
 import { InvalidArgumentError } from './errors.ts'
-import { checkId, checkInt } from './options.ts'
+import { checkId, checkInt, isWellFormed } from './options.ts'
 import { JsonSerde, decodeError, type Serde } from './serde.ts'
 import type {
   ActionResult, AdminAction, AdminStorage, ApplyOutcome, FailureGroup, JobState, JobTarget, QueueTotals, Retention,
@@ -491,7 +491,7 @@ function turn (): Promise<void> {
 
 function checkName (name: string, value: unknown): string {
   checkId(name, value)
-  if (!(value as unknown as { isWellFormed: () => boolean }).isWellFormed()) throw new InvalidArgumentError(`Expected \`${name}\` to be a well-formed string (it has a lone surrogate)`)
+  if (!isWellFormed(value as string)) throw new InvalidArgumentError(`Expected \`${name}\` to be a well-formed string (it has a lone surrogate)`)
   return value as string
 }
 

@@ -6,7 +6,7 @@ import {
 } from '../src/index.ts'
 import type { NewJob, Settlement } from '../src/storage/types.ts'
 import { spyOn } from './failure-suite.ts'
-import { deferred, type QueueStorageFactory } from './queue-suite.ts'
+import { deferred, storageOpeners, type QueueStorageFactory } from './queue-suite.ts'
 
 type Cfg = Partial<QueueConfig<any, any>>
 
@@ -30,11 +30,7 @@ async function outcomes<T> (promises: Array<Promise<T>>): Promise<Array<T | Erro
  */
 export function badValueTests (name: string, factory: QueueStorageFactory): void {
   describe(`Bad values: ${name}`, () => {
-    async function storageFor (t: TestContext): Promise<Storage> {
-      const { storage, cleanup } = await factory()
-      t.after(cleanup)
-      return storage
-    }
+    const { storageFor } = storageOpeners(factory)
 
     /** A started queue on its own namespace; `error` events go to `errors` (or fail the test). */
     async function make (t: TestContext, config: Cfg, handler: (job: Job<any>) => unknown, errors?: Error[]): Promise<Queue<any, any>> {

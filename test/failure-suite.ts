@@ -7,7 +7,7 @@ import {
   type Job, type Logger, type QueueConfig, type Serde, type Storage
 } from '../src/index.ts'
 import type { BlockingClaimOptions } from '../src/storage/types.ts'
-import type { QueueStorageFactory } from './queue-suite.ts'
+import { storageOpeners, type QueueStorageFactory } from './queue-suite.ts'
 
 type Cfg = Partial<QueueConfig<any, any>>
 
@@ -44,18 +44,7 @@ function noUnhandledRejections (t: TestContext): unknown[] {
 /** Bad input, odd handler outcomes and error shapes, on every backend. */
 export function failureTests (name: string, factory: QueueStorageFactory): void {
   describe(`Failure modes: ${name}`, () => {
-    async function storageFor (t: TestContext): Promise<Storage> {
-      const { storage, cleanup } = await factory()
-      t.after(cleanup)
-      return storage
-    }
-
-    /** Two storage instances over the same data, as two processes would have them. */
-    async function storagePair (t: TestContext): Promise<[Storage, Storage]> {
-      const { storage, another, cleanup } = await factory()
-      t.after(cleanup)
-      return [storage, another()]
-    }
+    const { storageFor, storagePair } = storageOpeners(factory)
 
     /** A started queue on its own namespace; fails the test on any `error` event unless `errors` collects them. */
     async function make (t: TestContext, config: Cfg = {}, handler?: (job: Job<any>) => unknown, errors?: Error[]): Promise<Queue<any, any>> {

@@ -4,7 +4,6 @@
  * migrations run by many processes at once.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -13,6 +12,7 @@ import { after, test } from 'node:test'
 import { Reaper, StorageError } from '../src/index.ts'
 import { PgStorage } from '../src/storage/pg.ts'
 import type { NewJob, Notice, StateCounts } from '../src/storage/types.ts'
+import { childPool } from './fixtures/child-pool.ts'
 import { sql, startCluster } from './fixtures/pg-server.ts'
 import { lifo, prng, type Defer } from './fixtures/redis-tools.ts'
 import { failedStartTests } from './lifecycle-suite.ts'
@@ -24,36 +24,6 @@ after(() => cluster.destroy())
 const CHILD = fileURLToPath(new URL('./fixtures/pg-child.ts', import.meta.url))
 
 const fresh = (): string => `s_${randomBytes(6).toString('hex')}`
-
-/** Child processes of one test: started, SIGKILLed and replaced at will; all killed at cleanup. */
-function children (defer: Defer, env: Record<string, string>): {
-  spawn: (mode: 'consume' | 'migrate') => ChildProcess, kill: (child: ChildProcess) => Promise<void>, consuming: Set<ChildProcess>
-} {
-  const alive = new Set<ChildProcess>()
-  const consuming = new Set<ChildProcess>()
-  const kill = async (child: ChildProcess): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGKILL')
-    await exited
-  }
-  defer(() => Promise.all([...alive].map(kill)))
-  return {
-    consuming,
-    kill,
-    spawn (mode) {
-      const child = spawn(process.execPath, ['--import', 'tsx', CHILD, mode], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-      alive.add(child)
-      child.stdout?.on('data', (data: Buffer) => { if (data.includes('ready')) consuming.add(child) })
-      child.on('exit', (code, signal) => {
-        if (process.env.RELAYQ_DEBUG !== undefined) process.stderr.write(`child ${child.pid} exited: ${code} ${signal}\n`)
-        alive.delete(child)
-        consuming.delete(child)
-      })
-      return child
-    }
-  }
-}
 
 function job (id: string, payload: number, maxAttempts = 20): NewJob {
   return { id, payload: Buffer.from(JSON.stringify(payload)), maxAttempts, resultTTL: 600_000, delay: 0 }
@@ -92,7 +62,7 @@ test('consumers SIGKILLed at random moments never strand a job: every one comple
   const name = 'crash'
   const storage = await storageFor(defer, schema)
   const requeued = await reaperFor(defer, storage, name)
-  const pool = children(defer, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '20' })
+  const pool = childPool(defer, CHILD, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '20' })
   for (let i = 0; i < 3; i++) pool.spawn('consume')
 
   // Jobs arrive in small batches over a few seconds: consumers switch between settle-and-claim
@@ -137,7 +107,7 @@ test('the server crashes and restarts mid-run: producers fail with StorageError 
   const gaps: Notice[] = []
   defer(await storage.subscribe(name, n => { if (n.type === 'gap') gaps.push(n) }))
   await reaperFor(defer, storage, name)
-  const pool = children(defer, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '10' })
+  const pool = childPool(defer, CHILD, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '10' })
   pool.spawn('consume')
   pool.spawn('consume')
   await until(() => pool.consuming.size === 2, 20_000)
@@ -215,7 +185,7 @@ test('a LISTEN connection cut by the server comes back: a gap is reported and bl
 test('many processes migrating one schema at once apply each migration exactly once', async t => {
   const defer = lifo(t)
   const schema = fresh()
-  const pool = children(defer, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema })
+  const pool = childPool(defer, CHILD, { RELAYQ_URL: cluster.url, RELAYQ_SCHEMA: schema })
   const runs = Array.from({ length: 6 }, () => pool.spawn('migrate'))
   const codes = await Promise.all(runs.map(async child => (await once(child, 'exit'))[0]))
   assert.deepEqual(codes, [0, 0, 0, 0, 0, 0])

@@ -21,23 +21,32 @@ export function deferred<T = void> (): { promise: Promise<T>, resolve: (value: T
 /** Makes a fresh storage for one test (real clock). */
 export type QueueStorageFactory = () => Promise<StorageHandle>
 
+/** Storage openers for a suite's tests: each closes what it opened when its test ends. */
+export function storageOpeners (factory: QueueStorageFactory): {
+  storageFor: (t: TestContext) => Promise<Storage>
+  storagePair: (t: TestContext) => Promise<[Storage, Storage]>
+} {
+  return {
+    async storageFor (t) {
+      const { storage, cleanup } = await factory()
+      t.after(cleanup)
+      return storage
+    },
+    /** Two storage instances over the same data, as two processes would have them. */
+    async storagePair (t) {
+      const { storage, another, cleanup } = await factory()
+      t.after(cleanup)
+      return [storage, another()]
+    }
+  }
+}
+
 type Cfg = Partial<QueueConfig<any, any>>
 
 /** Queue behaviour every backend must show. */
 export function queueTests (name: string, factory: QueueStorageFactory): void {
   describe(`Queue: ${name}`, () => {
-    async function storageFor (t: TestContext): Promise<Storage> {
-      const { storage, cleanup } = await factory()
-      t.after(cleanup)
-      return storage
-    }
-
-    /** Two storage instances over the same data, as two processes would have them. */
-    async function storagePair (t: TestContext): Promise<[Storage, Storage]> {
-      const { storage, another, cleanup } = await factory()
-      t.after(cleanup)
-      return [storage, another()]
-    }
+    const { storageFor, storagePair } = storageOpeners(factory)
 
     /** A started queue on its own namespace; fails the test on any `error` event. */
     async function make (t: TestContext, config: Cfg = {}, handler?: (job: Job<any>) => unknown, storage?: Storage): Promise<Queue<any, any>> {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
@@ -8,8 +7,9 @@ import { after, test } from 'node:test'
 import { Consumer, Reaper } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import type { NewJob, StateCounts } from '../src/storage/types.ts'
+import { childPool } from './fixtures/child-pool.ts'
 import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo, prng, type Defer } from './fixtures/redis-tools.ts'
+import { adminClient, lifo, prng } from './fixtures/redis-tools.ts'
 import { FakeClock, until } from './storage-contract.ts'
 
 const server = await startRedis()
@@ -22,40 +22,6 @@ after(async () => {
 const CHILD = fileURLToPath(new URL('./fixtures/redis-consumer-child.ts', import.meta.url))
 /** CLAIM_GRACE_MS in src/storage/redis.ts: how long a BLMOVE'd id may sit in `claiming`. */
 const CLAIM_GRACE_MS = 1000
-
-/** Consumer processes of one queue: started, SIGKILLed and replaced at will; all killed at cleanup. */
-function workers (defer: Defer, env: Record<string, string>): {
-  spawn: () => ChildProcess, kill: (child: ChildProcess) => Promise<void>, alive: Set<ChildProcess>, consuming: Set<ChildProcess>, deaths: () => number
-} {
-  const alive = new Set<ChildProcess>()
-  /** The children that said `ready`: their consumer runs. */
-  const consuming = new Set<ChildProcess>()
-  let deaths = 0
-  const kill = async (child: ChildProcess): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGKILL')
-    await exited
-  }
-  defer(() => Promise.all([...alive].map(kill)))
-  return {
-    alive,
-    consuming,
-    kill,
-    deaths: () => deaths,
-    spawn () {
-      const child = spawn(process.execPath, ['--import', 'tsx', CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
-      alive.add(child)
-      child.stdout?.on('data', (data: Buffer) => { if (data.includes('ready')) consuming.add(child) })
-      child.on('exit', () => {
-        alive.delete(child)
-        consuming.delete(child)
-        deaths++
-      })
-      return child
-    }
-  }
-}
 
 function job (id: string, payload: number, maxAttempts: number): NewJob {
   return { id, payload: Buffer.from(JSON.stringify(payload)), maxAttempts, resultTTL: 600_000, delay: 0 }
@@ -79,7 +45,7 @@ test('consumers SIGKILLed at random moments never strand a job: every one comple
   reaper.on('error', err => { throw err })
   await reaper.start()
   defer(() => reaper.stop())
-  const pool = workers(defer, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '20', RELAYQ_VISIBILITY_TIMEOUT: '1000' })
+  const pool = childPool(defer, CHILD, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '20', RELAYQ_VISIBILITY_TIMEOUT: '1000' })
   for (let i = 0; i < 3; i++) pool.spawn()
 
   // Jobs arrive in small batches over a few seconds, so the consumers keep switching between
@@ -137,7 +103,7 @@ test('a job that kills its worker every time ends failed after maxAttempts, it d
   await reaper.start()
   defer(() => reaper.stop())
   // One job per worker: a job claimed alongside the poison would stall with it.
-  const pool = workers(defer, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '1', RELAYQ_VISIBILITY_TIMEOUT: '500' })
+  const pool = childPool(defer, CHILD, { RELAYQ_URL: server.url, RELAYQ_PREFIX: prefix, RELAYQ_QUEUE: name, RELAYQ_CONCURRENCY: '1', RELAYQ_VISIBILITY_TIMEOUT: '500' })
   // A supervisor: a dead worker is replaced (until the test ends).
   let supervising = true
   defer(() => { supervising = false })

@@ -15,6 +15,7 @@
  * inside a payload can never pass for a frame when a reader resynchronizes after a torn frame.
  */
 import * as zlib from 'node:zlib'
+import { isWellFormed } from '../../options.ts'
 
 /** First 4 bytes of every frame: 'RQF1' read as a little-endian u32. */
 export const FRAME_MAGIC = 0x31465152
@@ -43,13 +44,6 @@ export function crc32js (data: Uint8Array, value = 0): number {
 type Crc = (data: Uint8Array, value?: number) => number
 /** CRC-32 (IEEE): zlib's native one where Node has it (20.15+), the same function in JS before. */
 export const crc32: Crc = (zlib as unknown as { crc32?: Crc }).crc32 ?? crc32js
-
-const wellFormed = (String.prototype as unknown as { isWellFormed: (this: string) => boolean }).isWellFormed
-
-/** False for strings with a lone surrogate (they have no UTF-8 form). */
-export function isWellFormed (s: string): boolean {
-  return wellFormed.call(s)
-}
 
 /** Strings up to this many UTF-16 units are tried as ASCII in JS: cheaper than a native call for ids. */
 const SHORT_STRING = 64
