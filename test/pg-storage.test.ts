@@ -105,7 +105,7 @@ test('postgres: many more calls in flight than pool connections never deadlock',
   assert.deepEqual(results, Array.from({ length: 200 }, (_, i) => i * 2))
 })
 
-test('postgres: a connection holding locks on relayq rows: locked jobs are skipped, a locked queue fails with StorageError after queryTimeout', async t => {
+test('postgres: a connection holding locks on relayq rows: locked jobs are skipped, a queue whose lanes are all locked fails with StorageError after queryTimeout', async t => {
   const storage = await open(t, { queryTimeout: 1000 })
   await storage.enqueue('q', [job('a'), job('b'), job('c')])
   const holder = new pg.Client({ connectionString: db.url })
@@ -117,9 +117,9 @@ test('postgres: a connection holding locks on relayq rows: locked jobs are skipp
   const claimed = await storage.claim('q', 'w', { max: 3, leaseMs: 30_000, blockMs: 0 })
   assert.deepEqual(claimed.map(j => j.id), ['b', 'c'])
   await holder.query('ROLLBACK')
-  // A lock on the queue's row stalls its state changes: they fail once queryTimeout passes.
+  // Locks on every lane of the queue stall its state changes: they fail once queryTimeout passes.
   await holder.query('BEGIN')
-  await holder.query(`SELECT 1 FROM ${storage.tables.queues} FOR UPDATE`)
+  await holder.query(`SELECT 1 FROM ${storage.tables.lanes} FOR UPDATE`)
   await assert.rejects(storage.enqueue('q', [job('d')]), StorageError)
   assert.equal((await storage.getStatus('q', 'b'))?.state, 'processing', 'reads do not wait for the lock')
   await holder.query('ROLLBACK')

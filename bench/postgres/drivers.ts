@@ -7,7 +7,8 @@
  * - settle-and-claim of 50 jobs, sequential: one consumer's batches (bytea arrays in, rows out);
  * - enqueue of one job, 50 in flight: pg over a pool of 10 connections, postgres.js pipelining
  *   over its pool of 10.
- * Client CPU per call is this process's CPU time divided by the calls.
+ * Client CPU per call is this process's CPU time divided by the calls. The two drivers take turns,
+ * twice each (the machine's noise hits both alike).
  */
 import pgModule from 'pg'
 import postgres from 'postgres'
@@ -40,7 +41,8 @@ async function measure (name: string, calls: number, width: number, fn: (i: numb
   console.log(`${name.padEnd(44)} ${(calls / (ms / 1000)).toFixed(0).padStart(7)} calls/s  ${((cpu.user + cpu.system) / calls).toFixed(1).padStart(6)} µs client CPU/call`)
 }
 
-async function suite (driver: string, call: Call): Promise<void> {
+async function suite (round: number, driver: string, call: Call): Promise<void> {
+  driver = `${driver} #${round + 1}`
   await measure(`${driver}: enqueue 1 job, sequential`, 1000, 1, i => call(ENQ, enqArgs(`${driver}-s-${i}`)))
   await call(ENQ, [Q, Date.now(), null, ...[20_000].flatMap(n => {
     const ids = Array.from({ length: n }, (_, i) => Buffer.from(`${driver}-b-${i}`))
@@ -57,11 +59,12 @@ async function suite (driver: string, call: Call): Promise<void> {
 
 const pool = new pgModule.Pool({ connectionString: url, max: 10 })
 const bigint = { getTypeParser: (oid: number, format?: any) => oid === 20 ? Number : pgModule.types.getTypeParser(oid, format) }
-await suite('pg', async (text, values) => (await pool.query({ name: `drv${text.length}`, text, values, rowMode: 'array', types: bigint } as any)).rows)
-await pool.end()
-
 const sql = postgres(url, { max: 10, prepare: true, types: { bigint: postgres.BigInt }, transform: { undefined: null } })
-await suite('postgres.js', async (text, values) => await sql.unsafe(text, values as any[], { prepare: true }).values() as unknown as unknown[][])
+for (let round = 0; round < 2; round++) {
+  await suite(round, 'pg', async (text, values) => (await pool.query({ name: `drv${text.length}`, text, values, rowMode: 'array', types: bigint } as any)).rows)
+  await suite(round, 'postgres.js', async (text, values) => await sql.unsafe(text, values as any[], { prepare: true }).values() as unknown as unknown[][])
+}
+await pool.end()
 await sql.end()
 
 await setup.clear()

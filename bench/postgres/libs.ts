@@ -11,7 +11,7 @@
  */
 import pg from 'pg'
 
-export type LibId = 'relayq' | 'graphile' | 'graphile-lq' | 'pgboss' | 'pgboss-batch' | 'platformatic'
+export type LibId = 'relayq' | 'relayq-base' | 'graphile' | 'graphile-lq' | 'pgboss' | 'pgboss-batch' | 'platformatic'
 
 export interface LibInfo {
   readonly id: LibId
@@ -26,6 +26,8 @@ export interface LibInfo {
 
 export const LIBS: readonly LibInfo[] = [
   { id: 'relayq', name: 'relayq PgStorage', settings: 'defaults (pool 10)' },
+  // Another build of relayq (RELAYQ_BASELINE: the path of its dist/index.js), for A/B in one run: `--only relayq,relayq-base`.
+  { id: 'relayq-base', name: 'relayq baseline', settings: 'defaults (pool 10), the build at RELAYQ_BASELINE' },
   { id: 'graphile', name: 'graphile-worker', settings: 'defaults' },
   { id: 'graphile-lq', name: 'graphile-worker, localQueue 500', settings: 'localQueue.size 500, completeJobBatchDelay 0' },
   // pg-boss 12.38 waits its polling interval after every fetch (30 s with NOTIFY on) unless a fetch
@@ -74,10 +76,19 @@ async function completions (url: string, queue: string): Promise<{ wait: (id: st
   }
 }
 
+/** relayq, or the baseline build for `relayq-base`. */
+async function relayq (lib: LibId): Promise<typeof import('relayq')> {
+  if (lib === 'relayq') return await import('relayq')
+  const path = process.env.RELAYQ_BASELINE
+  if (path === undefined) throw new Error('relayq-base needs RELAYQ_BASELINE (the path of a relayq build\'s dist/index.js)')
+  return await import(path) as typeof import('relayq')
+}
+
 export async function openProducer (lib: LibId, url: string, queue: string): Promise<Producer> {
   switch (lib) {
-    case 'relayq': {
-      const { Producer, PgStorage } = await import('relayq')
+    case 'relayq':
+    case 'relayq-base': {
+      const { Producer, PgStorage } = await relayq(lib)
       const producer = new Producer<number, number>({ storage: new PgStorage({ connectionString: url }), name: queue })
       return {
         enqueue: (id, n) => producer.enqueue(id, n),
@@ -138,8 +149,9 @@ export async function openProducer (lib: LibId, url: string, queue: string): Pro
 /** Starts a consumer (concurrency 50) calling `handled` after each job; `echo` jobs answer their `n`. */
 export async function startConsumer (lib: LibId, url: string, queue: string, concurrency: number, handled: () => void): Promise<ConsumerHandle> {
   switch (lib) {
-    case 'relayq': {
-      const { Consumer, PgStorage } = await import('relayq')
+    case 'relayq':
+    case 'relayq-base': {
+      const { Consumer, PgStorage } = await relayq(lib)
       const consumer = new Consumer<number, number>({ storage: new PgStorage({ connectionString: url }), name: queue, concurrency })
       consumer.execute(async job => {
         handled()

@@ -55,7 +55,7 @@ export interface PgStorageEvents {
 /** Jobs per enqueue statement: a large batch goes as several, back to back. */
 const ENQUEUE_CHUNK = 2000
 /** Least interval between two checks of the tables' dead rows, in ms. */
-const MAINTENANCE_INTERVAL = 10_000
+const MAINTENANCE_INTERVAL = 2_000
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
 
 /**
@@ -427,7 +427,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
 
   /**
    * Vacuums relayq's tables when their dead rows outgrow the live ones (checked at most every
-   * 10 s, on the reaper's passes): relayq does not depend on autovacuum, and the VACUUM also
+   * 2 s, on the reaper's passes): relayq does not depend on autovacuum, and the VACUUM also
    * refreshes the planner statistics.
    */
   #maintain (): void {
@@ -534,9 +534,9 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   }
 
   /** The schema-qualified names of relayq's tables (for operators and tests). */
-  get tables (): { jobs: string, queues: string, groups: string, workers: string, locks: string, inbox: string } {
+  get tables (): { jobs: string, queues: string, lanes: string, groups: string, workers: string, locks: string, inbox: string } {
     const n = this.#names
-    return { jobs: n.of('jobs'), queues: n.of('queues'), groups: n.of('groups'), workers: n.of('workers'), locks: n.of('locks'), inbox: n.of('inbox') }
+    return { jobs: n.of('jobs'), queues: n.of('queues'), lanes: n.of('lanes'), groups: n.of('groups'), workers: n.of('workers'), locks: n.of('locks'), inbox: n.of('inbox') }
   }
 }
 

@@ -49,34 +49,38 @@ export function statements (n: Names): Record<string, Statement> {
     counts: `SELECT ${fn('counts')}($1, $2)`,
     heartbeat: `SELECT ${fn('heartbeat')}($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
     queues: `SELECT x.queue, x.paused, ${fn('counts')}(x.queue, $1) FROM ${fn('queues')} x
-      WHERE x.paused OR x.retention IS NOT NULL OR x.totals <> '{0,0,0,0,0,0}'
+      WHERE x.paused OR x.retention IS NOT NULL
+        OR EXISTS (SELECT 1 FROM ${fn('lanes')} l WHERE l.queue = x.queue AND l.totals <> '{0,0,0,0,0,0}')
         OR EXISTS (SELECT 1 FROM ${jobs} j WHERE j.queue = x.queue)
         OR EXISTS (SELECT 1 FROM ${fn('workers')} w WHERE w.queue = x.queue)
       ORDER BY x.queue`,
-    overview: `SELECT x.paused, x.retention, x.totals, ${fn('counts')}(x.queue, $2),
+    overview: `SELECT x.paused, x.retention,
+        (SELECT ARRAY[sum(l.totals[1]), sum(l.totals[2]), sum(l.totals[3]), sum(l.totals[4]), sum(l.totals[5]), sum(l.totals[6])]::bigint[]
+          FROM ${fn('lanes')} l WHERE l.queue = x.queue),
+        ${fn('counts')}(x.queue, $2),
         (SELECT j.entered_at FROM ${jobs} j WHERE j.queue = x.queue AND j.state = 'q' ORDER BY j.stamp LIMIT 1)
       FROM ${fn('queues')} x WHERE x.queue = $1`,
     // $3: the state; the lower bound is the history floor for terminal states.
     listAsc: `SELECT ${summary} FROM ${jobs} j WHERE j.queue = $1 AND j.state = $2
-        AND j.stamp >= coalesce((SELECT ${fn('hfloor')}(x, $2, $3) FROM ${fn('queues')} x WHERE x.queue = $1 AND $2 IN ('c', 'e', 'x')), -9223372036854775807)
+        AND j.stamp >= (SELECT CASE WHEN $2 IN ('c', 'e', 'x') THEN ${fn('efloor')}($1, $2, $3) ELSE -9223372036854775807 END)
         AND j.stamp > coalesce($4, -9223372036854775807)
       ORDER BY j.stamp LIMIT $5`,
     listDesc: `SELECT ${summary} FROM ${jobs} j WHERE j.queue = $1 AND j.state = $2
-        AND j.stamp >= coalesce((SELECT ${fn('hfloor')}(x, $2, $3) FROM ${fn('queues')} x WHERE x.queue = $1 AND $2 IN ('c', 'e', 'x')), -9223372036854775807)
+        AND j.stamp >= (SELECT CASE WHEN $2 IN ('c', 'e', 'x') THEN ${fn('efloor')}($1, $2, $3) ELSE -9223372036854775807 END)
         AND j.stamp < coalesce($4, 9223372036854775807)
       ORDER BY j.stamp DESC LIMIT $5`,
     getJob: `SELECT ${summary}, j.payload, j.result_ttl, j.delay, j.run_timeout, j.started_at, j.finished_at, j.expires_at, j.result,
         j.stalls, j.cancel_requested, coalesce(cardinality(j.waiters), 0), j.ready_at, j.retries, j.history, j.last_outcome,
         j.attempt_started_at,
         CASE WHEN j.state = 'q' THEN (SELECT count(*) FROM ${jobs} a WHERE a.queue = j.queue AND a.state = 'q' AND a.stamp < j.stamp) END,
-        j.state NOT IN ('c', 'e', 'x') OR j.stamp >= ${fn('hfloor')}(x, j.state, $3)
-      FROM ${jobs} j JOIN ${fn('queues')} x ON x.queue = j.queue WHERE j.k = ${fn('key')}($1, $2)`,
+        j.state NOT IN ('c', 'e', 'x') OR j.stamp >= ${fn('efloor')}(j.queue, j.state, $3)
+      FROM ${jobs} j WHERE j.k = ${fn('key')}($1, $2)`,
     apply: `SELECT * FROM ${fn('apply')}($1, $2, $3, $4::bytea[], $5, $6, $7, $8, $9, $10, $11)`,
     pause: `SELECT ${fn('pause')}($1, $2)`,
     retain: `SELECT ${fn('retain')}($1, $2, $3::bigint[])`,
     groups: `WITH h AS (
-        SELECT j.grp, j.id, j.entered_at, j.stamp FROM ${jobs} j JOIN ${fn('queues')} x ON x.queue = j.queue
-        WHERE j.queue = $1 AND j.state = 'e' AND j.grp IS NOT NULL AND j.stamp >= ${fn('hfloor')}(x, 'e', $2)),
+        SELECT j.grp, j.id, j.entered_at, j.stamp FROM ${jobs} j
+        WHERE j.queue = $1 AND j.state = 'e' AND j.grp IS NOT NULL AND j.stamp >= (SELECT ${fn('efloor')}($1, 'e', $2))),
       g AS (
         SELECT h.grp, count(*) AS c, (array_agg(h.entered_at ORDER BY h.stamp))[1] AS first_seen,
           (array_agg(h.entered_at ORDER BY h.stamp DESC))[1] AS last_seen, (array_agg(h.id ORDER BY h.stamp DESC))[1:5] AS samples
@@ -86,9 +90,9 @@ export function statements (n: Names): Record<string, Statement> {
       ORDER BY g.c DESC, g.last_seen DESC, g.grp LIMIT $3`,
     workers: `SELECT id, host, pid, concurrency, running, started_at, last_seen, expires_at FROM ${fn('workers')}
       WHERE queue = $1 AND expires_at > $2 ORDER BY id`,
-    clear: `TRUNCATE ${jobs}, ${fn('queues')}, ${fn('groups')}, ${fn('workers')}, ${fn('locks')}, ${fn('inbox')}`,
+    clear: `TRUNCATE ${jobs}, ${fn('queues')}, ${fn('lanes')}, ${fn('groups')}, ${fn('workers')}, ${fn('locks')}, ${fn('inbox')}`,
     deadTuples: `SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = '${jobs}'::regclass`,
-    vacuum: `VACUUM (ANALYZE) ${jobs}, ${fn('queues')}`
+    vacuum: `VACUUM (ANALYZE) ${jobs}, ${fn('queues')}, ${fn('lanes')}`
   }
   const out: Record<string, Statement> = {}
   for (const [key, text] of Object.entries(texts)) out[key] = { name: `relayq_${n.channel}_${key}`, text }

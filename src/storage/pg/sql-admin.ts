@@ -9,27 +9,24 @@ import { PLANNER } from './schema.ts'
 export function adminFunctions (n: Names): string {
   const q = n.of('queues')
   const jobs = n.of('jobs')
+  const lanes = n.of('lanes')
   const f = (name: string): string => n.of(name)
   return `
--- Jobs per state (q d p f c e x) at now_ms: terminal states count their history only. O(1) but
--- for the jobs aged out of history since the last write trimmed them.
-CREATE OR REPLACE FUNCTION ${f('counts')}(q bytea, now_ms bigint) RETURNS bigint[] LANGUAGE plpgsql STABLE AS $$
+-- Jobs per state (q d p f c e x) at now_ms: the lanes' sums; terminal states count their history
+-- from the state index (O(retention count)).
+CREATE OR REPLACE FUNCTION ${f('counts')}(q bytea, now_ms bigint) RETURNS bigint[] LANGUAGE plpgsql STABLE ${PLANNER} AS $$
 DECLARE
-  r ${q};
   c bigint[];
   lo bigint;
   s "char";
-  i integer;
 BEGIN
-  SELECT * INTO r FROM ${q} WHERE queue = q;
-  IF NOT FOUND THEN RETURN '{0,0,0,0,0,0,0}'; END IF;
-  c := r.n;
+  IF NOT EXISTS (SELECT 1 FROM ${q} WHERE queue = q) THEN RETURN '{0,0,0,0,0,0,0}'; END IF;
+  SELECT ARRAY[coalesce(sum(l.n[1]), 0), coalesce(sum(l.n[2]), 0), coalesce(sum(l.n[3]), 0), coalesce(sum(l.n[4]), 0)]::bigint[]
+  INTO c FROM ${lanes} l WHERE l.queue = q;
   FOR i IN 1..3 LOOP
     s := substr('cex', i, 1)::"char";
-    lo := ${f('hfloor')}(r, s, now_ms);
-    IF lo > r.floors[i] THEN
-      c[i + 4] := c[i + 4] - (SELECT count(*) FROM ${jobs} WHERE queue = q AND state = s AND stamp >= r.floors[i] AND stamp < lo);
-    END IF;
+    lo := ${f('efloor')}(q, s, now_ms);
+    c := c || (SELECT count(*) FROM ${jobs} WHERE queue = q AND state = s AND stamp >= lo);
   END LOOP;
   RETURN c;
 END $$;
@@ -42,13 +39,18 @@ SELECT CASE action
   WHEN 'cancel' THEN s NOT IN ('c', 'e', 'x')
   ELSE s <> 'p' END $$;
 
--- Acts on one job the action applies to (queue row locked); answers the per-id result.
+-- Acts on one job the action applied to when picked (queue row locked); answers the per-id
+-- result ('skipped' when a consumer changed it meanwhile).
 CREATE OR REPLACE FUNCTION ${f('act')}(q bytea, now_ms bigint, action text, jid bytea) RETURNS text LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
   j ${jobs};
-  r ${q};
 BEGIN
-  SELECT * INTO j FROM ${jobs} WHERE k = ${f('key')}(q, jid);
+  PERFORM ${f('lane')}(q);
+  SELECT * INTO j FROM ${jobs} WHERE k = ${f('key')}(q, jid) FOR UPDATE;
+  IF NOT FOUND OR NOT ${f('applies')}(action, j.state, true) THEN RETURN 'skipped'; END IF;
+  -- A terminal job leaving its history: the floor is stored first, so that the older jobs it
+  -- kept out stay out.
+  IF j.state IN ('c', 'e', 'x') AND action IN ('retry', 'remove') THEN PERFORM ${f('trim')}(q, j.state, now_ms); END IF;
   IF action = 'retry' OR action = 'promote' THEN
     IF action = 'retry' THEN
       IF j.state IN ('c', 'e', 'x') THEN
@@ -58,11 +60,6 @@ BEGIN
             CASE WHEN j.last_outcome = 'failed' THEN j.error END);
         END IF;
         j.waiters := NULL;
-        -- It leaves the history of its state.
-        SELECT * INTO r FROM ${q} WHERE queue = q;
-        IF j.stamp >= r.floors[${f('si')}(j.state) - 4] THEN
-          PERFORM ${f('count')}(q, ${f('delta')}(j.state, -1), '{0,0,0,0,0,0}');
-        END IF;
         PERFORM ${f('count')}(q, ${f('delta')}('f', 1), '{0,0,0,0,0,0}');
         j.state := 'f';
       END IF;
@@ -108,7 +105,7 @@ DECLARE
 BEGIN
   r := CASE WHEN dry THEN (SELECT x FROM ${q} x WHERE x.queue = q) ELSE ${f('lockq')}(q, false) END;
   IF r.queue IS NOT NULL AND NOT dry THEN PERFORM ${f('adopt')}(q, now_ms); END IF;
-  until := coalesce(CASE WHEN ids IS NULL THEN until_st END, r.stamp, 0);
+  until := coalesce(CASE WHEN ids IS NULL THEN until_st END, ${f('top')}(q), 0);
   matched := 0;
   results := '{}';
   next := NULL;
@@ -116,7 +113,7 @@ BEGIN
     FOREACH jid IN ARRAY ids LOOP
       j := NULL;
       IF r.queue IS NOT NULL THEN SELECT * INTO j FROM ${jobs} x WHERE x.k = ${f('key')}(q, jid); END IF;
-      hist := j.state IN ('c', 'e', 'x') AND j.stamp >= ${f('hfloor')}(r, j.state, now_ms);
+      hist := j.state IN ('c', 'e', 'x') AND j.stamp >= ${f('efloor')}(q, j.state, now_ms);
       IF j.id IS NULL OR (j.state IN ('c', 'e', 'x') AND NOT hist AND j.expires_at <= now_ms) THEN
         res := 'not_found';
       ELSIF NOT ${f('applies')}(action, j.state, hist) THEN
@@ -137,7 +134,7 @@ BEGIN
   ELSE
     results := NULL;
     IF r.queue IS NULL THEN changed := 0; RETURN NEXT; RETURN; END IF;
-    lo := CASE WHEN st IN ('c', 'e', 'x') THEN ${f('hfloor')}(r, st, now_ms) ELSE -9223372036854775807 END;
+    lo := CASE WHEN st IN ('c', 'e', 'x') THEN ${f('efloor')}(q, st, now_ms) ELSE -9223372036854775807 END;
     hi := CASE WHEN before_ms IS NULL THEN until ELSE least(until, before_ms * 1000 - 1) END;
     lo := greatest(lo, coalesce(after_st + 1, lo));
     IF dry THEN
@@ -169,7 +166,8 @@ END $$;
 
 CREATE OR REPLACE FUNCTION ${f('pause')}(q bytea, p boolean) RETURNS void LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
-  INSERT INTO ${q} AS x (queue, paused) VALUES (q, p) ON CONFLICT (queue) DO UPDATE SET paused = EXCLUDED.paused;
+  PERFORM ${f('mkq')}(q);
+  UPDATE ${q} SET paused = p WHERE queue = q;
   IF NOT p THEN PERFORM ${f('wake')}(q); END IF;
 END $$;
 

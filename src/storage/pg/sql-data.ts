@@ -4,53 +4,54 @@
  * is one statement from the client: one round trip. See schema.ts for the tables.
  */
 import type { Names } from './names.ts'
-import { DEFAULT_RETENTION_SQL, PLANNER } from './schema.ts'
+import { PLANNER } from './schema.ts'
 
 /**
- * The end of claim and settle-and-claim (queue row locked and read into r): promotes due delayed
- * and failing jobs, leases up to mx ready ones to w, and answers them, then a meta row with the
- * refused settlements (v_refused) and, when fewer than mx were found, the earliest due time.
+ * The end of claim and settle-and-claim (queue row read into r, this transaction's lane taken):
+ * promotes due delayed and failing jobs, leases up to mx ready ones to w, and answers them, then
+ * a meta row with the refused settlements (v_refused) and, when fewer than mx were found, the
+ * earliest due time. Rows are taken with `FOR UPDATE SKIP LOCKED`: claims of one queue running at
+ * once take different jobs and do not wait for each other.
  */
 function take (n: Names, meta: (refused: string, nextDue: string) => string): string {
-  const q = n.of('queues')
   const jobs = n.of('jobs')
-  const key = n.of('key')
+  const f = (name: string): string => n.of(name)
   return `
   IF r.paused THEN
     RETURN NEXT ${meta('v_refused', 'NULL')};
     RETURN;
   END IF;
   IF promote AND EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state IN ('d', 'f') AND due_at <= now_ms) THEN
-    base := greatest(now_ms * 1000, r.stamp + 1);
     -- In (due time, id) order, at most 5,000 per call (bounded work; the rest on the next call).
-    WITH due AS (
-      SELECT s.id, s.state, row_number() OVER (ORDER BY s.due_at, s.id) AS rk FROM (
-        SELECT j.id, j.state, j.due_at FROM ${jobs} j WHERE j.queue = q AND j.state IN ('d', 'f') AND j.due_at <= now_ms
-        ORDER BY j.due_at, j.id LIMIT 5000) s),
-    up AS (
-      UPDATE ${jobs} j SET state = 'q', stamp = base + due.rk - 1, pos = base + due.rk - 1, ready_at = j.due_at, entered_at = now_ms
-      FROM due WHERE j.k = ${key}(q, due.id) RETURNING due.state AS was)
-    SELECT count(*), count(*) FILTER (WHERE up.was = 'd') INTO k, kd FROM up;
-    UPDATE ${q} SET stamp = base + k - 1, n[1] = n[1] + k, n[2] = n[2] - kd, n[4] = n[4] - (k - kd) WHERE queue = q RETURNING * INTO r;
+    SELECT array_agg(d.k ORDER BY d.due_at, d.id), count(*) FILTER (WHERE d.state = 'd') INTO ks, kd FROM (
+      SELECT j.k, j.id, j.state, j.due_at FROM ${jobs} j WHERE j.queue = q AND j.state IN ('d', 'f') AND j.due_at <= now_ms
+      ORDER BY j.due_at, j.id LIMIT 5000 FOR UPDATE SKIP LOCKED) d;
+    k := coalesce(cardinality(ks), 0);
+    IF k > 0 THEN
+      base := ${f('stamps')}(q, now_ms, k);
+      UPDATE ${jobs} j SET state = 'q', stamp = base + u.o - 1, pos = base + u.o - 1, ready_at = j.due_at,
+        entered_at = now_ms
+      FROM unnest(ks) WITH ORDINALITY AS u(k, o) WHERE j.k = u.k;
+      PERFORM ${f('count')}(q, ARRAY[k, -kd, 0, kd - k, 0, 0, 0], '{0,0,0,0,0,0}');
+    END IF;
   END IF;
   IF mx > 0 THEN
-    base := greatest(now_ms * 1000, r.stamp + 1);
-    RETURN QUERY
-      WITH c AS (
-        SELECT j.id, j.pos FROM ${jobs} j WHERE j.queue = q AND j.state = 'q' ORDER BY j.pos LIMIT mx FOR UPDATE SKIP LOCKED),
-      rk AS (SELECT c.id, row_number() OVER (ORDER BY c.pos) AS rk FROM c),
-      up AS (
-        UPDATE ${jobs} j SET state = 'p', attempts = j.attempts + 1, worker = w, lease_until = now_ms + lease,
-          attempt_started_at = now_ms, started_at = CASE WHEN j.started_at = 0 THEN now_ms ELSE j.started_at END,
-          stamp = base + rk.rk - 1, entered_at = now_ms, pos = NULL
-        FROM rk WHERE j.k = ${key}(q, rk.id)
-        RETURNING j.id, j.payload, j.attempts, j.max_attempts, j.result_ttl, j.created_at, j.run_timeout, j.ready_at, j.stamp)
-      SELECT up.id, up.payload, up.attempts, up.max_attempts, up.result_ttl, up.created_at, up.run_timeout, up.ready_at,
-        NULL::integer[], NULL::bigint
-      FROM up ORDER BY up.stamp;
-    GET DIAGNOSTICS got = ROW_COUNT;
+    SELECT array_agg(c.k ORDER BY c.pos) INTO ks FROM (
+      SELECT j.k, j.pos FROM ${jobs} j WHERE j.queue = q AND j.state = 'q' ORDER BY j.pos LIMIT mx FOR UPDATE SKIP LOCKED) c;
+    got := coalesce(cardinality(ks), 0);
     IF got > 0 THEN
-      UPDATE ${q} SET stamp = base + got - 1, n[1] = n[1] - got, n[3] = n[3] + got WHERE queue = q;
+      base := ${f('stamps')}(q, now_ms, got);
+      RETURN QUERY
+        WITH up AS (
+          UPDATE ${jobs} j SET state = 'p', attempts = j.attempts + 1, worker = w, lease_until = now_ms + lease,
+            attempt_started_at = now_ms, started_at = CASE WHEN j.started_at = 0 THEN now_ms ELSE j.started_at END,
+            stamp = base + u.o - 1, entered_at = now_ms, pos = NULL
+          FROM unnest(ks) WITH ORDINALITY AS u(k, o) WHERE j.k = u.k
+          RETURNING j.id, j.payload, j.attempts, j.max_attempts, j.result_ttl, j.created_at, j.run_timeout, j.ready_at, j.stamp)
+        SELECT up.id, up.payload, up.attempts, up.max_attempts, up.result_ttl, up.created_at, up.run_timeout, up.ready_at,
+          NULL::integer[], NULL::bigint
+        FROM up ORDER BY up.stamp;
+      PERFORM ${f('count')}(q, ARRAY[-got, 0, got, 0, 0, 0, 0], '{0,0,0,0,0,0}');
     END IF;
   END IF;
   IF got < mx THEN
@@ -65,6 +66,7 @@ const TAKE_VARS = `  r record;
   base bigint;
   k bigint;
   kd bigint;
+  ks bytea[];
   got bigint := 0;
   nd bigint;
   v_refused integer[];`
@@ -78,39 +80,47 @@ export function dataFunctions (n: Names): string {
   const meta = (refused: string, nextDue: string): string =>
     `ROW(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${refused}, ${nextDue})::${claimed}`
   const takeVars = TAKE_VARS
-  // Locks the queue row into r (a queue that does not exist: the meta row, `refused` as given) and
-  // adopts the jobs enqueued inside callers' transactions.
-  const lockQueue = (refused: string): string => `  SELECT * INTO r FROM ${q} WHERE queue = q FOR UPDATE;
+  // Reads the queue row into r (a queue that does not exist: the meta row, `refused` as given),
+  // takes this transaction's lane and adopts the jobs enqueued inside callers' transactions.
+  const readQueue = (refused: string): string => `  SELECT * INTO r FROM ${q} WHERE queue = q;
   IF NOT FOUND THEN
     RETURN NEXT ${meta(refused, 'NULL')};
     RETURN;
   END IF;
-  IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN
-    PERFORM ${f('adopt')}(q, now_ms);
-    SELECT * INTO r FROM ${q} WHERE queue = q;
-  END IF;`
+  PERFORM ${f('lane')}(q);
+  IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN PERFORM ${f('adopt')}(q, now_ms); END IF;`
   const takeBody = take(n, meta)
   return `
 CREATE TYPE ${claimed} AS (id bytea, payload bytea, attempts integer, max_attempts integer, result_ttl bigint,
   created_at bigint, run_timeout bigint, ready_at bigint, refused integer[], next_due bigint);
 
--- Stores new jobs (queue row locked). Answers only the jobs that were not queued: (ordinal,
--- state of the existing job, its result or error).
+-- Stores new jobs. Answers only the jobs that were not queued: (ordinal, state of the existing
+-- job, its result or error). Enqueues of one queue run at once: a taken id is found by the key
+-- (ON CONFLICT waits for a concurrent enqueue of the same id to end).
 CREATE OR REPLACE FUNCTION ${f('put')}(q bytea, now_ms bigint, token text, ids bytea[], payloads bytea[], maxa integer[],
   ttls bigint[], delays bigint[], rtos bigint[], notes boolean[])
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
   base bigint;
   taken bigint;
-  k bigint;
+  nk bigint;
   kd bigint;
+  mine bytea[];
 BEGIN
-  SELECT count(*) INTO taken FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id);
-  IF taken > 0 THEN
-    -- An id whose result TTL passed is free: the new job replaces the record and its history.
+  SELECT count(*), count(*) FILTER (WHERE j.expires_at <= now_ms) INTO taken, nk
+  FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id);
+  IF nk > 0 THEN
+    -- An id whose result TTL passed is free: the new job replaces the record and its history
+    -- (the floors stored first, so that no job pushed out of history comes back).
+    PERFORM ${f('lockq')}(q, false);
+    PERFORM ${f('trim')}(q, s, now_ms) FROM unnest(ARRAY['c', 'e', 'x']::"char"[]) s;
     PERFORM ${f('forget')}(q, j.id) FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id) WHERE j.expires_at <= now_ms;
   END IF;
-  SELECT greatest(now_ms * 1000, r.stamp + 1) INTO base FROM ${q} r WHERE r.queue = q;
+  -- The stamps of the jobs about to be stored (an id enqueued at the same time by someone else
+  -- leaves a gap: stamps need only grow).
+  SELECT count(*) INTO nk FROM (SELECT DISTINCT u.id FROM unnest(ids) AS u(id)) fi
+  WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id));
+  IF nk > 0 THEN base := ${f('stamps')}(q, now_ms, nk); END IF;
   WITH inp AS (
     SELECT u.*, CASE WHEN token IS NULL THEN false ELSE bool_or(u.nt) OVER (PARTITION BY u.id) END AS wait
     FROM unnest(ids, payloads, maxa, ttls, delays, rtos, notes) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, nt, o)),
@@ -125,13 +135,14 @@ BEGIN
       CASE WHEN fr.dl > 0 THEN NULL ELSE base + fr.rk - 1 END, fr.payload, now_ms, fr.ma, fr.ttl, fr.dl, fr.rto,
       CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END
     FROM fresh fr
-    RETURNING ${jobs}.state)
-  SELECT count(*), count(*) FILTER (WHERE ins.state = 'd') INTO k, kd FROM ins;
-  IF k > 0 THEN
-    UPDATE ${q} SET stamp = base + k - 1, n[1] = n[1] + k - kd, n[2] = n[2] + kd, totals[1] = totals[1] + k WHERE queue = q;
-    PERFORM pg_notify('${n.channel}_w', md5(q));
+    ON CONFLICT (k) DO NOTHING
+    RETURNING ${jobs}.id, ${jobs}.state)
+  SELECT count(*), count(*) FILTER (WHERE ins.state = 'd'), array_agg(ins.id) INTO nk, kd, mine FROM ins;
+  IF nk > 0 THEN
+    PERFORM ${f('count')}(q, ARRAY[nk - kd, kd, 0, 0, 0, 0, 0], ARRAY[nk, 0, 0, 0, 0, 0]);
+    IF nk > kd THEN PERFORM pg_notify('${n.channel}_w', md5(q)); END IF;
   END IF;
-  IF k = cardinality(ids) THEN RETURN; END IF;
+  IF nk = cardinality(ids) THEN RETURN; END IF;
   IF token IS NOT NULL AND true = ANY(notes) THEN
     -- A waiting duplicate of an active job: this instance is told its outcome too.
     UPDATE ${jobs} j SET waiters = coalesce(j.waiters, '{}') || token
@@ -142,7 +153,7 @@ BEGIN
     SELECT u.o, j.state, CASE j.state WHEN 'c' THEN j.result WHEN 'e' THEN j.error END
     FROM (SELECT x.id, x.o, min(x.o) OVER (PARTITION BY x.id) AS first FROM unnest(ids) WITH ORDINALITY AS x(id, o)) u
     JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id)
-    WHERE NOT (u.o = u.first AND j.stamp >= base)
+    WHERE NOT (u.o = u.first AND u.id = ANY(coalesce(mine, '{}')))
     ORDER BY u.o;
 END $$;
 
@@ -155,6 +166,7 @@ BEGIN
   SELECT array_agg(id ORDER BY seq) AS ids, array_agg(payload ORDER BY seq) AS payloads, array_agg(max_attempts ORDER BY seq) AS maxa,
     array_agg(result_ttl ORDER BY seq) AS ttls, array_agg(delay ORDER BY seq) AS delays, array_agg(run_timeout ORDER BY seq) AS rtos
   INTO a FROM d;
+  IF a.ids IS NULL THEN RETURN; END IF;
   PERFORM ${f('put')}(q, now_ms, NULL, a.ids, a.payloads, a.maxa, a.ttls, a.delays, a.rtos, array_fill(false, ARRAY[cardinality(a.ids)]));
 END $$;
 
@@ -162,14 +174,20 @@ CREATE OR REPLACE FUNCTION ${f('enqueue')}(q bytea, now_ms bigint, token text, i
   ttls bigint[], delays bigint[], rtos bigint[], notes boolean[])
 RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
 BEGIN
-  PERFORM 1 FROM ${q} WHERE queue = q FOR UPDATE;
-  IF NOT FOUND THEN PERFORM ${f('lockq')}(q, true); END IF;
+  -- Every job awaited by its caller (enqueueAndWait): what the caller is acknowledged is the
+  -- outcome, and the settlement that stores it commits with a WAL flush that carries this
+  -- transaction's records too; so this commit need not wait for the disk. A crash before that
+  -- flush loses the job, which its caller sees as its wait's timeout.
+  IF token IS NOT NULL AND NOT (false = ANY(notes)) THEN PERFORM set_config('synchronous_commit', 'off', true); END IF;
+  PERFORM 1 FROM ${q} WHERE queue = q;
+  IF NOT FOUND THEN PERFORM ${f('mkq')}(q); END IF;
+  PERFORM ${f('lane')}(q);
   IF EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q) THEN PERFORM ${f('adopt')}(q, now_ms); END IF;
   RETURN QUERY SELECT * FROM ${f('put')}(q, now_ms, token, ids, payloads, maxa, ttls, delays, rtos, notes);
 END $$;
 
--- Enqueue inside the caller's transaction: no queue lock is taken (that would stall the queue
--- until the caller commits). The jobs wait in the inbox until the next operation on the queue
+-- Enqueue inside the caller's transaction: no lane is taken (that would hold it until the caller
+-- commits). The jobs wait in the inbox until the next operation on the queue
 -- adopts them; the wake-up is sent when the caller commits. Answers the ids that are taken.
 CREATE OR REPLACE FUNCTION ${f('enqueue_tx')}(q bytea, now_ms bigint, ids bytea[], payloads bytea[], maxa integer[],
   ttls bigint[], delays bigint[], rtos bigint[])
@@ -204,7 +222,7 @@ BEGIN
   -- A claim lost in a server crash is harmless (the job is still queued, a settlement of it is
   -- refused): its commit need not wait for the disk.
   PERFORM set_config('synchronous_commit', 'off', true);
-${lockQueue('NULL')}
+${readQueue('NULL')}
 ${takeBody}
 END $$;
 
@@ -224,25 +242,33 @@ ${takeVars}
   kr bigint;
   tokens text[];
   recs text[];
-  rule bigint[];
+  oks bigint[];
+  crs boolean[];
+  rttls bigint[];
 BEGIN
   IF cardinality(s_id) = 0 THEN
     RETURN QUERY SELECT * FROM ${f('claim')}(q, now_ms, w, mx, lease);
     RETURN;
   END IF;
-${lockQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}
-  base := greatest(now_ms * 1000, r.stamp + 1);
-  WITH inp AS (SELECT * FROM unnest(s_type, s_id, s_att, s_body, s_n, g_key) WITH ORDINALITY AS u(t, id, att, body, n, gk, o)),
-  -- Per job, the first settlement fencing lets through (any later one of it finds it settled).
-  ok AS (
-    SELECT DISTINCT ON (i.id) i.*, j.cancel_requested AS cr, j.result_ttl AS rttl FROM inp i
-    JOIN ${jobs} j ON j.k = ${f('key')}(q, i.id)
-    WHERE j.state = 'p' AND j.attempts = i.att AND j.worker = w
-    ORDER BY i.id, i.o),
-  rk AS (
-    SELECT ok.*, base + row_number() OVER (ORDER BY ok.o) - 1 AS st,
-      (CASE WHEN ok.cr THEN 'x' WHEN ok.t = 'r' THEN CASE WHEN ok.n > 0 THEN 'f' ELSE 'q' END WHEN ok.t = 'l' THEN 'q' ELSE ok.t::text END)::"char" AS ns
-    FROM ok),
+${readQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}
+  -- Per job, the first settlement fencing lets through (any later one of it finds it settled),
+  -- among the jobs still leased to w. Not locked here: the UPDATE below checks all of it again on
+  -- the row it changes (a concurrent abort, stall recovery or operator's action that got there
+  -- first makes it skip the job, reported refused: its lease then runs out and the reaper ends it).
+  SELECT array_agg(ok.o ORDER BY ok.o), array_agg(ok.cr ORDER BY ok.o), array_agg(ok.rttl ORDER BY ok.o) INTO oks, crs, rttls FROM (
+    SELECT DISTINCT ON (i.id) i.o, j.cancel_requested AS cr, j.result_ttl AS rttl
+    FROM unnest(s_id, s_att) WITH ORDINALITY AS i(id, att, o)
+    JOIN ${jobs} j ON j.k = ${f('key')}(q, i.id) AND j.state = 'p' AND j.worker = w AND j.attempts = i.att
+    ORDER BY i.id, i.o) ok;
+  k := coalesce(cardinality(oks), 0);
+  IF k > 0 THEN
+  base := ${f('stamps')}(q, now_ms, k);
+  WITH rk AS (
+    SELECT c.o, s_type[c.o::integer] AS t, s_id[c.o::integer] AS id, s_body[c.o::integer] AS body, s_n[c.o::integer] AS n,
+      g_key[c.o::integer] AS gk, c.cr, c.rttl, base + c.rn - 1 AS st,
+      (CASE WHEN c.cr THEN 'x' WHEN s_type[c.o::integer] = 'r' THEN CASE WHEN s_n[c.o::integer] > 0 THEN 'f' ELSE 'q' END
+        WHEN s_type[c.o::integer] = 'l' THEN 'q' ELSE s_type[c.o::integer]::text END)::"char" AS ns
+    FROM unnest(oks, crs, rttls) WITH ORDINALITY AS c(o, cr, rttl, rn)),
   up AS (
     UPDATE ${jobs} j SET
       state = rk.ns, stamp = rk.st, entered_at = now_ms,
@@ -258,7 +284,8 @@ ${lockQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id))
       grp = CASE WHEN rk.ns = 'e' THEN rk.gk END,
       history = CASE WHEN rk.ns IN ('q', 'f') THEN ${f('hpush')}(j.history, j.attempts, j.attempt_started_at, now_ms, j.worker,
         CASE WHEN rk.t = 'r' THEN 'retried' ELSE 'released' END, CASE WHEN rk.t = 'r' THEN rk.body END) ELSE j.history END
-    FROM rk WHERE j.k = ${f('key')}(q, rk.id)
+    FROM rk WHERE j.k = ${f('key')}(q, rk.id) AND j.state = 'p' AND j.worker = w AND j.attempts = s_att[rk.o::integer]
+      AND j.cancel_requested = rk.cr
     RETURNING rk.o, rk.ns, rk.t, rk.cr, j.id, j.waiters, CASE WHEN rk.ns IN ('c', 'e') THEN rk.body END AS body),
   notes AS (
     SELECT array_agg(tk ORDER BY up.o) AS tokens, array_agg(${f('drec')}(up.ns, up.id, up.body) ORDER BY up.o) AS recs
@@ -267,19 +294,7 @@ ${lockQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id))
     count(*) FILTER (WHERE up.ns = 'c'), count(*) FILTER (WHERE up.ns = 'e'), count(*) FILTER (WHERE up.ns = 'x'),
     count(*) FILTER (WHERE up.t = 'r' AND NOT up.cr), (SELECT nt.tokens FROM notes nt), (SELECT nt.recs FROM notes nt)
   INTO acc, k, kq, kf, kc, ke, kx, kr, tokens, recs FROM up;
-  IF k > 0 THEN
-    UPDATE ${q} SET stamp = base + k - 1,
-      n = ARRAY[n[1] + kq, n[2], n[3] - k, n[4] + kf, n[5] + kc, n[6] + ke, n[7] + kx],
-      totals = ARRAY[totals[1], totals[2] + kc, totals[3] + ke, totals[4] + kr, totals[5], totals[6] + kx]
-    WHERE queue = q RETURNING * INTO r;
-    -- History past its count: the floors move up (age is trimmed by the reaper; reads apply it).
-    rule := coalesce(r.retention, ${DEFAULT_RETENTION_SQL});
-    IF r.n[5] > rule[2] OR r.n[6] > rule[4] OR r.n[7] > rule[6] THEN
-      IF r.n[5] > rule[2] THEN PERFORM ${f('trim')}(q, 'c', now_ms); END IF;
-      IF r.n[6] > rule[4] THEN PERFORM ${f('trim')}(q, 'e', now_ms); END IF;
-      IF r.n[7] > rule[6] THEN PERFORM ${f('trim')}(q, 'x', now_ms); END IF;
-      SELECT * INTO r FROM ${q} WHERE queue = q;
-    END IF;
+    PERFORM ${f('count')}(q, ARRAY[kq, 0, -k, kf, kc, ke, kx], ARRAY[0, kc, ke, kr, 0, kx]);
     IF ke > 0 THEN
       INSERT INTO ${f('groups')} (queue, key, name, message, frame)
       SELECT DISTINCT ON (u.gk) q, u.gk, u.gn, u.gm, u.gf FROM unnest(s_type, g_key, g_name, g_msg, g_frame) AS u(t, gk, gn, gm, gf)
@@ -319,7 +334,8 @@ BEGIN
   r := ${f('lockq')}(q, false);
   IF r.queue IS NULL THEN RETURN 'not_found'; END IF;
   PERFORM ${f('adopt')}(q, now_ms);
-  SELECT * INTO j FROM ${jobs} x WHERE x.k = ${f('key')}(q, jid) AND (x.expires_at IS NULL OR x.expires_at > now_ms);
+  PERFORM ${f('lane')}(q);
+  SELECT * INTO j FROM ${jobs} x WHERE x.k = ${f('key')}(q, jid) AND (x.expires_at IS NULL OR x.expires_at > now_ms) FOR UPDATE;
   IF NOT FOUND THEN RETURN 'not_found'; END IF;
   IF j.state IN ('c', 'e', 'x') THEN RETURN 'completed'; END IF;
   IF j.state = 'p' THEN
@@ -356,8 +372,10 @@ DECLARE
 BEGIN
   r := ${f('lockq')}(q, false);
   IF r.queue IS NULL THEN RETURN; END IF;
+  PERFORM ${f('lane')}(q);
+  -- A job being settled right now is skipped (its lease is being ended anyway).
   FOR j IN SELECT x.id, x.attempts, x.max_attempts, x.stalls, x.cancel_requested, x.result_ttl, x.history, x.attempt_started_at, x.worker
-    FROM ${jobs} x WHERE x.queue = q AND x.state = 'p' AND x.lease_until <= now_ms ORDER BY x.lease_until, x.id
+    FROM ${jobs} x WHERE x.queue = q AND x.state = 'p' AND x.lease_until <= now_ms ORDER BY x.lease_until, x.id FOR UPDATE SKIP LOCKED
   LOOP
     UPDATE ${jobs} SET stalls = stalls + 1 WHERE k = ${f('key')}(q, j.id);
     PERFORM ${f('count')}(q, '{0,0,0,0,0,0,0}', '{0,0,0,0,1,0}');
@@ -407,7 +425,8 @@ BEGIN
     RETURN;
   END IF;
   PERFORM set_config('synchronous_commit', 'off', true);
-  INSERT INTO ${q} (queue) VALUES (q) ON CONFLICT DO NOTHING;
+  PERFORM 1 FROM ${q} WHERE queue = q;
+  IF NOT FOUND THEN PERFORM ${f('mkq')}(q); END IF;
   DELETE FROM ${f('workers')} WHERE queue = q AND expires_at <= now_ms AND id <> wid;
   INSERT INTO ${f('workers')} AS x (queue, id, host, pid, concurrency, running, started_at, last_seen, expires_at)
   VALUES (q, wid, whost, wpid, wconc, wrun, wstart, now_ms, now_ms + ttl)
