@@ -115,6 +115,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   #paused = false
   #pauseTimer: ReturnType<typeof setTimeout> | undefined
   #pumpScheduled = false
+  /** Inside {@link Consumer.#begin}: jobs of its batch may not be running yet. */
+  #beginning = false
   #blockAbort = new AbortController()
   /** Epoch ms when this consumer last started, as its worker-registry entry says. */
   #startedAt = 0
@@ -401,15 +403,20 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     const now = jobs.length > 0 ? Date.now() : 0
     const observer = probe
     const begun = observer !== undefined && jobs.length > 0 && this.#open ? observer.claimed(this.#config.name, jobs, now) : 0
-    for (let i = 0; i < jobs.length; i++) {
-      const claimed = jobs[i]
-      // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
-      if (!this.#open) {
-        this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
-        this.#announcements.push(undefined, claimed.id, undefined, 0)
-        continue
+    this.#beginning = true
+    try {
+      for (let i = 0; i < jobs.length; i++) {
+        const claimed = jobs[i]
+        // Claimed while stopping (a blocking claim that raced stop): hand it straight back.
+        if (!this.#open) {
+          this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
+          this.#announcements.push(undefined, claimed.id, undefined, 0)
+          continue
+        }
+        this.#run(claimed, now, begun)
       }
-      this.#run(claimed, now, begun)
+    } finally {
+      this.#beginning = false
     }
   }
 
@@ -593,6 +600,12 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    */
   #schedulePump (): void {
     if (this.#pumpScheduled) return
+    // No job left running (outside #begin, whose batch is not all running yet): no completion can
+    // join this one, so waiting a tick would only delay it (a sequential call's settle).
+    if (this.#running.size === 0 && !this.#beginning) {
+      this.#pump()
+      return
+    }
     this.#pumpScheduled = true
     process.nextTick(this.#scheduledPump)
   }

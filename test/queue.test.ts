@@ -333,3 +333,22 @@ test('a consumer that fails to start after execute() reaches `error` and the log
   await queue.start()
   assert.equal(await queue.enqueueAndWait('after', 1, { timeout: 5000 }), 2)
 })
+
+test('memory: an idle sequential enqueueAndWait through two Queues needs one tick (the producer\'s batch) and no other (the consumer settles its last job at once)', async t => {
+  const storage = new MemoryStorage()
+  const producer = new Queue<number, number>({ storage, reaper: false })
+  const consumer = new Queue<number, number>({ storage, reaper: false, concurrency: 50 })
+  t.after(async () => { await producer.stop(); await consumer.stop() })
+  consumer.execute(async job => job.payload * 2)
+  await consumer.start()
+  await producer.start()
+  assert.equal(await producer.enqueueAndWait('warm', 1, { timeout: 5000 }), 2) // subscribed, consumer parked
+  let answer: number | undefined
+  const call = producer.enqueueAndWait('seq', 21, { timeout: 5000 }).then(value => { answer = value })
+  // The producer's batch waits one tick (queued before this one); after it, promise callbacks
+  // only: a process.nextTick or a timer queued on the way would run after these.
+  await new Promise<void>(resolve => process.nextTick(resolve))
+  await flush(100)
+  assert.equal(answer, 42)
+  await call
+})

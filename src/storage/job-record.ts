@@ -60,6 +60,14 @@ export interface Rec extends ClaimedJob {
 
 const EMPTY = Buffer.alloc(0)
 
+/**
+ * Zero as a double: the epoch-ms fields that start at 0 (due time, lease, attempt start) hold
+ * doubles later, and a field that starts as a small integer changes representation on its first
+ * large value, which changes the object layout of every record made before (a deep queue's records
+ * each paid a migration at their claim). `-0 === 0`, and these fields are only read once set.
+ */
+const ZERO = -0
+
 /** A record with a new job's fields (queued, in no index yet): callers set what differs. */
 export function newRecord (id: string, createdAt: number, resultTTL: number, maxAttempts: number): Rec {
   return {
@@ -74,9 +82,9 @@ export function newRecord (id: string, createdAt: number, resultTTL: number, max
     attempts: 0,
     stalls: 0,
     retries: 0,
-    dueAt: 0,
+    dueAt: ZERO,
     readyAt: createdAt,
-    leaseUntil: 0,
+    leaseUntil: ZERO,
     worker: '',
     cancelRequested: false,
     expiresAt: Infinity,
@@ -85,7 +93,7 @@ export function newRecord (id: string, createdAt: number, resultTTL: number, max
     waiters: undefined,
     stamp: -1,
     enteredAt: createdAt,
-    attemptStartedAt: 0,
+    attemptStartedAt: ZERO,
     lastOutcome: '',
     group: '',
     history: undefined

@@ -487,11 +487,11 @@ export class QueueState {
   /** Takes the job out of the index of its state (and of its failure group). */
   #leave (rec: Rec): void {
     if (rec.stamp < 0) return
-    this.#index[rec.state].left()
+    this.#index[rec.state].left(rec)
     if (rec.group !== '') {
       const group = this.#groups.get(rec.group)
       if (group !== undefined) {
-        group.index.left()
+        group.index.left(rec)
         if (group.index.live === 0) this.#groups.delete(rec.group)
       }
       rec.group = ''

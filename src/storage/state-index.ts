@@ -11,7 +11,10 @@ const COMPACT_MIN = 1024
  * The jobs of one state in stamp order. Stamps only grow, so a job entering the state is
  * appended: O(1). A job leaving it is not searched for: its entry goes stale (the record's stamp
  * no longer matches) and is skipped, then compacted away once stale entries outnumber live ones.
- * Entries leave mostly from the head (claims, retention), which a head pointer passes in O(1).
+ * Entries leave mostly from the head (claims, retention, settles in claim order): a job leaving
+ * from the head moves the head pointer past it and the stale entries behind it, so a queue
+ * drained in order never needs a compaction (which reads every record it keeps, cold ones
+ * included), and the passed prefix is dropped without reading any record. All amortized O(1).
  * A page is a binary search plus the page; the count is O(1).
  */
 export class StateIndex {
@@ -27,10 +30,20 @@ export class StateIndex {
     this.live++
   }
 
-  /** A job left the state (its stamp changed or was cleared): one entry went stale. */
-  left (): void {
+  /** `rec` is leaving the state (called before its stamp changes or is cleared): its entry goes stale. */
+  left (rec: Rec): void {
     this.live--
-    const stale = this.#recs.length - this.#head - this.live
+    const recs = this.#recs
+    let head = this.#head
+    if (recs[head] === rec) {
+      // Leaving from the head (the usual case): pass it and the stale entries right behind it.
+      head++
+      while (head < recs.length && !this.#valid(head)) head++
+      this.#head = head
+      if (head > COMPACT_MIN && head * 2 > recs.length) this.#dropHead()
+      return
+    }
+    const stale = recs.length - head - this.live
     if (stale > COMPACT_MIN && stale > this.live) this.#compact()
   }
 
@@ -110,7 +123,14 @@ export class StateIndex {
   #skipHead (): void {
     const n = this.#recs.length
     while (this.#head < n && !this.#valid(this.#head)) this.#head++
-    if (this.#head > COMPACT_MIN && this.#head * 2 > n) this.#compact()
+    if (this.#head > COMPACT_MIN && this.#head * 2 > n) this.#dropHead()
+  }
+
+  /** Drops the entries before the head, reading no record (those behind it stay, stale or not). */
+  #dropHead (): void {
+    this.#recs.splice(0, this.#head)
+    this.#stamps.splice(0, this.#head)
+    this.#head = 0
   }
 
   /** Moves the live entries to the front, in place (no new arrays: less for the GC on the hot path). */
