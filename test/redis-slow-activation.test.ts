@@ -51,13 +51,15 @@ test('a worker whose activation came too late cannot settle the job another work
   assert.equal(mine?.id, 'x')
   assert.equal(mine.attempts, 1)
 
-  // Two reaper scans a grace period apart hand the id back; another worker claims it.
-  assert.deepEqual(await other.recoverStalled(q, 1, Buffer.from('stalled')), { requeued: [], failed: [] })
+  // Two reaper scans a grace period apart take the id back as the late worker's attempt (its
+  // handler may have run), a third counts the stall and requeues it; another worker claims it.
+  assert.deepEqual(await other.recoverStalled(q, 2, Buffer.from('stalled')), { requeued: [], failed: [] })
   clock.advance(CLAIM_GRACE_MS)
-  assert.deepEqual(await other.recoverStalled(q, 1, Buffer.from('stalled')), { requeued: ['x'], failed: [] })
+  assert.deepEqual(await other.recoverStalled(q, 2, Buffer.from('stalled')), { requeued: [], failed: [] })
+  assert.deepEqual(await other.recoverStalled(q, 2, Buffer.from('stalled')), { requeued: ['x'], failed: [] })
   const [theirs] = await other.claim(q, 'other-worker', { max: 1, leaseMs: LEASE, blockMs: 0 })
   assert.equal(theirs?.id, 'x')
-  assert.equal(theirs.attempts, 1, 'handing back does not count an attempt')
+  assert.equal(theirs.attempts, 2, 'the attempt taken back counts')
 
   // The late worker's activation and settlement arrive now.
   const settled = late.settle(q, 'late-worker', [{ type: 'complete', id: 'x', attempt: mine.attempts, result: Buffer.from('late'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })

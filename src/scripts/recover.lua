@@ -43,8 +43,11 @@ if #expired > 0 then
 end
 
 -- An entry in `claiming` is normally activated within a round trip. One seen by an earlier pass
--- at least `grace` ms ago belongs to a dead worker: back to the head of the queue, no attempt
--- counted (its handler never ran). claim.lua's LREM makes a late activation find nothing.
+-- at least `grace` ms ago belongs to a dead worker, whose handler may have run (a consumer starts
+-- a BLMOVE'd job before its activation is sent, and a handler can kill its process first): it is
+-- taken as that worker's attempt with a lease already expired, so the next pass counts the stall
+-- and requeues or fails it like any other, and a job that kills every worker runs out of
+-- attempts. claim.lua's LREM makes a late activation find nothing.
 local stuck = redis.call('LRANGE', K.claiming, 0, -1)
 local present = {}
 for i = 1, #stuck do
@@ -57,11 +60,7 @@ for i = 1, #stuck do
   elseif now - tonumber(seenAt) >= grace then
     redis.call('LREM', K.claiming, 1, e)
     redis.call('HDEL', K.seen, id)
-    local m = redis.call('HGET', K.jobs, id)
-    if m and st_of(m) == 'q' then
-      redis.call('LPUSH', list_of(q), e)
-      requeued[#requeued + 1] = id
-    end
+    take(q, { e }, 0, '', {})
   end
 end
 local marks = redis.call('HKEYS', K.seen)
