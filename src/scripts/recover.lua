@@ -1,7 +1,8 @@
 -- recover: the reaper's pass. Jobs whose lease expired count a stall and go back to the queue,
 -- or end: cancelled when a cancel was requested, failed when out of attempts or past maxStalls.
--- Hands back jobs stranded in `claiming` by a worker that died between its BLMOVE and claim.lua,
--- then keeps history within its retention (bounded work).
+-- Takes jobs stranded in `claiming` by a worker that died before their activation as that worker's
+-- attempts, already expired (the next pass counts the stall), then keeps history within its
+-- retention (bounded work).
 -- KEYS jobs payloads attempts waiters ready held claiming seen due leases queued delayed
 -- KEYS failing completed failed cancelled expires meta groups groupinfo bygroup
 -- ARGV[1] now (ms)  [2] maxStalls  [3] claim grace (ms)  [4] reply channel prefix

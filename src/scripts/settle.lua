@@ -58,8 +58,8 @@ if n > 0 then
     local typ, attempt, num_, gl = struct.unpack(S_FORMAT, s)
     local id = ids[i]
     local m = metas[id]
-    -- The worker too: an id handed back from `claiming` is claimed again in the same attempt,
-    -- and the worker that BLMOVE'd it may have run the handler although its activation came late.
+    -- The worker too: an id the reaper took back from `claiming` keeps its attempt number under no
+    -- worker, and the worker that BLMOVE'd it may have run the handler although its activation came late.
     if m and not seen[id] and st_of(m) == 'p' and attempts_of(m) == attempt and worker_of(m) == worker then
       seen[id] = true
       if held and held[id] then batch.unleased[id] = true end

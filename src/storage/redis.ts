@@ -76,7 +76,7 @@ export interface RedisStorageEvents {
 const ENQUEUE_CHUNK = 250
 /** Bytes of an argument that are not the value: the longest id (1024 bytes) and the job's fields, with room to spare. */
 const VALUE_OVERHEAD = 4096
-/** How long a BLMOVE'd id may wait in `claiming` before the reaper hands it back (ms); see recover.lua. */
+/** How long a BLMOVE'd id may wait in `claiming` before the reaper takes it back as a stalled attempt (ms); see recover.lua. */
 const CLAIM_GRACE_MS = 1000
 /** Most history entries one reaper pass trims or deletes: bounds its run time. */
 const TIDY_BUDGET = 1000
