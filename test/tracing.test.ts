@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
 import { test, type TestContext } from 'node:test'
-import { context, trace } from '@opentelemetry/api'
+import { context, metrics as otelMetrics, ProxyTracer, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
 import { MemoryStorage, Queue } from '../src/index.ts'
-import { openTelemetry } from '../src/tracing/index.ts'
+import { probe } from '../src/instrument.ts'
+import { openTelemetry, SDK_CHECK_INTERVAL } from '../src/tracing/index.ts'
 import { formatTrace, formatTraceparent, parseTrace, parseTraceparent } from '../src/tracing/traceparent.ts'
 
 /** A tracer provider exporting to memory, with the async-hooks context manager (as an SDK sets up). */
@@ -124,4 +125,52 @@ test('the same metrics through an OpenTelemetry meter', async t => {
   assert.deepEqual(counts, [['completed', 3], ['failed', 1]])
   const rpc = metrics.get('relayq.rpc.duration')?.dataPoints as Array<DataPoint<Histogram>>
   assert.deepEqual(rpc.map(p => [p.attributes.outcome, p.value.count]).sort(), [['completed', 3], ['failed', 1]])
+})
+
+test('without an SDK nothing is attached and no span work happens; an SDK registered later is picked up', async t => {
+  const queue = new Queue<number, number>({ storage: new MemoryStorage(), name: 'calc', reaper: false })
+  t.after(() => queue.stop())
+  queue.execute(async job => job.payload * 2)
+  await queue.start()
+  // Only the re-check's interval is mocked: the queue's own timers were created before.
+  t.mock.timers.enable({ apis: ['setInterval'] })
+  const startSpan = t.mock.method(ProxyTracer.prototype, 'startSpan')
+  const getTracer = t.mock.method(trace.getTracerProvider(), 'getTracer')
+  const active = t.mock.method(context, 'active')
+  const otel = openTelemetry() // the global providers are the API's no-op ones
+  t.after(() => otel.close())
+  assert.equal(probe, undefined, 'nothing attached: the path without instrumentation')
+  assert.equal(await queue.enqueueAndWait('a', 1), 2)
+  assert.deepEqual(await queue.enqueue('b', 2), { status: 'queued' })
+  t.mock.timers.tick(SDK_CHECK_INTERVAL) // looks again: still no SDK
+  assert.equal(await queue.enqueueAndWait('c', 3), 6)
+  assert.equal(probe, undefined)
+  assert.deepEqual([startSpan.mock.callCount(), getTracer.mock.callCount(), active.mock.callCount()], [0, 0, 0])
+
+  const { provider, exporter } = tracing(t)
+  class Reader extends MetricReader {
+    protected async onForceFlush (): Promise<void> {}
+    protected async onShutdown (): Promise<void> {}
+  }
+  const reader = new Reader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  t.after(() => meterProvider.shutdown())
+  assert.ok(trace.setGlobalTracerProvider(provider))
+  assert.ok(otelMetrics.setGlobalMeterProvider(meterProvider))
+  t.after(() => { trace.disable(); otelMetrics.disable() })
+  t.mock.timers.tick(SDK_CHECK_INTERVAL)
+  assert.notEqual(probe, undefined)
+  assert.equal(await queue.enqueueAndWait('d', 4), 8)
+  const spans = exporter.getFinishedSpans()
+  assert.deepEqual(spans.map(s => s.name).sort(), ['enqueueAndWait calc', 'process calc', 'send calc'])
+  assert.equal(new Set(spans.map(s => s.spanContext().traceId)).size, 1)
+  const { resourceMetrics } = await reader.collect()
+  const enqueued = resourceMetrics.scopeMetrics.flatMap(s => s.metrics).find(m => m.descriptor.name === 'relayq.jobs.enqueued')
+  assert.deepEqual((enqueued?.dataPoints as Array<DataPoint<number>>).map(p => p.value), [1])
+
+  // The SDK goes away: no more spans, though the probe stays attached.
+  trace.disable()
+  t.mock.timers.tick(SDK_CHECK_INTERVAL)
+  assert.equal(await queue.enqueueAndWait('e', 5), 10)
+  assert.equal(exporter.getFinishedSpans().length, 3)
 })

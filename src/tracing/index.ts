@@ -1,6 +1,7 @@
 /**
  * `relayq/tracing`: OpenTelemetry spans and metrics through `@opentelemetry/api` (an optional
- * peer dependency; without an SDK registered every span and instrument is a no-op).
+ * peer dependency). Without an SDK registered it attaches nothing and costs nothing per job; an
+ * SDK registered later is picked up within {@link SDK_CHECK_INTERVAL} ms.
  *
  * Spans follow the messaging semantic conventions: `send <queue>` (PRODUCER) for each enqueue,
  * `process <queue>` (CONSUMER) for each attempt on a worker, a child of the producer's span
@@ -10,11 +11,11 @@
  *
  * @example
  * import { openTelemetry } from 'relayq/tracing'
- * const otel = openTelemetry() // after the SDK is started; otel.close() detaches
+ * const otel = openTelemetry() // before or after the SDK is started; otel.close() detaches
  */
 import {
-  context, createTraceState, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type BatchObservableCallback, type Meter, type MeterProvider,
-  type Span, type TracerProvider
+  context, createNoopMeter, createTraceState, metrics as otelMetrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type BatchObservableCallback, type Meter,
+  type MeterProvider, type ProxyTracerProvider, type Span, type TracerProvider
 } from '@opentelemetry/api'
 import type { Admin } from '../admin.ts'
 import { attach, type AttemptOutcome, type Probe } from '../instrument.ts'
@@ -44,17 +45,73 @@ export interface OpenTelemetryOptions {
 
 const SCOPE = 'relayq'
 const SYSTEM = 'relayq'
+/** How often, in ms, {@link openTelemetry} looks again for an SDK registered (or removed) after it. */
+export const SDK_CHECK_INTERVAL = 1000
 
-/** Instruments every Producer, Consumer and Reaper of this process; answers what detaches them. */
+/**
+ * Instruments every Producer, Consumer and Reaper of this process; answers what detaches them.
+ *
+ * While no SDK is registered (the global providers are the API's no-op ones) nothing is
+ * attached: no span, no context, no attribute, no instrument call, and the hot path is the one
+ * without instrumentation. It looks again every {@link SDK_CHECK_INTERVAL} ms, so an SDK
+ * registered later is picked up within a second: spans start then; metrics bind to the first
+ * real meter found and keep it (the API's meters have no proxy to follow a later provider).
+ */
 export function openTelemetry (options: OpenTelemetryOptions = {}): { close: () => void } {
   const detaches: Array<() => void> = []
-  if (options.tracing !== false) detaches.push(attach(tracingProbe((options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE))))
-  if (options.metrics !== false) {
-    const meter = (options.meterProvider ?? otelMetrics.getMeterProvider()).getMeter(SCOPE)
-    detaches.push(attach(metricsProbe(meterRecorder(meter))))
-    if (options.admin !== undefined) detaches.push(observeGauges(meter, new QueueGauges(options.admin, { queues: options.queues, interval: options.gaugeInterval })))
+  const source: TracerSource = { tracer: undefined }
+  let tracingAttached = false
+  let metricsAttached = options.metrics === false
+  const check = (): void => {
+    if (options.tracing !== false) {
+      source.tracer = liveTracer(options.tracerProvider ?? trace.getTracerProvider())
+      if (source.tracer !== undefined && !tracingAttached) {
+        tracingAttached = true
+        detaches.push(attach(tracingProbe(source)))
+      }
+    }
+    if (!metricsAttached) {
+      const meter = liveMeter(options.meterProvider ?? otelMetrics.getMeterProvider())
+      if (meter === undefined) return
+      metricsAttached = true
+      detaches.push(attach(metricsProbe(meterRecorder(meter))))
+      if (options.admin !== undefined) detaches.push(observeGauges(meter, new QueueGauges(options.admin, { queues: options.queues, interval: options.gaugeInterval })))
+    }
   }
-  return { close: () => { for (const detach of detaches) detach() } }
+  check()
+  // Tracing follows the global provider both ways (an SDK shut down and disabled goes back to
+  // no-op); metrics stop looking once bound.
+  const timer = options.tracing === false && metricsAttached ? undefined : setInterval(check, SDK_CHECK_INTERVAL)
+  timer?.unref()
+  return {
+    close: () => {
+      clearInterval(timer)
+      source.tracer = undefined
+      for (const detach of detaches) detach()
+    }
+  }
+}
+
+type Tracer = ReturnType<TracerProvider['getTracer']>
+
+/** The tracer the tracing probe uses now; undefined while no SDK is registered. */
+interface TracerSource { tracer: Tracer | undefined }
+
+/**
+ * The provider's tracer, or undefined when it is the API's proxy without a delegate (no SDK
+ * registered): its spans would be no-op ones. The proxy is recognised by its public
+ * `getDelegateTracer` rather than by class, so that a proxy of another copy of the API counts too.
+ */
+function liveTracer (provider: TracerProvider): Tracer | undefined {
+  const proxy = provider as Partial<Pick<ProxyTracerProvider, 'getDelegateTracer'>>
+  if (typeof proxy.getDelegateTracer === 'function') return proxy.getDelegateTracer(SCOPE)
+  return provider.getTracer(SCOPE)
+}
+
+/** The provider's meter, or undefined when it is the API's no-op meter (no SDK registered). */
+function liveMeter (provider: MeterProvider): Meter | undefined {
+  const meter = provider.getMeter(SCOPE)
+  return meter === createNoopMeter() || meter.constructor?.name === 'NoopMeter' ? undefined : meter
 }
 
 function ended (span: Span, outcome: string, error?: unknown): void {
@@ -73,11 +130,15 @@ function ended (span: Span, outcome: string, error?: unknown): void {
 
 const ATTEMPT_ERRORS: ReadonlySet<AttemptOutcome> = new Set(['failed', 'retry', 'lost'])
 
-function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
+/** The tracing probe; while `source` has no tracer (the SDK went away) it does nothing. */
+function tracingProbe (source: TracerSource): Probe {
   /** Send spans of jobs whose enqueue is in flight, by the job object the producer stores. */
   const sending = new WeakMap<NewJob, Span>()
+  let pending = 0
   return {
     enqueue (queue, job) {
+      const tracer = source.tracer
+      if (tracer === undefined) return job
       const span = tracer.startSpan(`send ${queue}`, { kind: SpanKind.PRODUCER }, context.active())
       const sc = span.spanContext()
       // No SDK (or not sampled): nothing to record; carry the context only when it is a real one.
@@ -97,15 +158,20 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
       }
       const traced: NewJob = { ...job, trace: formatTrace(sc, sc.traceState?.serialize()) }
       sending.set(traced, span)
+      pending++
       return traced
     },
     enqueued (_queue, job, outcome, error) {
+      if (pending === 0) return
       const span = sending.get(job)
       if (span === undefined) return
       sending.delete(job)
+      pending--
       ended(span, outcome?.status ?? 'error', outcome === undefined ? error : undefined)
     },
     async call (queue, id, call) {
+      const tracer = source.tracer
+      if (tracer === undefined) return await call()
       const span = tracer.startSpan(`enqueueAndWait ${queue}`, {
         kind: SpanKind.CLIENT,
         attributes: { 'messaging.system': SYSTEM, 'messaging.operation.name': 'enqueueAndWait', 'messaging.destination.name': queue, 'messaging.message.id': id }
@@ -120,6 +186,8 @@ function tracingProbe (tracer: ReturnType<TracerProvider['getTracer']>): Probe {
       }
     },
     attempt (queue, job, workerId) {
+      const tracer = source.tracer
+      if (tracer === undefined) return undefined
       // The job's creation context is the parent (not a link): an attempt processes exactly one
       // job, and a worker has no ambient context of its own, so the messaging conventions'
       // single-message case applies and the trace runs producer → worker → handler unbroken.
