@@ -1,41 +1,48 @@
 /**
- * What metrics and tracing cost the processing rate (issue 11 item 5), in one run:
+ * What metrics and tracing cost the processing rate and the consumer's CPU (issue 11 item 5), in one run:
  *
- *   npm run build && npx tsx bench/metrics.ts [--jobs 100000] [--rounds 5] [--drains 3] [--backend memory|file|redis]
+ *   npm run build && npx tsx bench/metrics.ts [--jobs 100000] [--rounds 11] [--drains 3] [--backend memory|file|redis]
  *                                             [--redis-url redis://127.0.0.1:6379] [--only off,baseline,...]
- *                                             [--baseline <dist of another build>]
+ *                                             [--baseline <dist of another build>] [--json path]
  *
  * Variants: `off` (nothing attached), `prometheus` (relayq/metrics with a prom-client registry),
  * `otel` (relayq/tracing spans and meter with no SDK registered: the no-op API), and with
- * --baseline the `off` run on another build (the commit before the hook: the hot path did not
- * move). Each measurement is a fresh process (the probe is attached once, as in an application:
- * attaching and detaching in one process would make V8 re-optimize the consumer every time) that
- * warms up with one drain and then runs --drains drains: a Producer fills the queue, one Consumer
- * at concurrency 16 drains it, rate = jobs / drain time. Rounds alternate the variants (rotating
- * their order); the table gives the median, the spread, and each median's ratio to `off`.
- * `--only` keeps the named variants (off, prometheus, otel, otel-sdk, baseline); `otel-sdk`
- * traces with a real SDK (every span recorded, dropped by a no-op exporter), so each job
- * carries a trace context through the storage. On Redis each drain has a key prefix of its own.
+ * --baseline the `off` run on another build (the hot path did not move). Each measurement is a
+ * fresh process (the probe is attached once, as in an application: attaching and detaching in
+ * one process would make V8 re-optimize the consumer every time) that warms up with one drain and
+ * then runs --drains drains: a Producer fills the queue, then one Consumer at concurrency 16
+ * drains it; rate = jobs / drain time, CPU = the process's CPU time (`process.cpuUsage()`) over
+ * the drain / jobs (the producer is idle then: it is the consumer's). A round runs every variant
+ * once, in an order rotating from round to round; each variant is then judged by its per-round
+ * ratios to `off` (median, interquartile range, 95 % bootstrap interval of the median). CPU per
+ * job moves much less with the machine's load than jobs/s: on a shared machine it is the figure
+ * that can show a 5 % difference. `--only` keeps the named variants (off, prometheus, otel,
+ * otel-sdk, baseline); `otel-sdk` traces with a real SDK (every span recorded, dropped by a no-op
+ * exporter), so each job carries a trace context through the storage. On Redis each drain has a
+ * key prefix of its own.
  */
 import { execFile } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
+import { formatPaired, median, summarise, type PairedSummary } from './paired.ts'
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '11' },
     drains: { type: 'string', default: '3' },
     backend: { type: 'string', default: 'memory' },
     'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
     only: { type: 'string' },
     baseline: { type: 'string' },
     child: { type: 'string' },
-    dist: { type: 'string' }
+    dist: { type: 'string' },
+    json: { type: 'string' }
   }
 })
 const JOBS = Number(values.jobs)
@@ -43,8 +50,10 @@ const DIST = resolve(import.meta.dirname, '../dist')
 
 type Relayq = typeof import('../src/index.ts')
 
-/** Jobs per second of one drain of JOBS jobs. */
-async function drain (lib: Relayq): Promise<number> {
+interface Drain { rate: number, cpuUsPerJob: number }
+
+/** Jobs per second of one drain of JOBS jobs, and this process's CPU time per job meanwhile. */
+async function drain (lib: Relayq): Promise<Drain> {
   const dir = values.backend === 'file' ? await mkdtemp(join(tmpdir(), 'relayq-bench-metrics-')) : undefined
   const storage = values.backend === 'redis'
     ? new lib.RedisStorage({ url: values['redis-url'], keyPrefix: `bench-metrics-${randomUUID()}` })
@@ -59,18 +68,18 @@ async function drain (lib: Relayq): Promise<number> {
   const finished = new Promise<void>(resolve => { finish = resolve })
   consumer.on('completed', () => { if (++done === JOBS) finish() })
   consumer.execute(async job => job.payload)
+  const cpu = process.cpuUsage()
   const started = process.hrtime.bigint()
   await consumer.start()
   await finished
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const used = process.cpuUsage(cpu)
   await consumer.stop()
   if (storage instanceof lib.RedisStorage) await storage.clear()
   await producer.stop()
   if (dir !== undefined) await rm(dir, { recursive: true, force: true })
-  return JOBS / seconds
+  return { rate: JOBS / seconds, cpuUsPerJob: (used.user + used.system) / JOBS }
 }
-
-const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
 if (values.child !== undefined) {
   // One measurement: attach the variant once, warm up, then the median of --drains drains.
@@ -89,9 +98,9 @@ if (values.child !== undefined) {
     openTelemetry({ tracerProvider: new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] }), metrics: false })
   }
   await drain(lib)
-  const rates: number[] = []
-  for (let i = 0; i < Number(values.drains); i++) rates.push(await drain(lib))
-  console.log(JSON.stringify({ rate: median(rates) }))
+  const drains: Drain[] = []
+  for (let i = 0; i < Number(values.drains); i++) drains.push(await drain(lib))
+  console.log(JSON.stringify({ rate: median(drains.map(d => d.rate)), cpuUsPerJob: median(drains.map(d => d.cpuUsPerJob)) }))
 } else {
   const run = promisify(execFile)
   const self = fileURLToPath(import.meta.url)
@@ -104,20 +113,47 @@ if (values.child !== undefined) {
     ...(values.baseline === undefined ? [] : [{ key: 'baseline', name: 'baseline build', args: ['--child', 'off', '--dist', resolve(values.baseline)] }])
   ].filter(v => only === undefined ? v.key !== 'otel-sdk' : only.includes(v.key))
   const common = ['--jobs', String(JOBS), '--drains', String(values.drains), '--backend', String(values.backend), '--redis-url', String(values['redis-url'])]
-  const rates = new Map(variants.map(v => [v.name, [] as number[]]))
   const rounds = Number(values.rounds)
+  /** Per variant, one measurement per round. */
+  const results = new Map(variants.map(v => [v.name, [] as Drain[]]))
+  const loadBefore = loadavg()[0]
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < variants.length; k++) {
       const v = variants[(round + k) % variants.length]
       const { stdout } = await run(process.execPath, ['--import', 'tsx', self, ...v.args, ...common])
-      const { rate } = JSON.parse(stdout) as { rate: number }
-      rates.get(v.name)?.push(rate)
-      process.stderr.write(`round ${round + 1} ${v.name}: ${Math.round(rate)} jobs/s\n`) // partial results survive an interrupted run
+      const d = JSON.parse(stdout) as Drain
+      results.get(v.name)?.push(d)
+      // Partial results survive an interrupted run.
+      process.stderr.write(`round ${round + 1} ${v.name}: ${Math.round(d.rate)} jobs/s, ${d.cpuUsPerJob.toFixed(2)} µs CPU/job\n`)
     }
   }
-  const off = median(rates.get('off') ?? [])
-  const n = (x: number): string => Math.round(x).toLocaleString('en-US')
-  console.log(`relayq metrics overhead: ${String(values.backend)}, ${n(JOBS)} jobs per drain, ${rounds} processes per variant (median of ${String(values.drains)} drains each), concurrency 16, node ${process.version}`)
-  console.log('variant           median jobs/s   min..max              vs off')
-  for (const [name, xs] of rates) console.log(`${name.padEnd(17)} ${n(median(xs)).padStart(13)}   ${`${n(Math.min(...xs))}..${n(Math.max(...xs))}`.padEnd(20)}  ${(median(xs) / off).toFixed(3)}`)
+  const off = results.get('off')
+  if (off === undefined) throw new Error('--only must include off: the other variants are measured against it')
+  const n = (x: number, digits = 0): string => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+  const range = (xs: number[], digits = 0): string => `${n(median(xs), digits)} (${n(Math.min(...xs), digits)}..${n(Math.max(...xs), digits)})`
+  console.log(`relayq metrics overhead: ${String(values.backend)}, ${n(JOBS)} jobs per drain, ${rounds} rounds (a fresh process per variant and round, ` +
+    `median of ${String(values.drains)} drains each), concurrency 16, node ${process.version}, load average ${loadBefore.toFixed(1)} before, ${loadavg()[0].toFixed(1)} after`)
+  console.log('Ratios to off are per round (same round, adjacent processes): median [interquartile range] (95 % bootstrap interval of the median).')
+  console.log('variant          | jobs/s median (min..max)     | CPU µs/job median (min..max) | jobs/s ÷ off                       | CPU/job ÷ off')
+  const summary: Record<string, { rate: number[], cpuUsPerJob: number[], rateRatio: PairedSummary, cpuRatio: PairedSummary }> = {}
+  for (const [name, ds] of results) {
+    const rate = ds.map(d => d.rate)
+    const cpu = ds.map(d => d.cpuUsPerJob)
+    const rateRatio = summarise(ds.map((d, i) => d.rate / off[i].rate))
+    const cpuRatio = summarise(ds.map((d, i) => d.cpuUsPerJob / off[i].cpuUsPerJob))
+    summary[name] = { rate, cpuUsPerJob: cpu, rateRatio, cpuRatio }
+    console.log(`${name.padEnd(16)} | ${range(rate).padEnd(28)} | ${range(cpu, 2).padEnd(28)} | ${formatPaired(rateRatio).padEnd(34)} | ${formatPaired(cpuRatio)}`)
+  }
+  // The issue's bar, one-sided (a variant may not cost more than 5 %): shown when the whole 95 %
+  // interval of the paired ratio is on the right side of it, refuted when it is all beyond it.
+  const verdict = (worseThanBar: number, betterThanBar: number): string => betterThanBar >= 1 ? 'shown' : worseThanBar > 1 ? 'REFUTED' : 'undecided'
+  for (const [name, s] of Object.entries(summary)) {
+    if (name === 'off') continue
+    console.log(`${name}: at most 5 % slower than off: ${verdict(0.95 / s.rateRatio.ciHigh, s.rateRatio.ciLow / 0.95)}; ` +
+      `at most 5 % more CPU per job: ${verdict(s.cpuRatio.ciLow / 1.05, 1.05 / s.cpuRatio.ciHigh)}`)
+  }
+  if (values.json !== undefined) {
+    await mkdir(dirname(values.json), { recursive: true })
+    await writeFile(values.json, JSON.stringify({ backend: values.backend, jobs: JOBS, rounds, drains: Number(values.drains), node: process.version, summary }, null, 2) + '\n')
+  }
 }

@@ -1,19 +1,27 @@
 /** What bench/soak.ts and its consumer child exchange, and the per-process sample both take. */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+// A full collection before reading the heap, so that a leak shows apart from garbage not yet collected.
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 /** One process's memory and CPU time at a moment. */
 export interface ProcessSample {
   /** Resident set size, bytes. */
   readonly rss: number
-  /** V8 heap in use, bytes. */
+  /** V8 heap in use right after a full collection, bytes. */
   readonly heapUsed: number
   /** CPU time (user + system) since the process started, µs. */
   readonly cpuUs: number
 }
 
+/** RSS as it is, then the heap after a full collection (a pause of a few ms). */
 export function processSample (): ProcessSample {
-  const { rss, heapUsed } = process.memoryUsage()
   const cpu = process.cpuUsage()
-  return { rss, heapUsed, cpuUs: cpu.user + cpu.system }
+  const rss = process.memoryUsage.rss()
+  gc()
+  return { rss, heapUsed: process.memoryUsage().heapUsed, cpuUs: cpu.user + cpu.system }
 }
 
 export type SoakToChild<TConfig> =

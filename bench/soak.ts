@@ -14,7 +14,7 @@
  *    (bench/soak-child.ts), on memory in this process (its state lives here; the producer
  *    figures are then those of both).
  * Per minute (by completion time): calls, errors, latency p50/p99/max, the most calls in flight,
- * RSS and V8 heap of producer and consumer, their CPU per call, Redis `used_memory` and key count,
+ * RSS and V8 heap (after a full collection) of producer and consumer, their CPU per call, Redis `used_memory` and key count,
  * load average. Then minute 1 against the last minute, and a verdict.
  *
  * Jobs keep their results for --result-ttl ms (10 s by default, not the library's hour): with an
@@ -256,7 +256,7 @@ async function closeMinute (): Promise<Minute> {
 
 const mb = (bytes: number | undefined): string => bytes === undefined ? '-' : fmt(bytes / 2 ** 20, 1)
 const ms = (x: number): string => fmt(x, x < 10 ? 2 : 1)
-const HEADERS = ['min', 'calls', 'errors', 'p50 ms', 'p99 ms', 'max ms', 'in flight max', 'producer RSS MB (heap)', 'consumer RSS MB (heap)',
+const HEADERS = ['min', 'calls', 'errors', 'p50 ms', 'p99 ms', 'max ms', 'in flight max', 'producer RSS MB (heap after GC)', 'consumer RSS MB (heap after GC)',
   'CPU µs/call prod / cons', 'Redis used_memory MB (keys)', 'load']
 const cells = (r: Minute): string[] => [
   String(r.minute), fmt(r.calls), fmt(r.errors), ms(r.p50Ms), ms(r.p99Ms), ms(r.maxMs), fmt(r.maxInFlight),
@@ -297,14 +297,20 @@ const tick = (): void => {
   else allSent()
 }
 tick()
-// Minute boundaries on the schedule's clock; the last minute ends once every call settled.
-for (let m = 1; m < minutes; m++) {
+// Minute boundaries on the schedule's clock, the last one included: what settles after it (the
+// calls still in flight when sending stopped) is reported apart.
+for (let m = 1; m <= minutes; m++) {
   await new Promise(resolve => setTimeout(resolve, Math.max(0, t0 + m * 60_000 - performance.now())))
   console.log(cells(await closeMinute()).join(' | '))
+  if (runaway) break
 }
+const tailStart = performance.now()
+const tailInFlight = inFlight
 await sending
 if (inFlight > 0) await settled
-console.log(cells(await closeMinute()).join(' | '))
+const tail = Float64Array.from(latencies).sort()
+console.log(`after minute ${rows.length}: the ${fmt(tailInFlight)} calls in flight settled in ${fmt(performance.now() - tailStart)} ms` +
+  (tail.length === 0 ? '' : ` (latency p50 ${ms(percentile(tail, 0.5))}, max ${ms(tail[tail.length - 1])} ms)`) + `, ${fmt(errors)} errors`)
 if (runaway) console.log(`STOPPED: more than ${fmt(RUNAWAY)} calls in flight, the consumer cannot keep up with ${fmt(rate)} calls/s`)
 if (firstError !== undefined) console.log(`first error: ${firstError}`)
 
@@ -320,12 +326,13 @@ console.log(table(HEADERS, rows.map(cells)))
 const first = rows[0]
 const last = rows[rows.length - 1]
 const growth = (a: number, b: number): string => `${mb(a)} → ${mb(b)} MB (${b >= a ? '+' : ''}${fmt((b - a) / a * 100, 1)} %)`
+const heap = (a: ProcessSample, b: ProcessSample): string => `, heap after GC ${mb(a.heapUsed)} → ${mb(b.heapUsed)} MB`
 const p99Ratio = last.p99Ms / first.p99Ms
 const rssGrowth = Math.max((last.producer.rss - first.producer.rss) / first.producer.rss,
   first.consumer === undefined || last.consumer === undefined ? -Infinity : (last.consumer.rss - first.consumer.rss) / first.consumer.rss)
 console.log(`minute 1 → ${last.minute}: p99 ${ms(first.p99Ms)} → ${ms(last.p99Ms)} ms (${p99Ratio.toFixed(2)}×), ` +
-  `p50 ${ms(first.p50Ms)} → ${ms(last.p50Ms)} ms; producer RSS ${growth(first.producer.rss, last.producer.rss)}` +
-  (first.consumer === undefined || last.consumer === undefined ? '' : `; consumer RSS ${growth(first.consumer.rss, last.consumer.rss)}`) +
+  `p50 ${ms(first.p50Ms)} → ${ms(last.p50Ms)} ms; producer RSS ${growth(first.producer.rss, last.producer.rss)}${heap(first.producer, last.producer)}` +
+  (first.consumer === undefined || last.consumer === undefined ? '' : `; consumer RSS ${growth(first.consumer.rss, last.consumer.rss)}${heap(first.consumer, last.consumer)}`) +
   (first.redisUsedMemory === undefined || last.redisUsedMemory === undefined ? '' : `; Redis used_memory ${growth(first.redisUsedMemory, last.redisUsedMemory)}`))
 const flat = p99Ratio <= P99_FLAT && rssGrowth <= RSS_FLAT && !runaway && rows.every(r => r.errors === 0)
 console.log(`verdict: ${flat ? 'FLAT' : 'NOT FLAT'} (bars: p99 at minute ${last.minute} ≤ ${P99_FLAT}× minute 1's, RSS growth ≤ ${RSS_FLAT * 100} %, no errors; ` +

@@ -647,8 +647,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   /** Reports an instrumented attempt's outcome as its worker decided it. */
   #decided (job: RunningJob<TPayload>, outcome: AttemptOutcome, value?: unknown): void {
-    // begun 0: claimed before a probe was attached (openTelemetry finds an SDK late): no start mark.
-    if (job.begun !== 0) probe?.decided(this.#config.name, outcome, job.begun)
+    probe?.decided(this.#config.name, outcome, job.begun)
     job.probe?.end(outcome, value)
   }
 
