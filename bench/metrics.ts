@@ -82,20 +82,26 @@ async function drain (lib: Relayq): Promise<Drain> {
 }
 
 if (values.child !== undefined) {
-  // One measurement: attach the variant once, warm up, then the median of --drains drains.
+  // One measurement: attach the variant once, warm up, then the median of --drains drains. Every
+  // variant loads the same modules, whether it attaches them or not: what a process has loaded
+  // moves V8's heap sizing, and with it the GC share of the CPU per job, by several per cent.
   const dist = values.dist ?? DIST
   const lib = await import(pathToFileURL(join(dist, 'index.js')).href) as Relayq
+  const loaded = values.dist === undefined
+    ? {
+        metrics: await import(pathToFileURL(join(dist, 'metrics/index.js')).href) as typeof import('../src/metrics/index.ts'),
+        tracing: await import(pathToFileURL(join(dist, 'tracing/index.js')).href) as typeof import('../src/tracing/index.ts'),
+        prom: await import('prom-client'),
+        sdk: await import('@opentelemetry/sdk-trace-base')
+      }
+    : undefined
   if (values.child === 'prometheus') {
-    const { prometheusMetrics } = await import(pathToFileURL(join(dist, 'metrics/index.js')).href) as typeof import('../src/metrics/index.ts')
-    const { Registry } = await import('prom-client')
-    prometheusMetrics({ registry: new Registry() })
+    loaded?.metrics.prometheusMetrics({ registry: new loaded.prom.Registry() })
   } else if (values.child === 'otel') {
-    const { openTelemetry } = await import(pathToFileURL(join(dist, 'tracing/index.js')).href) as typeof import('../src/tracing/index.ts')
-    openTelemetry()
-  } else if (values.child === 'otel-sdk') {
-    const { openTelemetry } = await import(pathToFileURL(join(dist, 'tracing/index.js')).href) as typeof import('../src/tracing/index.ts')
-    const { BasicTracerProvider, NoopSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
-    openTelemetry({ tracerProvider: new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] }), metrics: false })
+    loaded?.tracing.openTelemetry()
+  } else if (values.child === 'otel-sdk' && loaded !== undefined) {
+    const { BasicTracerProvider, NoopSpanProcessor } = loaded.sdk
+    loaded.tracing.openTelemetry({ tracerProvider: new BasicTracerProvider({ spanProcessors: [new NoopSpanProcessor()] }), metrics: false })
   }
   await drain(lib)
   const drains: Drain[] = []
