@@ -37,7 +37,8 @@
 -- behind by up to TRIM_SLACK jobs, and every read applies the rule); one pushed out of history
 -- while its result cache lives keeps its record and outcome until ZSET `expires` (score:
 -- expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
--- `leases` processing jobs by lease deadline. Failed jobs with a failure group are in HASH
+-- `leases` processing jobs by lease deadline (plus LEASE_PIN at +inf once a job was leased: readers
+-- count and list below +inf). Failed jobs with a failure group are in HASH
 -- `groups` (key -> count), HASH `groupinfo` (key -> name, message, frame as JSON) and ZSET
 -- `bygroup` (all scores 0, members #key key stamp id, so one group's jobs are a lex range in
 -- stamp order).
@@ -52,6 +53,12 @@
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
 local TOKEN = 36
+-- A member kept in ZSET `leases` at score +inf (see the header): longer than Redis's
+-- zset-max-listpack-value (64 bytes), so the set stays a skiplist. As a listpack (up to 128
+-- members, i.e. up to the consumers' concurrency) each ZADD or ZREM of a lease scanned it and
+-- parsed every score: ~11 % of a drain's instructions at concurrency 50 (callgrind). Byte 255
+-- never occurs in UTF-8, so no job id can be this member.
+local LEASE_PIN = '\255relayq: keeps ZSET leases in skiplist encoding, so a lease costs O(log n) and not O(n)'
 local TERMINAL = { c = true, e = true, x = true }
 local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
 local NO_OUTCOME = '\0'
@@ -303,14 +310,12 @@ local function drop_all (ids, metas)
   if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
 end
 
--- Terminal jobs leave history: `scored` holds id, stamp, ... of jobs just taken out of their
--- index (a terminal job is in history exactly while it is in the index of its state). Each is
+-- Terminal jobs leave history: `ids` holds jobs just taken out of their index (a terminal job is
+-- in history exactly while it is in the index of its state; its record holds its stamp there). Each is
 -- deleted if its result cache ended; else its payload and attempts go, and ZSET `expires` says
 -- when the rest goes. The record itself is left as it is.
-local function untrack_all (q, scored)
-  if #scored == 0 then return end
-  local ids = {}
-  for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
+local function untrack_all (q, ids)
+  if #ids == 0 then return end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local gone, goneMetas, expiring, kept, histories, waited, grouped = {}, {}, {}, {}, {}, {}, {}
   for i = 1, #ids do
@@ -319,7 +324,7 @@ local function untrack_all (q, scored)
       local g = group_of(m)
       if #g > 0 then
         grouped[#grouped + 1] = g
-        grouped[#grouped + 1] = tonumber(scored[2 * i])
+        grouped[#grouped + 1] = dbl(m, R_STAMP)
         grouped[#grouped + 1] = id
       end
       local ex = expires_of(m)
@@ -345,6 +350,15 @@ local function untrack_all (q, scored)
   if #waited > 0 then redis.call('HDEL', K.waiters, unpack(waited)) end
 end
 
+-- Takes the `n` oldest ids out of index `key` and returns them. Not ZPOPMIN: its reply carries the
+-- scores, which Redis formats with snprintf('%.17g') (~4 % of a drain's instructions); the
+-- stamps are in the records.
+local function pop_oldest (key, n)
+  local ids = redis.call('ZRANGE', key, '0', num(n - 1))
+  redis.call('ZREMRANGEBYRANK', key, '0', num(n - 1))
+  return ids
+end
+
 -- Keeps the history of terminal state `st` within its retention: at most `budget` jobs leave it
 -- per call, over count first, then past age. With `slack`, only once the count is exceeded by that
 -- many (so the work comes in batches), and not by age (the reaper's pass does that). Returns how
@@ -355,18 +369,15 @@ local function trim (q, st, budget, slack)
   local n = 0
   local excess = redis.call('ZCARD', key) - keep
   if excess > (slack or 0) then
-    local popped = redis.call('ZPOPMIN', key, math.min(excess, budget))
-    untrack_all(q, popped)
-    n = #popped / 2
+    n = math.min(excess, budget)
+    untrack_all(q, pop_oldest(key, n))
   end
   if not slack and n < budget and age < q.now then
-    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'WITHSCORES', 'LIMIT', 0, budget - n)
+    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'LIMIT', '0', num(budget - n))
     if #old > 0 then
-      local ids = {}
-      for i = 1, #old, 2 do ids[#ids + 1] = old[i] end
-      redis.call('ZREM', key, unpack(ids))
+      redis.call('ZREM', key, unpack(old))
       untrack_all(q, old)
-      n = n + #ids
+      n = n + #old
     end
   end
   return n
@@ -381,7 +392,7 @@ local function trim_count (q, st)
   q.exact[st] = true
   local _, keep = rule_of(q, st)
   local excess = redis.call('ZCARD', IK[st]) - keep
-  if excess > 0 then untrack_all(q, redis.call('ZPOPMIN', IK[st], excess)) end
+  if excess > 0 then untrack_all(q, pop_oldest(IK[st], excess)) end
 end
 
 -- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
@@ -526,6 +537,8 @@ local function take (q, elements, leaseMs, worker, out, held)
   if held then
     for i = 1, #fields, 2 do held[fields[i]] = fields[i + 1] end
   elseif #fields > 0 then
+    leases[#leases + 1] = '+inf'
+    leases[#leases + 1] = LEASE_PIN
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('ZADD', K.leases, unpack(leases))
   end
@@ -550,6 +563,8 @@ local function unhold (held, ended, leaseMs, now)
     end
   end
   if #fields > 0 then
+    leases[#leases + 1] = '+inf'
+    leases[#leases + 1] = LEASE_PIN
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('ZADD', K.leases, unpack(leases))
   end
@@ -709,7 +724,7 @@ end
 -- `order`, at most `limit`: id, stamp, ... and their records and lease deadlines, in the same
 -- order. All are read and sorted: they are bounded by the consumers' concurrency.
 local function processing_page (order, from, to, limit)
-  local leased = redis.call('ZRANGE', K.leases, 0, -1, 'WITHSCORES')
+  local leased = redis.call('ZRANGE', K.leases, '-inf', '(inf', 'BYSCORE', 'WITHSCORES')
   if #leased == 0 then return {}, {}, {} end
   local ids = {}
   for i = 1, #leased, 2 do ids[#ids + 1] = leased[i] end
