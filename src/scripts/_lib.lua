@@ -48,7 +48,7 @@
 -- woken by BLMOVE starts at once) or nothing for kind 'R'. The client builds it at enqueue;
 -- `ready_element` rebuilds the same bytes from the record, so a cancel can remove it.
 -- HASH `meta`: stamp, paused ('1'), retention (RT_FORMAT), and the totals enqueued, completed,
--- failed, retried, stalled, cancelled (written with the stamp by one HSET per script).
+-- failed, retried, stalled, cancelled (integers, HINCRBY; scripts read them only for an overview).
 -- Notices: on a reply channel, 'D' then one record per ended job (see `flush`); on the queue's
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
@@ -134,15 +134,16 @@ end
 
 local TOTALS = { 'enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled' }
 
+-- Reads the fields of `meta` a script may need; not the totals, which `save` increments (reading
+-- all nine fields and writing the totals back cost twice as much: ~54K instructions against
+-- ~27K per script, callgrind).
 local function meta_of (q)
   if not q.meta then
-    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention', unpack(TOTALS))
+    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention')
     q.meta = true
     q.stamp = tonumber(v[1]) or 0
     q.paused = v[2] == '1'
     q.retention = v[3]
-    q.had = {}
-    for i = 1, #TOTALS do q.had[TOTALS[i]] = tonumber(v[3 + i]) or 0 end
   end
   return q
 end
@@ -215,16 +216,12 @@ local function apply_moves (q)
   q.rem, q.add = {}, {}
 end
 
--- Writes what the script changed in `meta`, the last stamp and the totals, in one command.
+-- Writes what the script changed in `meta`: the last stamp, and one HINCRBY per total it changed
+-- (usually one).
 local function save (q)
   apply_moves(q)
-  if not q.stamped and next(q.totals) == nil then return end
-  local fields = { 'stamp', num(q.stamp) }
-  for total, n in pairs(q.totals) do
-    fields[#fields + 1] = total
-    fields[#fields + 1] = num(q.had[total] + n)
-  end
-  redis.call('HSET', K.meta, unpack(fields))
+  if q.stamped then redis.call('HSET', K.meta, 'stamp', num(q.stamp)) end
+  for total, n in pairs(q.totals) do redis.call('HINCRBY', K.meta, total, num(n)) end
 end
 
 -- The member of a failed job in ZSET `bygroup`.

@@ -21,6 +21,7 @@ if oldest[1] then
   if m then out[9] = dbl(m, R_ENTERED_AT) end
 end
 out[10] = q.retention or ''
-for i, total in ipairs(TOTALS) do out[10 + i] = q.had[total] end
+local had = redis.call('HMGET', K.meta, unpack(TOTALS))
+for i = 1, #TOTALS do out[10 + i] = tonumber(had[i]) or 0 end
 out[17] = redis.call('ZCARD', K.beats)
 return out
