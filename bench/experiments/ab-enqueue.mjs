@@ -1,17 +1,10 @@
 // A/B of Queue.enqueue with N calls in flight on a MemoryStorage (no consumer running, as the
 // bench's enqueue phase), one fresh process per measurement; prints jobs/s and process CPU per job.
 // usage: node bench/experiments/ab-enqueue.mjs <absolute dist dir of a relayq build | platformatic> <warm-up jobs> <jobs> [in flight = 50]
+import { loadLib } from './load-lib.mjs'
 const [lib, warmupS, jobsS, concS] = process.argv.slice(2)
 const warmup = Number(warmupS); const jobs = Number(jobsS); const conc = Number(concS ?? 50)
-let Q, S
-if (lib === 'platformatic') {
-  if (typeof Promise.withResolvers !== 'function') Promise.withResolvers = function () { let res, rej; const promise = new Promise((resolve, reject) => { res = resolve; rej = reject }); return { promise, resolve: res, reject: rej } }
-  const m = await import('@platformatic/job-queue')
-  Q = m.Queue; S = m.MemoryStorage
-} else {
-  const m = await import(lib + '/index.js')
-  Q = m.Queue; S = m.MemoryStorage
-}
+const { Q, S } = await loadLib(lib)
 const s = 'x'.repeat(64)
 let id = 0
 async function run (producer, n) {
