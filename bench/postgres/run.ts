@@ -65,6 +65,8 @@ function pgCpu (cluster: PgCluster | undefined): number | null {
       const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
       const pid = Number(entry)
       if (pid === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12])
+      // A backend that exited (a closed connection) left its CPU time to the postmaster's children's.
+      if (pid === postmaster) ticks += Number(fields[13]) + Number(fields[14])
     } catch {}
   }
   return ticks * 10_000 // 100 ticks per second
