@@ -1,10 +1,10 @@
 /**
  * Processing and bulk enqueue only, libraries taking turns on a cluster of the bench's own (fsync
  * and synchronous_commit on, autovacuum off, pg_stat_statements loaded):
- * `npx tsx bench/postgres/process-ab.ts [--jobs 20000] [--rounds 3] [--only relayq,relayq-base,graphile-lq,pgboss-batch] [--statements]`.
+ * `npx tsx bench/postgres/process-ab.ts [--jobs 20000] [--rounds 3] [--only relayq,relayq-base,graphile-lq,pgboss-batch] [--concurrency 50] [--statements]`.
  *
  * Per library and round: bulk enqueue of --jobs (chunks of 1,000), ANALYZE, then a consumer
- * process (concurrency 50) drains them. Prints jobs/s, consumer CPU µs/job, PostgreSQL CPU µs/job
+ * process (concurrency 50, or --concurrency) drains them. Prints jobs/s, consumer CPU µs/job, PostgreSQL CPU µs/job
  * (every server process, from /proc) and, with --statements, the statements of the drain that took
  * the most server time (pg_stat_statements, nested statements included), per job.
  * `relayq-base` is the build at RELAYQ_BASELINE (a dist/index.js), for A/B in one run.
@@ -22,7 +22,8 @@ const { values: args } = parseArgs({
     jobs: { type: 'string', default: '20000' },
     rounds: { type: 'string', default: '3' },
     only: { type: 'string', default: 'relayq,relayq-base,graphile-lq,pgboss-batch' },
-    statements: { type: 'boolean', default: false }
+    statements: { type: 'boolean', default: false },
+    concurrency: { type: 'string', default: '50' }
   }
 })
 const JOBS = Number(args.jobs)
@@ -55,7 +56,7 @@ async function drain (lib: LibId, url: string, queue: string, target: number): P
     })
     child.on('exit', code => reject(new Error(`consumer exited (${String(code)})`)))
   })
-  child.send({ type: 'start', config: { lib, url, queue, concurrency: 50, target } })
+  child.send({ type: 'start', config: { lib, url, queue, concurrency: Number(args.concurrency), target } })
   try {
     return await done
   } finally {

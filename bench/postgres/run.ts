@@ -39,7 +39,7 @@ const INFLIGHT_JOBS = Math.min(JOBS, 5000)
 const RPC_SEQUENTIAL = 300
 const RPC_CONCURRENT = 2000
 const only = typeof args.only === 'string' ? args.only.split(',') : undefined
-const libs = LIBS.filter(l => (only !== undefined ? only.includes(l.id) : args.compare === true ? l.id !== 'relayq-base' : l.id === 'relayq'))
+const libs = LIBS.filter(l => (only !== undefined ? only.includes(l.id) : args.compare === true ? !l.id.startsWith('relayq-base') : l.id === 'relayq'))
 
 interface Row {
   enqueueInflight: number
@@ -265,7 +265,7 @@ export async function main (): Promise<void> {
   console.log(`|---|${ran.map(() => '---:').join('|')}|`)
   for (const [label, key, digits] of columns) console.log(`| ${label} | ${ran.map(l => fmt(med(l, key), digits)).join(' | ')} |`)
   const relayq = ran.find(l => l.id === 'relayq')
-  const peers = ran.filter(l => l.id !== 'relayq' && l.id !== 'relayq-base')
+  const peers = ran.filter(l => !l.id.startsWith('relayq'))
   if (relayq !== undefined && peers.length > 0) {
     console.log()
     console.log('relayq against the best other library in this run:')
