@@ -3,7 +3,7 @@
  * and synchronous_commit on, autovacuum off, pg_stat_statements loaded):
  * `npx tsx bench/postgres/process-ab.ts [--jobs 20000] [--rounds 3] [--only relayq,relayq-base,graphile-lq,pgboss-batch] [--concurrency 50] [--statements]`.
  *
- * Per library and round: bulk enqueue of --jobs (chunks of 1,000), ANALYZE, then a consumer
+ * Libraries take turns, the order rotating every round. Per library and round: bulk enqueue of --jobs (chunks of 1,000), ANALYZE, then a consumer
  * process (concurrency 50, or --concurrency) drains them. Prints jobs/s, consumer CPU µs/job, PostgreSQL CPU µs/job
  * (every server process, from /proc) and, with --statements, the statements of the drain that took
  * the most server time (pg_stat_statements, nested statements included), per job.
@@ -117,7 +117,8 @@ await sql(cluster.url.replace(/\/[^/]*$/, '/template1'), 'CREATE EXTENSION IF NO
 const results = new Map<LibId, Result[]>()
 try {
   for (let round = 0; round < ROUNDS; round++) {
-    for (const lib of ids) {
+    // The order rotates every round: no library always runs right after the same other one.
+    for (const lib of ids.map((_, i) => ids[(i + round) % ids.length])) {
       const r = await one(lib, cluster.url, cluster, round)
       results.set(lib, [...results.get(lib) ?? [], r])
       console.log(`round ${round + 1} ${lib}: bulk ${r.bulk.toFixed(0)}/s, processing ${r.perSec.toFixed(0)}/s, consumer ${r.consumerUs.toFixed(1)} µs/job, PostgreSQL ${r.pgUs.toFixed(1)} µs/job`)

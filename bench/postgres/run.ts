@@ -264,11 +264,11 @@ export async function main (): Promise<void> {
   console.log(`| | ${ran.map(l => l.name + (l.maxJobs !== undefined ? ` (${fmt(l.maxJobs)} jobs)` : '')).join(' | ')} |`)
   console.log(`|---|${ran.map(() => '---:').join('|')}|`)
   for (const [label, key, digits] of columns) console.log(`| ${label} | ${ran.map(l => fmt(med(l, key), digits)).join(' | ')} |`)
-  const relayq = ran.find(l => l.id === 'relayq')
   const peers = ran.filter(l => !l.id.startsWith('relayq'))
-  if (relayq !== undefined && peers.length > 0) {
+  for (const relayq of ran.filter(l => l.id === 'relayq' || l.id === 'relayq-pf')) {
+    if (peers.length === 0) break
     console.log()
-    console.log('relayq against the best other library in this run:')
+    console.log(`${relayq.name} against the best other library in this run:`)
     const best = (key: keyof Row, lower: boolean): number | null => {
       const values = peers.map(p => med(p, key)).filter((v): v is number => v !== null)
       return values.length === 0 ? null : lower ? Math.min(...values) : Math.max(...values)
