@@ -35,6 +35,8 @@ export interface BackendConfig {
   readonly name: BackendName
   /** redis: server URL. */
   readonly url?: string
+  /** redis: Redis Cluster seed nodes (`host:port`); instead of `url`. */
+  readonly cluster?: readonly string[]
   /** redis: key prefix of this backend's keys, all deleted by `close`. */
   readonly keyPrefix?: string
   /** file: directory of the queue files. */
@@ -105,8 +107,10 @@ export async function loadStorageFactory (config: BackendConfig): Promise<() => 
     case 'memory':
       return () => new MemoryStorage()
     case 'redis': {
-      const url = config.url ?? 'redis://127.0.0.1:6379'
       const keyPrefix = config.keyPrefix
+      const cluster = config.cluster
+      if (cluster !== undefined) return () => new RedisStorage({ cluster: [...cluster], keyPrefix })
+      const url = config.url ?? 'redis://127.0.0.1:6379'
       return () => new RedisStorage({ url, keyPrefix })
     }
     case 'file': {
@@ -270,6 +274,8 @@ export async function closeConsumerPool (): Promise<void> {
 export interface BackendOptions {
   /** redis: server URL. @default REDIS_URL or redis://127.0.0.1:6379 */
   url?: string
+  /** redis: Redis Cluster seed nodes (`host:port`); replaces `url`. */
+  cluster?: readonly string[]
   /** file: directory for the queue files. @default a new temp dir, removed by close() */
   path?: string
 }
@@ -292,7 +298,10 @@ export async function createBackend (name: BackendName, options: BackendOptions 
   let config: BackendConfig
   if (name === 'redis') {
     // A prefix of its own, so `close` can remove every key the run left (terminal records live an hour).
-    config = { name, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: `relayq-bench-${randomUUID()}` }
+    const keyPrefix = `relayq-bench-${randomUUID()}`
+    config = options.cluster === undefined
+      ? { name, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix }
+      : { name, cluster: options.cluster, keyPrefix }
   } else {
     if (options.path === undefined) tempDir = await mkdtemp(join(tmpdir(), 'relayq-bench-'))
     config = { name, basePath: options.path ?? tempDir }
@@ -314,7 +323,19 @@ export async function createBackend (name: BackendName, options: BackendOptions 
     async close () {
       for (const child of children) child.kill()
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true })
-      if (config.url !== undefined && config.keyPrefix !== undefined) await deleteKeys(config.url, `{${config.keyPrefix}:`)
+      if (config.cluster !== undefined) await clearStorage(factory())
+      else if (config.url !== undefined && config.keyPrefix !== undefined) await deleteKeys(config.url, `{${config.keyPrefix}:`)
     }
+  }
+}
+
+/** Deletes every key of a storage's prefix (on every master of a cluster) through the storage itself. */
+async function clearStorage (storage: Storage): Promise<void> {
+  if (!(storage instanceof RedisStorage)) return
+  await storage.connect()
+  try {
+    await storage.clear()
+  } finally {
+    await storage.disconnect()
   }
 }

@@ -17,6 +17,8 @@ export interface MatrixOptions {
   readonly backend: BackendName
   /** redis: server URL. */
   readonly url: string
+  /** redis: Redis Cluster seed nodes; relayq runs there, the peers are skipped. */
+  readonly cluster?: readonly string[]
   /** file: relayq's queue directory (default: a temp dir per target). */
   readonly path?: string
   readonly scenario: ScenarioName
@@ -71,7 +73,7 @@ const API_SETTINGS: Record<Api, string> = {
 
 /** The libraries of the run, relayq first. */
 async function variantsOf (options: MatrixOptions): Promise<Variant[]> {
-  const { backend, url, path, apis } = options
+  const { backend, url, cluster, path, apis } = options
   const variants: Variant[] = apis.map(api => ({
     id: `relayq-${api}`,
     label: apis.length === 1 && api === 'producer' ? 'relayq' : `relayq (${api === 'queue' ? 'Queue' : 'Producer/Consumer'})`,
@@ -79,11 +81,16 @@ async function variantsOf (options: MatrixOptions): Promise<Variant[]> {
     status: 'ok',
     settings: [API_SETTINGS[api]],
     cleanup: [],
-    spec: { kind: 'relayq', api, backend, url, path }
+    spec: { kind: 'relayq', api, backend, url, cluster, path }
   }))
   if (!options.compare) return variants
   for (const peer of PEERS) {
     const base = { id: peer.id, label: peer.name, packageName: peer.packageName, settings: peer.settings(backend), cleanup: [] }
+    if (cluster !== undefined) {
+      console.log(`${peer.name}: skipped, the bench runs peers on a standalone server only`)
+      variants.push({ ...base, status: 'unsupported', note: 'not run on Redis Cluster by this bench' })
+      continue
+    }
     if (!peer.supports(backend)) {
       console.log(`${peer.name}: skipped, it has no ${backend} storage`)
       variants.push({ ...base, status: 'unsupported', note: `no ${backend} storage` })
@@ -130,7 +137,7 @@ export async function runMatrix (options: MatrixOptions): Promise<{ variants: Va
       }
     }
   }
-  if (options.backend === 'redis') {
+  if (options.backend === 'redis' && options.cluster === undefined) {
     // Whatever relayq's RedisStorage left of this run: every key name holds the run's unique base.
     const leftover = await deleteKeys(options.url, options.runBase, '*{prefix}*')
     for (const v of variants) if (v.packageName === 'relayq') v.cleanup.push(`${leftover} leftover keys deleted`)

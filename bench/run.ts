@@ -4,7 +4,7 @@
  *   npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|hops|all]
  *                    [--jobs N] [--depth N] [--compare] [--mode warm|cold|both] [--api producer|queue|both]
  *                    [--runs N] [--rpc-after N] [--rpc-warmup N] [--rpc-seq N]
- *                    [--calls N] [--json path] [--url redis://...] [--path dir]
+ *                    [--calls N] [--json path] [--url redis://...] [--cluster host:port,...] [--path dir]
  *
  * throughput runs at --jobs (20,000) and again at --depth (100,000; 0 skips it): the processing
  * rate must not fall with the number of jobs queued. rpc measures `enqueueAndWait`, sequential and
@@ -15,7 +15,8 @@
  * consumer in a fresh process), or both. --api: relayq through Producer/Consumer, Queue, or both.
  * --compare also runs the peer queues (BullMQ, bee-queue, @platformatic/job-queue) in the same
  * modes on the same store, and prints relayq's ratios against them. --runs repeats everything
- * (interleaved) and reports medians with their range.
+ * (interleaved) and reports medians with their range. --cluster runs relayq on a Redis Cluster (seed
+ * nodes; peers skipped, no server-side figures).
  *
  * Prints tables and writes JSON to bench/results/<backend>[-compare]-<timestamp>.json (or --json).
  * BENCH_CHILD_PROF=<dir> makes forked children write V8 CPU profiles there (--cpu-prof).
@@ -40,7 +41,7 @@ if (process.argv.slice(2).join(' ').match(/--backend[= ]postgres\b/) !== null) {
 
 const USAGE = 'usage: npm run bench [-- --backend memory|redis|file] [--scenario throughput|rpc|hops|all] [--jobs N] [--depth N] ' +
   '[--compare] [--mode warm|cold|both] [--api producer|queue|both] [--runs N] [--rpc-after N] [--rpc-warmup N] [--rpc-seq N] [--calls N] ' +
-  '[--json path] [--url URL] [--path DIR]'
+  '[--json path] [--url URL] [--cluster HOST:PORT,...] [--path DIR]'
 const SCENARIOS: readonly ScenarioName[] = ['throughput', 'rpc', 'hops', 'all']
 
 function fail (msg: string): never {
@@ -83,6 +84,7 @@ const { values: args } = (() => {
         calls: { type: 'string', default: '2000' },
         json: { type: 'string' },
         url: { type: 'string' },
+        cluster: { type: 'string' },
         path: { type: 'string' },
         help: { type: 'boolean', short: 'h' }
       },
@@ -129,17 +131,20 @@ const machine = {
   totalMemGiB: Math.round(totalmem() / 2 ** 30 * 10) / 10
 }
 const url = args.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const cluster = args.cluster?.split(',').map(s => s.trim()).filter(s => s !== '')
+if (cluster !== undefined && (backend !== 'redis' || cluster.length === 0)) fail('--cluster needs --backend redis and at least one host:port')
 const out = args.json ?? fileURLToPath(new URL(`./results/${backend}${args.compare ? '-compare' : ''}-${stamp}.json`, import.meta.url))
 const options = { scenario, sizes, warmupJobs, modes, apis, runs, rpcAfter, rpcWarmup, rpcSeq, hopCalls }
 const load = (): string => loadavg().map(l => l.toFixed(2)).join(' ')
 const loadBefore = load()
 
 const where = backend === 'memory' ? 'consumers in-process' : 'consumers in child processes'
-console.log(`relayq bench${args.compare ? ' --compare' : ''}: ${backend} store${backend === 'redis' ? ` at ${url}` : ''} (${where}), modes ${modes.join(' + ')}, ` +
+console.log(`relayq bench${args.compare ? ' --compare' : ''}: ${backend} store${backend === 'redis' ? ` at ${cluster === undefined ? url : `cluster ${cluster.join(',')}`}` : ''} (${where}), modes ${modes.join(' + ')}, ` +
   `${runs} run${runs > 1 ? 's' : ''}; ${machine.cores} × ${machine.cpu}, node ${machine.node}; load average ${loadBefore}`)
 const { variants, cells } = await runMatrix({
   backend,
   url,
+  cluster,
   path: args.path,
   scenario,
   sizes,

@@ -14,6 +14,8 @@ export type TargetSpec =
     readonly backend: BackendName
     /** redis: server URL. */
     readonly url?: string
+    /** redis: Redis Cluster seed nodes, instead of `url`. */
+    readonly cluster?: readonly string[]
     /** file: queue directory (default: a temp dir per target). */
     readonly path?: string
   }
@@ -37,7 +39,7 @@ export function inProcess (spec: TargetSpec): boolean {
  * `onCleanup` hears what a peer target deleted when it closed.
  */
 export async function openTarget (spec: TargetSpec, onCleanup: (what: string) => void = () => {}): Promise<BenchTarget> {
-  if (spec.kind === 'relayq') return relayqTarget(await createBackend(spec.backend, { url: spec.url, path: spec.path }), spec.api)
+  if (spec.kind === 'relayq') return relayqTarget(await createBackend(spec.backend, { url: spec.url, cluster: spec.cluster, path: spec.path }), spec.api)
   const peer = PEERS.find(p => p.id === spec.peer)
   if (peer === undefined) throw new Error(`unknown peer ${spec.peer}`)
   return await openPeerTarget(peer, await peer.load(), { store: spec.store, url: spec.url, prefix: spec.prefix }, onCleanup)

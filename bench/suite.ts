@@ -147,7 +147,9 @@ export async function runSuite (spec: TargetSpec, runBase: string, options: Suit
     }
   }
   const { scenario } = options
-  const redisUrl = (spec.kind === 'relayq' ? spec.backend : spec.store) === 'redis' ? spec.url : undefined
+  // Server figures (INFO) come from one standalone server; a cluster's queue lives on whichever master owns its slot.
+  const onCluster = spec.kind === 'relayq' && spec.cluster !== undefined
+  const redisUrl = (spec.kind === 'relayq' ? spec.backend : spec.store) === 'redis' && !onCluster ? spec.url : undefined
   try {
     if (!cold) {
       await guarded(scenario === 'all' ? 'throughput' : scenario, async () => {

@@ -1,20 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { Admin, Queue, StorageError } from '../src/index.ts'
 import { RedisStorage, type RedisStorageOptions } from '../src/storage/redis.ts'
-import { deleteKeys, startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo, scanKeys, type Defer } from './fixtures/redis-tools.ts'
+import { deleteKeys } from './fixtures/redis-server.ts'
+import { redisWithAdmin, lifo, scanKeys, type Defer } from './fixtures/redis-tools.ts'
 import { startProxy } from './fixtures/tcp-proxy.ts'
 import { deferred } from './queue-suite.ts'
 import { job, until } from './storage-contract.ts'
 
-const server = await startRedis()
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin()
 
 const LEASE = 30_000
 const none = { max: 0, leaseMs: LEASE }

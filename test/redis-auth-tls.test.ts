@@ -1,22 +1,20 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as delay } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import { Queue, StorageError } from '../src/index.ts'
 import { RedisStorage, type RedisStorageOptions } from '../src/storage/redis.ts'
-import { startRedis } from './fixtures/redis-server.ts'
 import { hasOpenssl, startTlsRedis } from './fixtures/redis-tls.ts'
-import { adminClient, lifo, recordingLogger, type Defer } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, lifo, recordingLogger, type Defer } from './fixtures/redis-tools.ts'
 import { startProxy } from './fixtures/tcp-proxy.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
 // Characters that need escaping in a URL, so the test also proves the URL is decoded right.
 const PASSWORD = `pa:ss@w/rd%-${randomUUID()}`
-const server = await startRedis({ args: ['--requirepass', PASSWORD], password: PASSWORD })
+const { server, admin } = await redisWithAdmin({ args: ['--requirepass', PASSWORD], password: PASSWORD })
 const hostPort = `127.0.0.1:${server.port}`
-const admin = await adminClient(server.url)
 
 /** Fails if `text` holds `secret`, raw or URL-encoded. */
 function assertNoSecret (text: string, secret: string, what: string): void {
@@ -43,11 +41,6 @@ async function runJobs (defer: Defer, storage: RedisStorage): Promise<void> {
   // The consumer is idle now: the next job reaches it through its blocking connection.
   assert.equal(await queue.enqueueAndWait('late', 21, { timeout: 10_000 }), 42)
 }
-
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
 
 test('AUTH with --requirepass: the password in the URL reaches every connection', async t => {
   const { storage, errors } = storageFor({ url: `redis://:${encodeURIComponent(PASSWORD)}@${hostPort}` })

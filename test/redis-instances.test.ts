@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { inspect } from 'node:util'
 import { Redis } from 'iovalkey'
 import { Consumer, JobCancelledError, Producer, Queue } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
-import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, lifo } from './fixtures/redis-tools.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
-const server = await startRedis()
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin()
 
 /** Connections the server has open. */
 async function connections (): Promise<number> {

@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { inspect } from 'node:util'
 import { JobCancelledError, JobFailedError, Producer, Queue, Reaper, TimeoutError, type Job } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import type { NewJob } from '../src/storage/types.ts'
-import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, footprint, lifo } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, footprint, lifo } from './fixtures/redis-tools.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
-const server = await startRedis()
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin()
 
 /** How long every terminal record is kept in this test, in the result cache and in history (ms). */
 const TTL = 300

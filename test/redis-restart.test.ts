@@ -1,24 +1,18 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { inspect } from 'node:util'
 import { Consumer, JobCancelledError, Producer, Queue, Reaper, StorageError, type Job } from '../src/index.ts'
 import { RedisStorage, type RedisStorageOptions } from '../src/storage/redis.ts'
 import type { Notice } from '../src/storage/types.ts'
-import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo, type Defer } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, lifo, type Defer } from './fixtures/redis-tools.ts'
 import { startProxy } from './fixtures/tcp-proxy.ts'
 import { deferred } from './queue-suite.ts'
 import { until } from './storage-contract.ts'
 
 // AOF on and fsync'd at every write, as production would run it: a restart keeps every job.
-const server = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
 
 /** Unhandled rejections and exceptions seen while a test runs. */
 function watchUnhandled (defer: Defer): unknown[] {

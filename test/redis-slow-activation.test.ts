@@ -1,18 +1,12 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { RedisStorage } from '../src/storage/redis.ts'
-import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, lifo } from './fixtures/redis-tools.ts'
 import { startProxy } from './fixtures/tcp-proxy.ts'
 import { FakeClock, job, until } from './storage-contract.ts'
 
-const server = await startRedis()
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin()
 
 /** CLAIM_GRACE_MS in src/storage/redis.ts: how long a BLMOVE'd id may sit in `claiming`. */
 const CLAIM_GRACE_MS = 1000

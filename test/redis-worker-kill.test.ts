@@ -3,21 +3,15 @@ import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as delay } from 'node:timers/promises'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { Consumer, Reaper } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import type { NewJob, StateCounts } from '../src/storage/types.ts'
 import { childPool } from './fixtures/child-pool.ts'
-import { startRedis } from './fixtures/redis-server.ts'
-import { adminClient, lifo, prng } from './fixtures/redis-tools.ts'
+import { redisWithAdmin, lifo, prng } from './fixtures/redis-tools.ts'
 import { FakeClock, until } from './storage-contract.ts'
 
-const server = await startRedis()
-const admin = await adminClient(server.url)
-after(async () => {
-  admin.disconnect()
-  await server.stop()
-})
+const { server, admin } = await redisWithAdmin()
 
 const CHILD = fileURLToPath(new URL('./fixtures/redis-consumer-child.ts', import.meta.url))
 /** CLAIM_GRACE_MS in src/storage/redis.ts: how long a BLMOVE'd id may sit in `claiming`. */

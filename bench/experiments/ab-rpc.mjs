@@ -2,17 +2,10 @@
 // a consumer with concurrency 50), one fresh process per measurement; prints calls/s and the
 // process CPU (all threads) per call. Interleave runs of several builds and quote ratios.
 // usage: node bench/experiments/ab-rpc.mjs <absolute dist dir of a relayq build | platformatic> <warm-up calls> <calls> [in flight = 1]
+import { loadLib } from './load-lib.mjs'
 const [lib, warmupS, callsS, concS] = process.argv.slice(2)
 const warmup = Number(warmupS); const calls = Number(callsS); const conc = Number(concS ?? 1)
-let Q, S
-if (lib === 'platformatic') {
-  if (typeof Promise.withResolvers !== 'function') Promise.withResolvers = function () { let res, rej; const promise = new Promise((resolve, reject) => { res = resolve; rej = reject }); return { promise, resolve: res, reject: rej } }
-  const m = await import('@platformatic/job-queue')
-  Q = m.Queue; S = m.MemoryStorage
-} else {
-  const m = await import(lib + '/index.js')
-  Q = m.Queue; S = m.MemoryStorage
-}
+const { Q, S } = await loadLib(lib)
 const storage = new S()
 const producer = new Q({ storage })
 const consumer = new Q({ storage, concurrency: 50 })

@@ -18,6 +18,7 @@ import {
   toWorker, type Statement
 } from './pg/queries.ts'
 import { Notices } from './pg/notices.ts'
+import { SharedOpen } from './shared-open.ts'
 
 /** Where and how to connect: give one of `connectionString`, `pool` or `client`. */
 export interface PgStorageOptions {
@@ -82,8 +83,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   readonly #token = randomBytes(16).toString('hex')
   readonly #queueBytes = new Map<string, Buffer>()
   readonly #notices: Notices
-  #refs = 0
-  #opening: Promise<void> | undefined
+  readonly #life: SharedOpen
   #db: PgQueryable | undefined
   #types: PgQuery['types']
   #ownPool: { end: () => Promise<void> } | undefined
@@ -112,25 +112,15 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     this.#sql = statements(this.#names)
     this.#clock = options.clock ?? Date.now
     this.#notices = new Notices(this.#names, this.#token)
+    this.#life = new SharedOpen(() => this.#open(), () => { this.#close() }, err => storageError('connect', err), async () => { await this.#vacuum })
   }
 
   connect (): Promise<void> {
-    if (this.#refs++ > 0) return this.#opening ?? Promise.resolve()
-    this.#opening = this.#open().catch(err => {
-      this.#refs = 0
-      this.#opening = undefined
-      this.#close()
-      throw storageError('connect', err)
-    })
-    return this.#opening
+    return this.#life.acquire()
   }
 
   async disconnect (): Promise<void> {
-    if (this.#refs === 0 || --this.#refs > 0) return
-    await this.#opening?.catch(() => {})
-    this.#opening = undefined
-    await this.#vacuum
-    this.#close()
+    await this.#life.release()
   }
 
   async #open (): Promise<void> {
@@ -300,7 +290,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     for (;;) {
       const gen = slot.gen
       const { jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs])
-      if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || this.#refs === 0) return jobs
+      if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || !this.#life.isOpen) return jobs
       if (!listening) {
         // Wake-ups are heard from now on: claim again, in case a job came before.
         await this.#listen(this.#names.wakeChannel)
@@ -312,7 +302,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
       if (remaining <= 0) return []
       const due = nextDue === null ? Infinity : Math.max(1, nextDue - this.#clock())
       const woke = await this.#notices.park(slot, Math.min(remaining, due), signal)
-      if (this.#refs === 0 || isAborted(signal)) return []
+      if (!this.#life.isOpen || isAborted(signal)) return []
       if (!woke && due >= remaining) return []
     }
   }

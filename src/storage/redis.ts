@@ -12,6 +12,7 @@ import { BlockingClaims } from './redis/claims.ts'
 import { CONTROL, decodeDone, groupBlock, JOB_FLAGS, settlementArg, toElement, toJobs, toOutcomes, toRecord } from './redis/codec.ts'
 import { Connection, maxBulkLength, notConnected, rethrow, storageError, within } from './redis/connection.ts'
 import { PrefixKeys, QueueKeys } from './redis/keys.ts'
+import { SharedOpen } from './shared-open.ts'
 import type { Reply, Scripts } from './redis/scripts.ts'
 import type {
   AbortOutcome, AdminAction, AdminStorage, ApplyOptions, ApplyOutcome, BlockingClaimOptions, CancelOutcome, ClaimOptions,
@@ -104,9 +105,8 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   readonly #gapListeners = new Set<(notice: Notice) => void>()
   readonly #claims: BlockingClaims
   readonly #admin: RedisAdmin
-  #refs = 0
+  readonly #life: SharedOpen
   #maxBulk = DEFAULT_MAX_VALUE_BYTES
-  #opening: Promise<void> | undefined
   #connection: Connection | undefined
 
   /** @throws InvalidArgumentError for an invalid or unknown option. */
@@ -137,7 +137,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
     this.#inline = inline
     this.#claims = new BlockingClaims({
       connection: () => this.#connection,
-      open: () => this.#refs > 0,
+      open: () => this.#life.isOpen,
       keysOf: queue => this.#keysOf(queue),
       clock: this.#clock,
       subscribe: (channel, listener) => this.#subscribe(channel, listener),
@@ -145,6 +145,14 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
       release: (queue, workerId, jobs) =>
         this.settle(queue, workerId, jobs.map(j => ({ type: 'release', id: j.id, attempt: j.attempts })), { max: 0, leaseMs: 0 })
     })
+    const timeout = connectTimeout
+    this.#life = new SharedOpen(
+      () => within(this.#open(), timeout, `Redis did not answer within connectTimeout (${timeout} ms)`),
+      () => { this.#close() },
+      err => storageError('connect', err),
+      // Jobs claimed ahead for a consumer that is gone now: back to the queue, attempt not counted.
+      () => this.#claims.releaseAll()
+    )
     this.#admin = new RedisAdmin({
       connection: () => this.#connection,
       scripts: () => this.#run(),
@@ -157,24 +165,11 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   }
 
   connect (): Promise<void> {
-    if (this.#refs++ > 0) return this.#opening ?? Promise.resolve()
-    const timeout = this.#options.connectTimeout as number
-    this.#opening = within(this.#open(), timeout, `Redis did not answer within connectTimeout (${timeout} ms)`).catch(err => {
-      this.#refs = 0
-      this.#opening = undefined
-      this.#close()
-      throw storageError('connect', err)
-    })
-    return this.#opening
+    return this.#life.acquire()
   }
 
   async disconnect (): Promise<void> {
-    if (this.#refs === 0 || --this.#refs > 0) return
-    await this.#opening?.catch(() => {})
-    // Jobs claimed ahead for a consumer that is gone now: back to the queue, attempt not counted.
-    await this.#claims.releaseAll()
-    this.#opening = undefined
-    this.#close()
+    await this.#life.release()
   }
 
   async #open (): Promise<void> {
@@ -194,6 +189,7 @@ export class RedisStorage extends EventEmitter<RedisStorageEvents> implements Ad
   }
 
   /** Closes every connection this instance made (not a client the user gave). */
+  /** Ends what `#open` started; after a failed open too. */
   #close (): void {
     this.#claims.close()
     this.#gapListeners.clear()
