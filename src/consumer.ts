@@ -104,6 +104,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** Started and not stopping: claims jobs. */
   #open = false
   #settlements: Settlement[] = []
+  /** Jobs claimed ahead of free slots (`prefetch`), oldest first, each with its probe mark. */
+  #ahead: Array<{ claimed: ClaimedJob, begun: number }> = []
   #announcements: Announcements = []
   /** Settle-and-claim calls in flight (at most {@link MAX_SETTLING}). */
   #settling = 0
@@ -200,6 +202,13 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   /** The first undo of a stop: stop claiming, let running jobs finish, hand the rest back. */
   async #close (): Promise<void> {
     this.#open = false
+    // Jobs claimed ahead go back to the queue at once, for other workers.
+    for (const { claimed } of this.#ahead) {
+      this.#settlements.push({ type: 'release', id: claimed.id, attempt: claimed.attempts })
+      this.#announcements.push(undefined, claimed.id, undefined, 0)
+    }
+    this.#ahead = []
+    this.#pump()
     this.#blockAbort.abort()
     clearTimeout(this.#pauseTimer)
     this.#pauseTimer = undefined
@@ -255,8 +264,8 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * to matter and whole claims keep every slot busy.
    */
   get #batch (): number {
-    const { concurrency } = this.#config
-    return concurrency >= SPLIT_CONCURRENCY ? Math.ceil(concurrency / MAX_SETTLING) : concurrency
+    const slots = this.#config.concurrency + this.#config.prefetch
+    return slots >= SPLIT_CONCURRENCY ? Math.ceil(slots / MAX_SETTLING) : slots
   }
 
   /**
@@ -266,9 +275,10 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
    * 64,000 with two).
    */
   #pump (): void {
+    if (this.#ahead.length > 0 && this.#running.size < this.#config.concurrency && this.#open && !this.#beginning) this.#startAhead()
     while (this.#settling < MAX_SETTLING && !this.#paused && this.#handler !== undefined) {
       const open = this.#open
-      const free = open ? this.#config.concurrency - this.#running.size - this.#reserved : 0
+      const free = open ? this.#config.concurrency + this.#config.prefetch - this.#running.size - this.#ahead.length - this.#reserved : 0
       if (this.#settlements.length === 0 && (free <= 0 || this.#empty)) {
         if (open && free > 0 && !this.#blocking && this.#settling === 0) this.#block(free)
         else this.#quiet()
@@ -413,11 +423,44 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
           this.#announcements.push(undefined, claimed.id, undefined, 0)
           continue
         }
+        // Every slot busy: the job waits here, leased (prefetch).
+        if (this.#running.size >= this.#config.concurrency) this.#ahead.push({ claimed, begun })
+        else this.#run(claimed, now, begun)
+      }
+    } finally {
+      this.#beginning = false
+    }
+  }
+
+  /** Runs jobs claimed ahead, as many as there are free slots. */
+  #startAhead (): void {
+    const now = Date.now()
+    this.#beginning = true
+    try {
+      while (this.#ahead.length > 0 && this.#running.size < this.#config.concurrency) {
+        const { claimed, begun } = this.#ahead.shift() as { claimed: ClaimedJob, begun: number }
         this.#run(claimed, now, begun)
       }
     } finally {
       this.#beginning = false
     }
+  }
+
+  /** Removes a job claimed ahead and answers it (undefined: not one). */
+  #takeAhead (id: string): ClaimedJob | undefined {
+    const i = this.#ahead.findIndex(a => a.claimed.id === id)
+    if (i < 0) return undefined
+    const [{ claimed }] = this.#ahead.splice(i, 1)
+    return claimed
+  }
+
+  /** A job claimed ahead whose abort was requested: it never runs, it is settled cancelled. */
+  #cancelAhead (id: string): void {
+    const claimed = this.#takeAhead(id)
+    if (claimed === undefined) return
+    this.#settlements.push({ type: 'cancel', id, attempt: claimed.attempts, ttl: claimed.resultTTL })
+    this.#announcements.push('cancelled', id, undefined, claimed.attempts)
+    this.#schedulePump()
   }
 
   /** `begun`: the probe's start mark of its batch, 0 when not instrumented. */
@@ -653,7 +696,9 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
 
   readonly #onNotice = (notice: Notice): void => {
     if (notice.type !== 'abort') return
-    this.#running.get(notice.id)?.abort('cancel', new JobCancelledError(notice.id))
+    const job = this.#running.get(notice.id)
+    if (job !== undefined) job.abort('cancel', new JobCancelledError(notice.id))
+    else if (this.#ahead.length > 0) this.#cancelAhead(notice.id)
   }
 
   /** Announces this consumer in the queue's worker registry for `ttl` ms (0: leaves it). Failures are reported, not thrown. */
@@ -665,13 +710,21 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
   }
 
   #renewLeases (): void {
-    if (this.#running.size === 0) return
+    if (this.#running.size === 0 && this.#ahead.length === 0) return
     const { storage, name, workerId, visibilityTimeout } = this.#config
-    storage.extendLeases(name, workerId, [...this.#running.keys()], visibilityTimeout).then(({ lost, aborted }) => {
+    const ids = [...this.#running.keys()]
+    for (const { claimed } of this.#ahead) ids.push(claimed.id)
+    storage.extendLeases(name, workerId, ids, visibilityTimeout).then(({ lost, aborted }) => {
       // A cancel request whose notice we missed (e.g. across a reconnect) is seen here at the latest.
-      for (const id of aborted) this.#running.get(id)?.abort('cancel', new JobCancelledError(id))
+      for (const id of aborted) {
+        const job = this.#running.get(id)
+        if (job !== undefined) job.abort('cancel', new JobCancelledError(id))
+        else if (this.#ahead.length > 0) this.#cancelAhead(id)
+      }
       for (const id of lost) {
         const job = this.#running.get(id)
+        // Claimed ahead and recovered by the reaper meanwhile: someone else runs it.
+        if (job === undefined && this.#ahead.length > 0 && this.#takeAhead(id) !== undefined) continue
         if (job === undefined || job.done) continue
         // Someone else owns the job now (reaped as stalled): stop and drop our outcome.
         this.#drop(job, 'lease', new QueueClosedError(LEASE_LOST))
@@ -705,6 +758,7 @@ export class Consumer<TPayload = unknown, TResult = unknown> extends Emitter<Que
     this.#limits.forget(job)
     if (job.begun !== 0) this.#decided(job, 'lost', reason)
     if (this.#running.size === 0) this.#onDrained?.()
+    if (this.#ahead.length > 0) this.#schedulePump()
   }
 
   #report (err: Error, msg: string): void {

@@ -10,6 +10,8 @@ import type { BackoffOption, LeaderElectionOptions, Logger } from './types.ts'
 export const DEFAULTS = Object.freeze({
   name: 'default',
   concurrency: 1,
+  /** Jobs a consumer claims ahead of its free slots (held leased until a slot frees). */
+  prefetch: 0,
   maxRetries: 3,
   visibilityTimeout: 30_000,
   resultTTL: 3_600_000,
@@ -44,7 +46,7 @@ function describe (value: unknown): string {
  */
 const PRODUCER_OPTIONS = ['storage', 'name', 'payloadSerde', 'resultSerde', 'maxRetries', 'resultTTL', 'logger', 'stopTimeout'] as const
 const CONSUMER_OPTIONS = [
-  ...PRODUCER_OPTIONS, 'workerId', 'concurrency', 'visibilityTimeout', 'blockTimeout', 'backoff', 'shutdownTimeout',
+  ...PRODUCER_OPTIONS, 'workerId', 'concurrency', 'prefetch', 'visibilityTimeout', 'blockTimeout', 'backoff', 'shutdownTimeout',
   'afterExecution', 'processingQueueTTL'
 ] as const
 export const OPTION_NAMES = {
@@ -224,6 +226,8 @@ export interface ResolvedConfig<TPayload, TResult> {
   name: string
   workerId: string
   concurrency: number
+  /** Jobs claimed ahead of free slots (see ConsumerConfig.prefetch). */
+  prefetch: number
   maxRetries: number
   visibilityTimeout: number
   resultTTL: number
@@ -263,6 +267,7 @@ export function resolveConfig<TPayload, TResult> (config: Record<string, any>, c
     name: c.name === undefined ? DEFAULTS.name : checkId('name', c.name),
     workerId: c.workerId ?? randomUUID(),
     concurrency: optInt('concurrency', c.concurrency, DEFAULTS.concurrency, 1, 100_000),
+    prefetch: optInt('prefetch', c.prefetch, DEFAULTS.prefetch, 0, 100_000),
     maxRetries: optInt('maxRetries', c.maxRetries, DEFAULTS.maxRetries, 1),
     visibilityTimeout,
     resultTTL: c.resultTTL === undefined ? DEFAULTS.resultTTL : checkResultTTL(c.resultTTL),

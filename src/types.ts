@@ -114,6 +114,14 @@ export interface ConsumerConfig<TPayload, TResult> extends CommonConfig<TPayload
   /** Jobs run at once. @default 1 */
   concurrency?: number
   /**
+   * Jobs claimed ahead of free slots, held leased by this worker until a slot frees (their leases
+   * are renewed like running jobs'; `stop()` hands them back at once). Larger batches per storage
+   * call: worth it where each call costs much more than a job (PgStorage: a transaction and a
+   * commit per call), at the price of jobs waiting here rather than for another worker.
+   * @default 0
+   */
+  prefetch?: number
+  /**
    * The longest one attempt may run, in ms (as in @platformatic/job-queue; a job's own
    * `visibilityTimeout` from `enqueue` overrides it): past it, `job.signal` aborts with a
    * TimeoutError, the slot is freed and the reaper recovers the job as stalled (retried, or failed

@@ -11,7 +11,7 @@
  */
 import pg from 'pg'
 
-export type LibId = 'relayq' | 'relayq-base' | 'graphile' | 'graphile-lq' | 'pgboss' | 'pgboss-batch' | 'platformatic'
+export type LibId = 'relayq' | 'relayq-pf' | 'relayq-base' | 'relayq-base-pf' | 'graphile' | 'graphile-lq' | 'pgboss' | 'pgboss-batch' | 'platformatic'
 
 export interface LibInfo {
   readonly id: LibId
@@ -24,10 +24,16 @@ export interface LibInfo {
   readonly maxInflight?: number
 }
 
+/** Jobs the `relayq-pf` consumer claims ahead of its 50 slots: 450, a local queue of 500 like graphile-worker's. */
+const PREFETCH = Number(process.env.RELAYQ_PREFETCH ?? 450)
+
 export const LIBS: readonly LibInfo[] = [
   { id: 'relayq', name: 'relayq PgStorage', settings: 'defaults (pool 10)' },
   // Another build of relayq (RELAYQ_BASELINE: the path of its dist/index.js), for A/B in one run: `--only relayq,relayq-base`.
   { id: 'relayq-base', name: 'relayq baseline', settings: 'defaults (pool 10), the build at RELAYQ_BASELINE' },
+  // The batching a user turns on for throughput, like graphile-worker's localQueue: jobs claimed ahead of free slots.
+  { id: 'relayq-pf', name: 'relayq PgStorage, prefetch', settings: `prefetch ${PREFETCH} (RELAYQ_PREFETCH)` },
+  { id: 'relayq-base-pf', name: 'relayq baseline, prefetch', settings: `prefetch ${PREFETCH}, the build at RELAYQ_BASELINE` },
   { id: 'graphile', name: 'graphile-worker', settings: 'defaults' },
   { id: 'graphile-lq', name: 'graphile-worker, localQueue 500', settings: 'localQueue.size 500, completeJobBatchDelay 0' },
   // pg-boss 12.38 waits its polling interval after every fetch (30 s with NOTIFY on) unless a fetch
@@ -78,7 +84,7 @@ async function completions (url: string, queue: string): Promise<{ wait: (id: st
 
 /** relayq, or the baseline build for `relayq-base`. */
 async function relayq (lib: LibId): Promise<typeof import('relayq')> {
-  if (lib === 'relayq') return await import('relayq')
+  if (lib === 'relayq' || lib === 'relayq-pf') return await import('relayq')
   const path = process.env.RELAYQ_BASELINE
   if (path === undefined) throw new Error('relayq-base needs RELAYQ_BASELINE (the path of a relayq build\'s dist/index.js)')
   return await import(path) as typeof import('relayq')
@@ -87,7 +93,9 @@ async function relayq (lib: LibId): Promise<typeof import('relayq')> {
 export async function openProducer (lib: LibId, url: string, queue: string): Promise<Producer> {
   switch (lib) {
     case 'relayq':
-    case 'relayq-base': {
+    case 'relayq-pf':
+    case 'relayq-base':
+    case 'relayq-base-pf': {
       const { Producer, PgStorage } = await relayq(lib)
       const producer = new Producer<number, number>({ storage: new PgStorage({ connectionString: url }), name: queue })
       return {
@@ -150,9 +158,12 @@ export async function openProducer (lib: LibId, url: string, queue: string): Pro
 export async function startConsumer (lib: LibId, url: string, queue: string, concurrency: number, handled: () => void): Promise<ConsumerHandle> {
   switch (lib) {
     case 'relayq':
-    case 'relayq-base': {
+    case 'relayq-pf':
+    case 'relayq-base':
+    case 'relayq-base-pf': {
       const { Consumer, PgStorage } = await relayq(lib)
-      const consumer = new Consumer<number, number>({ storage: new PgStorage({ connectionString: url }), name: queue, concurrency })
+      const prefetch = lib.endsWith('-pf') ? { prefetch: PREFETCH } : {}
+      const consumer = new Consumer<number, number>({ storage: new PgStorage({ connectionString: url }), name: queue, concurrency, ...prefetch })
       consumer.execute(async job => {
         handled()
         return job.payload

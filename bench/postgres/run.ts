@@ -39,7 +39,7 @@ const INFLIGHT_JOBS = Math.min(JOBS, 5000)
 const RPC_SEQUENTIAL = 300
 const RPC_CONCURRENT = 2000
 const only = typeof args.only === 'string' ? args.only.split(',') : undefined
-const libs = LIBS.filter(l => (only !== undefined ? only.includes(l.id) : args.compare === true ? l.id !== 'relayq-base' : l.id === 'relayq'))
+const libs = LIBS.filter(l => (only !== undefined ? only.includes(l.id) : args.compare === true ? !l.id.startsWith('relayq-base') : l.id === 'relayq'))
 
 interface Row {
   enqueueInflight: number
@@ -65,6 +65,8 @@ function pgCpu (cluster: PgCluster | undefined): number | null {
       const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
       const pid = Number(entry)
       if (pid === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12])
+      // A backend that exited (a closed connection) left its CPU time to the postmaster's children's.
+      if (pid === postmaster) ticks += Number(fields[13]) + Number(fields[14])
     } catch {}
   }
   return ticks * 10_000 // 100 ticks per second
@@ -262,11 +264,11 @@ export async function main (): Promise<void> {
   console.log(`| | ${ran.map(l => l.name + (l.maxJobs !== undefined ? ` (${fmt(l.maxJobs)} jobs)` : '')).join(' | ')} |`)
   console.log(`|---|${ran.map(() => '---:').join('|')}|`)
   for (const [label, key, digits] of columns) console.log(`| ${label} | ${ran.map(l => fmt(med(l, key), digits)).join(' | ')} |`)
-  const relayq = ran.find(l => l.id === 'relayq')
-  const peers = ran.filter(l => l.id !== 'relayq' && l.id !== 'relayq-base')
-  if (relayq !== undefined && peers.length > 0) {
+  const peers = ran.filter(l => !l.id.startsWith('relayq'))
+  for (const relayq of ran.filter(l => l.id === 'relayq' || l.id === 'relayq-pf')) {
+    if (peers.length === 0) break
     console.log()
-    console.log('relayq against the best other library in this run:')
+    console.log(`${relayq.name} against the best other library in this run:`)
     const best = (key: keyof Row, lower: boolean): number | null => {
       const values = peers.map(p => med(p, key)).filter((v): v is number => v !== null)
       return values.length === 0 ? null : lower ? Math.min(...values) : Math.max(...values)

@@ -37,7 +37,8 @@
 -- behind by up to TRIM_SLACK jobs, and every read applies the rule); one pushed out of history
 -- while its result cache lives keeps its record and outcome until ZSET `expires` (score:
 -- expiresAt) says the cache ended. ZSET `due` holds delayed and failing jobs by due time, ZSET
--- `leases` processing jobs by lease deadline. Failed jobs with a failure group are in HASH
+-- `leases` processing jobs by lease deadline (plus LEASE_PIN at +inf once a job was leased: readers
+-- count and list below +inf). Failed jobs with a failure group are in HASH
 -- `groups` (key -> count), HASH `groupinfo` (key -> name, message, frame as JSON) and ZSET
 -- `bygroup` (all scores 0, members #key key stamp id, so one group's jobs are a lex range in
 -- stamp order).
@@ -47,18 +48,25 @@
 -- woken by BLMOVE starts at once) or nothing for kind 'R'. The client builds it at enqueue;
 -- `ready_element` rebuilds the same bytes from the record, so a cancel can remove it.
 -- HASH `meta`: stamp, paused ('1'), retention (RT_FORMAT), and the totals enqueued, completed,
--- failed, retried, stalled, cancelled (written with the stamp by one HSET per script).
+-- failed, retried, stalled, cancelled (integers, HINCRBY; scripts read them only for an overview).
 -- Notices: on a reply channel, 'D' then one record per ended job (see `flush`); on the queue's
 -- control channel, 'A' id (abort a running job) and 'W' dueAt (a delayed job became the earliest).
 
 local TOKEN = 36
+-- A member kept in ZSET `leases` at score +inf (see the header): longer than Redis's
+-- zset-max-listpack-value (64 bytes), so the set stays a skiplist. As a listpack (up to 128
+-- members, i.e. up to the consumers' concurrency) each ZADD or ZREM of a lease scanned it and
+-- parsed every score: ~11 % of a drain's instructions at concurrency 50 (callgrind). Byte 255
+-- never occurs in UTF-8, so no job id can be this member.
+local LEASE_PIN = '\255relayq: keeps ZSET leases in skiplist encoding, so a lease costs O(log n) and not O(n)'
 local TERMINAL = { c = true, e = true, x = true }
 local TOTAL = { c = 'completed', e = 'failed', x = 'cancelled' }
 local NO_OUTCOME = '\0'
 
 -- A number as exact text, where a script builds a string with it: Lua's own conversion keeps 14
--- digits, stamps have 16. (Numbers given to redis.call as they are stay exact: Redis formats
--- them with 17 digits.)
+-- digits, stamps have 16. Also for the numbers of the hot path's commands (scores, stamps,
+-- totals): a number given to redis.call as it is stays exact, but Redis formats it with
+-- snprintf('%.17g'), several times the cost of '%d' (callgrind: ~10 % of a drain's instructions).
 local function num (x)
   if x % 1 == 0 and x > -1e18 and x < 1e18 then return string.format('%d', x) end
   return string.format('%.17g', x)
@@ -126,15 +134,16 @@ end
 
 local TOTALS = { 'enqueued', 'completed', 'failed', 'retried', 'stalled', 'cancelled' }
 
+-- Reads the fields of `meta` a script may need; not the totals, which `save` increments (reading
+-- all nine fields and writing the totals back cost twice as much: ~54K instructions against
+-- ~27K per script, callgrind).
 local function meta_of (q)
   if not q.meta then
-    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention', unpack(TOTALS))
+    local v = redis.call('HMGET', K.meta, 'stamp', 'paused', 'retention')
     q.meta = true
     q.stamp = tonumber(v[1]) or 0
     q.paused = v[2] == '1'
     q.retention = v[3]
-    q.had = {}
-    for i = 1, #TOTALS do q.had[TOTALS[i]] = tonumber(v[3 + i]) or 0 end
   end
   return q
 end
@@ -192,10 +201,10 @@ local function move (q, id, from, to)
   if to ~= 'p' then
     local l = q.add[to]
     if l then
-      l[#l + 1] = s
+      l[#l + 1] = num(s)
       l[#l + 1] = id
     else
-      q.add[to] = { s, id }
+      q.add[to] = { num(s), id }
     end
   end
   return s
@@ -207,16 +216,12 @@ local function apply_moves (q)
   q.rem, q.add = {}, {}
 end
 
--- Writes what the script changed in `meta`, the last stamp and the totals, in one command.
+-- Writes what the script changed in `meta`: the last stamp, and one HINCRBY per total it changed
+-- (usually one).
 local function save (q)
   apply_moves(q)
-  if not q.stamped and next(q.totals) == nil then return end
-  local fields = { 'stamp', q.stamp }
-  for total, n in pairs(q.totals) do
-    fields[#fields + 1] = total
-    fields[#fields + 1] = q.had[total] + n
-  end
-  redis.call('HSET', K.meta, unpack(fields))
+  if q.stamped then redis.call('HSET', K.meta, 'stamp', num(q.stamp)) end
+  for total, n in pairs(q.totals) do redis.call('HINCRBY', K.meta, total, num(n)) end
 end
 
 -- The member of a failed job in ZSET `bygroup`.
@@ -237,7 +242,7 @@ local function regroup (entries, sign, infos)
       members = {}
       by[g] = members
     end
-    if sign > 0 then members[#members + 1] = 0 end
+    if sign > 0 then members[#members + 1] = '0' end
     members[#members + 1] = group_member(g, entries[i + 1], entries[i + 2])
   end
   for g, members in pairs(by) do
@@ -302,14 +307,12 @@ local function drop_all (ids, metas)
   if #by[F_WAITED] > 0 then redis.call('HDEL', K.waiters, unpack(by[F_WAITED])) end
 end
 
--- Terminal jobs leave history: `scored` holds id, stamp, ... of jobs just taken out of their
--- index (a terminal job is in history exactly while it is in the index of its state). Each is
+-- Terminal jobs leave history: `ids` holds jobs just taken out of their index (a terminal job is
+-- in history exactly while it is in the index of its state; its record holds its stamp there). Each is
 -- deleted if its result cache ended; else its payload and attempts go, and ZSET `expires` says
 -- when the rest goes. The record itself is left as it is.
-local function untrack_all (q, scored)
-  if #scored == 0 then return end
-  local ids = {}
-  for i = 1, #scored, 2 do ids[#ids + 1] = scored[i] end
+local function untrack_all (q, ids)
+  if #ids == 0 then return end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local gone, goneMetas, expiring, kept, histories, waited, grouped = {}, {}, {}, {}, {}, {}, {}
   for i = 1, #ids do
@@ -318,7 +321,7 @@ local function untrack_all (q, scored)
       local g = group_of(m)
       if #g > 0 then
         grouped[#grouped + 1] = g
-        grouped[#grouped + 1] = tonumber(scored[2 * i])
+        grouped[#grouped + 1] = dbl(m, R_STAMP)
         grouped[#grouped + 1] = id
       end
       local ex = expires_of(m)
@@ -328,7 +331,7 @@ local function untrack_all (q, scored)
       else
         if has(m, F_HISTORY) then histories[#histories + 1] = id end
         if has(m, F_WAITED) then waited[#waited + 1] = id end
-        expiring[#expiring + 1] = ex
+        expiring[#expiring + 1] = num(ex)
         expiring[#expiring + 1] = id
         kept[#kept + 1] = id
       end
@@ -344,6 +347,15 @@ local function untrack_all (q, scored)
   if #waited > 0 then redis.call('HDEL', K.waiters, unpack(waited)) end
 end
 
+-- Takes the `n` oldest ids out of index `key` and returns them. Not ZPOPMIN: its reply carries the
+-- scores, which Redis formats with snprintf('%.17g') (~4 % of a drain's instructions); the
+-- stamps are in the records.
+local function pop_oldest (key, n)
+  local ids = redis.call('ZRANGE', key, '0', num(n - 1))
+  redis.call('ZREMRANGEBYRANK', key, '0', num(n - 1))
+  return ids
+end
+
 -- Keeps the history of terminal state `st` within its retention: at most `budget` jobs leave it
 -- per call, over count first, then past age. With `slack`, only once the count is exceeded by that
 -- many (so the work comes in batches), and not by age (the reaper's pass does that). Returns how
@@ -354,18 +366,15 @@ local function trim (q, st, budget, slack)
   local n = 0
   local excess = redis.call('ZCARD', key) - keep
   if excess > (slack or 0) then
-    local popped = redis.call('ZPOPMIN', key, math.min(excess, budget))
-    untrack_all(q, popped)
-    n = #popped / 2
+    n = math.min(excess, budget)
+    untrack_all(q, pop_oldest(key, n))
   end
   if not slack and n < budget and age < q.now then
-    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'WITHSCORES', 'LIMIT', 0, budget - n)
+    local old = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. num((q.now - age + 1) * 1000), 'LIMIT', '0', num(budget - n))
     if #old > 0 then
-      local ids = {}
-      for i = 1, #old, 2 do ids[#ids + 1] = old[i] end
-      redis.call('ZREM', key, unpack(ids))
+      redis.call('ZREM', key, unpack(old))
       untrack_all(q, old)
-      n = n + #ids
+      n = n + #old
     end
   end
   return n
@@ -380,12 +389,12 @@ local function trim_count (q, st)
   q.exact[st] = true
   local _, keep = rule_of(q, st)
   local excess = redis.call('ZCARD', IK[st]) - keep
-  if excess > 0 then untrack_all(q, redis.call('ZPOPMIN', IK[st], excess)) end
+  if excess > 0 then untrack_all(q, pop_oldest(IK[st], excess)) end
 end
 
 -- Deletes up to `budget` jobs whose result cache ended after they left history. Returns how many.
 local function sweep (q, budget)
-  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', q.now, 'LIMIT', 0, budget)
+  local due = redis.call('ZRANGEBYSCORE', K.expires, '-inf', num(q.now), 'LIMIT', '0', num(budget))
   if #due == 0 then return 0 end
   redis.call('ZREM', K.expires, unpack(due))
   local metas = redis.call('HMGET', K.jobs, unpack(due))
@@ -421,7 +430,7 @@ end
 
 -- The score of the earliest due job, or math.huge.
 local function due_head ()
-  local h = redis.call('ZRANGE', K.due, 0, 0, 'WITHSCORES')
+  local h = redis.call('ZRANGE', K.due, '0', '0', 'WITHSCORES')
   if h[2] then return tonumber(h[2]) end
   return math.huge
 end
@@ -453,9 +462,12 @@ local function requeue_running (q, batch, id, m, outcome, err, unrun)
 end
 
 -- Moves due delayed and failing jobs to the tail of the ready list, in (due time, id) order.
+-- Returns the due time of the earliest job left in ZSET `due` (math.huge: none), read first so
+-- that a queue with nothing due costs one command.
 local function promote (q)
-  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', q.now, 'WITHSCORES', 'LIMIT', 0, 1000)
-  if #due == 0 then return end
+  local head = due_head()
+  if head > q.now then return head end
+  local due = redis.call('ZRANGEBYSCORE', K.due, '-inf', num(q.now), 'WITHSCORES', 'LIMIT', '0', '1000')
   local ids = {}
   for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
   redis.call('ZREM', K.due, unpack(ids))
@@ -478,6 +490,7 @@ local function promote (q)
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('RPUSH', list_of(q), unpack(elements))
   end
+  return due_head()
 end
 
 -- Leases the queued jobs of `elements` (already off the ready or claiming list) to `worker` and
@@ -492,7 +505,7 @@ local function take (q, elements, leaseMs, worker, out, held)
   for i = 1, #elements do ids[i] = element_id(elements[i]) end
   local metas = redis.call('HMGET', K.jobs, unpack(ids))
   local fields, leases, refs = {}, {}, {}
-  local deadline = now + leaseMs
+  local deadline = num(now + leaseMs)
   for i = 1, #ids do
     local m, e, id = metas[i], elements[i], ids[i]
     if m and st_of(m) == 'q' and attempts_of(m) + 1 == struct.unpack('>d', e, E_ATTEMPT) then
@@ -521,6 +534,8 @@ local function take (q, elements, leaseMs, worker, out, held)
   if held then
     for i = 1, #fields, 2 do held[fields[i]] = fields[i + 1] end
   elseif #fields > 0 then
+    leases[#leases + 1] = '+inf'
+    leases[#leases + 1] = LEASE_PIN
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('ZADD', K.leases, unpack(leases))
   end
@@ -535,15 +550,18 @@ end
 -- Writes the records and leases `take` kept in `held` (see there) but those of `ended` (id -> true).
 local function unhold (held, ended, leaseMs, now)
   local fields, leases = {}, {}
+  local deadline = num(now + leaseMs)
   for id, m in pairs(held) do
     if not ended[id] then
       fields[#fields + 1] = id
       fields[#fields + 1] = m
-      leases[#leases + 1] = now + leaseMs
+      leases[#leases + 1] = deadline
       leases[#leases + 1] = id
     end
   end
   if #fields > 0 then
+    leases[#leases + 1] = '+inf'
+    leases[#leases + 1] = LEASE_PIN
     redis.call('HSET', K.jobs, unpack(fields))
     redis.call('ZADD', K.leases, unpack(leases))
   end
@@ -703,7 +721,7 @@ end
 -- `order`, at most `limit`: id, stamp, ... and their records and lease deadlines, in the same
 -- order. All are read and sorted: they are bounded by the consumers' concurrency.
 local function processing_page (order, from, to, limit)
-  local leased = redis.call('ZRANGE', K.leases, 0, -1, 'WITHSCORES')
+  local leased = redis.call('ZRANGE', K.leases, '-inf', '(inf', 'BYSCORE', 'WITHSCORES')
   if #leased == 0 then return {}, {}, {} end
   local ids = {}
   for i = 1, #leased, 2 do ids[#ids + 1] = leased[i] end

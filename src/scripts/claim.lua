@@ -12,20 +12,19 @@ local leaseMs, max, worker = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local elements = {}
 for i = 5, #ARGV do
   -- LREM tells whether the entry is still ours: the reaper may have handed it back meanwhile.
-  if redis.call('LREM', K.claiming, 1, ARGV[i]) == 1 then elements[#elements + 1] = ARGV[i] end
+  if redis.call('LREM', K.claiming, '1', ARGV[i]) == 1 then elements[#elements + 1] = ARGV[i] end
 end
 local out = { -1 }
 if not paused(q) then
-  promote(q)
+  local head = promote(q)
   apply_moves(q) -- the promoted jobs are queued before a claim takes them
   local want = max - #elements
   if want > 0 then
-    local popped = redis.call('LPOP', K.ready, want)
+    local popped = redis.call('LPOP', K.ready, num(want))
     if popped then
       for i = 1, #popped do elements[#elements + 1] = popped[i] end
     end
   end
-  local head = due_head()
   if head ~= math.huge then out[1] = head end
 end
 take(q, elements, leaseMs, worker, out)

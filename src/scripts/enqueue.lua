@@ -73,7 +73,7 @@ for i = 1, n do
         head = due
         wakeAt = due
       end
-      redis.call('ZADD', K.due, due, id)
+      redis.call('ZADD', K.due, num(due), id)
     elseif string.sub(e, E_KIND, E_KIND) == 'E' then
       ready[#ready + 1] = e
     else

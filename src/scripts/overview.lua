@@ -6,7 +6,7 @@
 --   oldest queued enteredAt (-1: none), retention ('' when none is stored), enqueued, completed,
 --   failed, retried, stalled, cancelled (totals), workers registered (live or not) }
 local q = queue_of(tonumber(ARGV[1]))
-local out = { redis.call('ZCARD', K.queued), redis.call('ZCARD', K.delayed), redis.call('ZCARD', K.leases), redis.call('ZCARD', K.failing) }
+local out = { redis.call('ZCARD', K.queued), redis.call('ZCARD', K.delayed), redis.call('ZCOUNT', K.leases, '-inf', '(inf'), redis.call('ZCARD', K.failing) }
 for i, st in ipairs({ 'c', 'e', 'x' }) do
   local floor = history_floor(q, st)
   if floor == math.huge then out[4 + i] = 0 else out[4 + i] = redis.call('ZCOUNT', IK[st], floor, '+inf') end
@@ -21,6 +21,7 @@ if oldest[1] then
   if m then out[9] = dbl(m, R_ENTERED_AT) end
 end
 out[10] = q.retention or ''
-for i, total in ipairs(TOTALS) do out[10 + i] = q.had[total] end
+local had = redis.call('HMGET', K.meta, unpack(TOTALS))
+for i = 1, #TOTALS do out[10 + i] = tonumber(had[i]) or 0 end
 out[17] = redis.call('ZCARD', K.beats)
 return out

@@ -69,6 +69,10 @@ for i = 1, #marks do
   if not present[marks[i]] then redis.call('HDEL', K.seen, marks[i]) end
 end
 
+-- ZSET leases left with its pin only (see LEASE_PIN in _lib.lua): the pin goes, so the key of an
+-- idle queue goes too (the next lease puts it back).
+if redis.call('ZCARD', K.leases) == 1 then redis.call('ZREM', K.leases, LEASE_PIN) end
+
 tidy(q, tonumber(ARGV[8]), true)
 save(q)
 return { requeued, failed }

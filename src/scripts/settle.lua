@@ -30,7 +30,7 @@ local held
 if a > 0 then
   local late = {}
   for i = 9, 8 + a do
-    if redis.call('LREM', K.claiming, 1, ARGV[i]) == 1 then late[#late + 1] = ARGV[i] end
+    if redis.call('LREM', K.claiming, '1', ARGV[i]) == 1 then late[#late + 1] = ARGV[i] end
   end
   held = {}
   take(q, late, leaseMs, worker, {}, held)
@@ -90,7 +90,7 @@ if n > 0 then
           r.state = 'f'
           r.stamp = move(q, id, 'p', 'f')
           redis.call('HSET', K.jobs, id, rec_write(r))
-          redis.call('ZADD', K.due, due, id)
+          redis.call('ZADD', K.due, num(due), id)
         else
           requeue_running(q, batch, id, m, 'r', body)
         end
@@ -111,16 +111,13 @@ if wakeAt then redis.call('PUBLISH', ARGV[6], 'W' .. string.format('%.0f', wakeA
 
 local out = { -1, refused }
 if max > 0 and not paused(q) then
-  promote(q)
+  local h = promote(q)
   apply_moves(q)
-  local elements = redis.call('LPOP', K.ready, max)
+  local elements = redis.call('LPOP', K.ready, ARGV[3])
   if elements then take(q, elements, leaseMs, worker, out) end
   -- Fewer than asked: the queue is drained, and the worker will block next. Tell it when the
   -- earliest delayed job is due, so it can block at once without probing first.
-  if #out - 2 < 3 * max then
-    local h = due_head()
-    if h ~= math.huge then out[1] = h end
-  end
+  if #out - 2 < 3 * max and h ~= math.huge then out[1] = h end
 end
 save(q)
 return out

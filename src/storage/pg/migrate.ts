@@ -7,6 +7,7 @@ import { StorageError } from '../../errors.ts'
 import type { PgQueryable } from './driver.ts'
 import type { Names } from './names.ts'
 import { helpers, tables } from './schema.ts'
+import { claimFunctions } from './sql-claim.ts'
 import { dataFunctions } from './sql-data.ts'
 import { adminFunctions } from './sql-admin.ts'
 
@@ -19,7 +20,8 @@ interface Migration {
 /** Every migration, oldest first. Append only: a released migration never changes. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'jobs, queues, history, workers, locks and their functions', sql: n => tables(n) + helpers(n) + dataFunctions(n) + adminFunctions(n) },
-  { version: 2, name: 'jobs carry a trace context', sql: traceContext }
+  { version: 2, name: 'jobs carry a trace context', sql: traceContext },
+  { version: 3, name: 'claim and settle: one block of stamps and one counter update per call, no fencing read', sql: claimFunctions }
 ]
 
 /**
