@@ -18,10 +18,9 @@ export function streamMessage (snap: Snapshot): { version: string, at: number, s
 export class LiveStreams {
   readonly #sampler: Sampler
   readonly #interval: number
-  readonly #clients = new Set<ServerResponse>()
+  /** Each open stream, with the key ({@link changeKey}) of the last snapshot it was sent. */
+  readonly #clients = new Map<ServerResponse, string>()
   #timer: NodeJS.Timeout | undefined
-  #lastVersion = ''
-  #lastMinuteTotal = ''
   #lastKeepalive = 0
   #ticking = false
 
@@ -44,7 +43,7 @@ export class LiveStreams {
       Connection: 'keep-alive'
     })
     res.write(`retry: ${Math.max(1000, this.#interval)}\n\n`)
-    this.#clients.add(res)
+    this.#clients.set(res, '')
     const drop = (): void => {
       this.#clients.delete(res)
       if (this.#clients.size === 0) this.#stopTimer()
@@ -53,12 +52,15 @@ export class LiveStreams {
     res.on('error', drop)
     this.#timer ??= setInterval(() => { this.#tick().catch(() => {}) }, this.#interval).unref()
     const snap = await this.#sampler.get()
+    // Unless a tick sent it a newer one meanwhile (or it closed): each stream gets a snapshot once.
+    if (this.#clients.get(res) !== '') return
+    this.#clients.set(res, changeKey(snap))
     send(res, snap)
   }
 
   /** Ends every stream (on close). */
   closeAll (): void {
-    for (const res of this.#clients) res.end()
+    for (const res of this.#clients.keys()) res.end()
     this.#clients.clear()
     this.#stopTimer()
   }
@@ -69,16 +71,18 @@ export class LiveStreams {
     this.#ticking = true
     try {
       const snap = await this.#sampler.get()
-      // The chart's current minute changes with totals, which change the version: one key suffices
-      // but a new minute starting with no change must still move the chart.
-      const minute = String(snap.series.t.at(-1) ?? '')
-      if (snap.version !== this.#lastVersion || minute !== this.#lastMinuteTotal) {
-        this.#lastVersion = snap.version
-        this.#lastMinuteTotal = minute
-        for (const res of this.#clients) send(res, snap)
+      const key = changeKey(snap)
+      let sent = false
+      for (const [res, last] of this.#clients) {
+        if (last === key) continue
+        this.#clients.set(res, key)
+        send(res, snap)
+        sent = true
+      }
+      if (sent) {
         this.#lastKeepalive = Date.now()
       } else if (Date.now() - this.#lastKeepalive >= KEEPALIVE) {
-        for (const res of this.#clients) res.write(': keepalive\n\n')
+        for (const res of this.#clients.keys()) res.write(': keepalive\n\n')
         this.#lastKeepalive = Date.now()
       }
     } catch {
@@ -92,6 +96,15 @@ export class LiveStreams {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
   }
+}
+
+/**
+ * What tells two snapshots apart for a stream: the version, and the chart's current minute (it
+ * changes with totals, which change the version, but a new minute starting with no change must
+ * still move the chart).
+ */
+function changeKey (snap: Snapshot): string {
+  return `${snap.version} ${String(snap.series.t.at(-1) ?? '')}`
 }
 
 function send (res: ServerResponse, snap: Snapshot): void {
