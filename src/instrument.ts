@@ -30,7 +30,7 @@ export interface Probe {
   call<T> (queue: string, id: string, call: () => Promise<T>): Promise<T>
   /**
    * A consumer claimed `jobs` and starts them now (`now`: epoch ms). Answers the batch's start
-   * mark on the performance.now() scale (> 0), handed back with each job's `decided`.
+   * mark, epoch ms (> 0; `now` itself unless a probe knows better), handed back with each job's `decided`.
    */
   claimed (queue: string, jobs: readonly ClaimedJob[], now: number): number
   /** A consumer starts an attempt of `job`: a tracer answers what follows it; metrics answer undefined. */

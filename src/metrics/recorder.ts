@@ -30,23 +30,6 @@ export function rpcOutcome (error: unknown): RpcOutcome {
   return 'error'
 }
 
-let turn = 0
-
-/**
- * performance.now() read once per turn of the event loop: the jobs that start or finish in the
- * same turn share one reading (a clock read per job cost more than the rest of the metrics), so
- * a duration is exact to within the turns it spans.
- */
-function turnClock (): number {
-  if (turn === 0) {
-    turn = performance.now()
-    setImmediate(endTurn)
-  }
-  return turn
-}
-
-function endTurn (): void { turn = 0 }
-
 /** A probe that records into `recorder`. */
 export function metricsProbe (recorder: Recorder): Probe {
   return {
@@ -74,10 +57,12 @@ export function metricsProbe (recorder: Recorder): Probe {
         if (job.readyAt !== undefined) recorder.wait(queue, Math.max(0, now - job.readyAt) / 1000)
         if (job.attempts > 1) recorder.retried(queue)
       }
-      return turnClock()
+      return now
     },
     attempt: () => undefined,
-    decided: (queue, outcome, begun) => recorder.processing(queue, outcome, Math.max(0, turnClock() - begun) / 1000),
+    // Date.now(): a V8 builtin, the cheapest clock (whole ms: the buckets start at 1 ms); a clock
+    // shared per event-loop turn cost an extra loop iteration per batch, more than this read.
+    decided: (queue, outcome, begun) => recorder.processing(queue, outcome, Math.max(0, Date.now() - begun) / 1000),
     stored (queue, outcome) {
       if (outcome === 'completed') recorder.completed(queue)
       else if (outcome === 'failed') recorder.failed(queue, true)

@@ -223,7 +223,7 @@ function tracingProbe (source: TracerSource): Probe {
         end: (outcome, error) => ended(span, outcome, ATTEMPT_ERRORS.has(outcome) ? error ?? outcome : undefined)
       }
     },
-    claimed: () => performance.now(),
+    claimed: (_queue, _jobs, now) => now,
     decided () {},
     stored () {},
     stalled () {}
