@@ -22,6 +22,18 @@ function tracing (t: TestContext): { provider: BasicTracerProvider, exporter: In
   return { provider, exporter }
 }
 
+/** A meter provider whose metrics the test collects itself (cumulative), shut down after the test. */
+function meters (t: TestContext): { reader: MetricReader, meterProvider: MeterProvider } {
+  class Reader extends MetricReader {
+    protected async onForceFlush (): Promise<void> {}
+    protected async onShutdown (): Promise<void> {}
+  }
+  const reader = new Reader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  t.after(() => meterProvider.shutdown())
+  return { reader, meterProvider }
+}
+
 const byName = (spans: ReadableSpan[], name: string): ReadableSpan[] => spans.filter(s => s.name === name)
 const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId
 
@@ -93,13 +105,7 @@ test('spans: enqueueAndWait ⊃ send ⊃ process ⊃ the handler\'s own span, on
 })
 
 test('the same metrics through an OpenTelemetry meter', async t => {
-  class Reader extends MetricReader {
-    protected async onForceFlush (): Promise<void> {}
-    protected async onShutdown (): Promise<void> {}
-  }
-  const reader = new Reader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE })
-  const meterProvider = new MeterProvider({ readers: [reader] })
-  t.after(() => meterProvider.shutdown())
+  const { reader, meterProvider } = meters(t)
   const otel = openTelemetry({ meterProvider, tracing: false })
   t.after(() => otel.close())
   const queue = new Queue<number, number>({ storage: new MemoryStorage(), name: 'calc', maxRetries: 1, reaper: false })
@@ -148,13 +154,7 @@ test('without an SDK nothing is attached and no span work happens; an SDK regist
   assert.deepEqual([startSpan.mock.callCount(), getTracer.mock.callCount(), active.mock.callCount()], [0, 0, 0])
 
   const { provider, exporter } = tracing(t)
-  class Reader extends MetricReader {
-    protected async onForceFlush (): Promise<void> {}
-    protected async onShutdown (): Promise<void> {}
-  }
-  const reader = new Reader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE })
-  const meterProvider = new MeterProvider({ readers: [reader] })
-  t.after(() => meterProvider.shutdown())
+  const { reader, meterProvider } = meters(t)
   assert.ok(trace.setGlobalTracerProvider(provider))
   assert.ok(otelMetrics.setGlobalMeterProvider(meterProvider))
   t.after(() => { trace.disable(); otelMetrics.disable() })

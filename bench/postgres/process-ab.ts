@@ -11,10 +11,9 @@
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startCluster, sql, type PgCluster } from '../../test/fixtures/pg-server.ts'
+import { pgCpu } from './pg-cpu.ts'
 import { LIBS, openProducer, type LibId } from './libs.ts'
 
 const { values: args } = parseArgs({
@@ -29,21 +28,6 @@ const { values: args } = parseArgs({
 const JOBS = Number(args.jobs)
 const ROUNDS = Number(args.rounds)
 const ids = (args.only as string).split(',') as LibId[]
-
-function pgCpu (cluster: PgCluster): number {
-  const postmaster = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
-  let ticks = 0
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
-      if (Number(entry) === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12])
-      // A backend that exited (a closed connection) left its CPU time to the postmaster's children's.
-      if (Number(entry) === postmaster) ticks += Number(fields[13]) + Number(fields[14])
-    } catch {}
-  }
-  return ticks * 10_000
-}
 
 interface Result { bulk: number, perSec: number, consumerUs: number, pgUs: number }
 

@@ -14,10 +14,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startCluster, sql, type PgCluster } from '../../test/fixtures/pg-server.ts'
+import { pgCpu } from './pg-cpu.ts'
 import { LIBS, openProducer, type LibId, type LibInfo } from './libs.ts'
 
 const { values: args } = parseArgs({
@@ -54,22 +53,9 @@ interface Row {
   rpcInflight: number
 }
 
-/** CPU time (µs) of every process of the cluster (postmaster and its children), or null on an external server. */
-function pgCpu (cluster: PgCluster | undefined): number | null {
-  if (cluster === undefined) return null
-  const postmaster = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0])
-  let ticks = 0
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
-      const pid = Number(entry)
-      if (pid === postmaster || Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12])
-      // A backend that exited (a closed connection) left its CPU time to the postmaster's children's.
-      if (pid === postmaster) ticks += Number(fields[13]) + Number(fields[14])
-    } catch {}
-  }
-  return ticks * 10_000 // 100 ticks per second
+/** CPU time (µs) of the cluster, or null on an external server. */
+function clusterCpu (cluster: PgCluster | undefined): number | null {
+  return cluster === undefined ? null : pgCpu(cluster)
 }
 
 const consumerScript = new URL('./consumer.ts', import.meta.url)
@@ -128,10 +114,10 @@ async function fill (lib: LibInfo, producer: Awaited<ReturnType<typeof openProdu
 
 async function processJobs (lib: LibInfo, url: string, queue: string, n: number, cluster: PgCluster | undefined): Promise<{ perSec: number, consumerCpuUs: number, pgCpuUs: number | null }> {
   const c = await consumer(lib.id, url, queue, n)
-  const cpu0 = pgCpu(cluster)
+  const cpu0 = clusterCpu(cluster)
   try {
     const r = await c.done
-    const cpu1 = pgCpu(cluster)
+    const cpu1 = clusterCpu(cluster)
     return { perSec: r.jobs / (r.ms / 1000), consumerCpuUs: r.cpuUs / r.jobs, pgCpuUs: cpu0 === null || cpu1 === null ? null : (cpu1 - cpu0) / r.jobs }
   } finally {
     await c.stop()
