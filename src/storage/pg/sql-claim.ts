@@ -9,6 +9,7 @@
  */
 import type { Names } from './names.ts'
 import { PLANNER } from './schema.ts'
+import { settleRows } from './sql-data.ts'
 
 /** Claim and settle, migration 3 (see the file's comment). */
 export function claimFunctions (n: Names): string {
@@ -134,49 +135,7 @@ BEGIN
     RETURN;
   END IF;
 ${readQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}
-  -- Per job, the first settlement fencing lets through (any later one of it finds it settled),
-  -- among the jobs still leased to w. Not locked here: the UPDATE below checks all of it again on
-  -- the row it changes (a concurrent abort, stall recovery or operator's action that got there
-  -- first makes it skip the job, reported refused: its lease then runs out and the reaper ends it).
-  SELECT array_agg(ok.o ORDER BY ok.o), array_agg(ok.cr ORDER BY ok.o), array_agg(ok.rttl ORDER BY ok.o) INTO oks, crs, rttls FROM (
-    SELECT DISTINCT ON (i.id) i.o, j.cancel_requested AS cr, j.result_ttl AS rttl
-    FROM unnest(s_id, s_att) WITH ORDINALITY AS i(id, att, o)
-    JOIN ${jobs} j ON j.k = ${f('key')}(q, i.id) AND j.state = 'p' AND j.worker = w AND j.attempts = i.att
-    ORDER BY i.id, i.o) ok;
-  k := coalesce(cardinality(oks), 0);
-  IF k > 0 THEN
-  base := ${f('stamps')}(q, now_ms, k);
-  WITH rk AS (
-    SELECT c.o, s_type[c.o::integer] AS t, s_id[c.o::integer] AS id, s_body[c.o::integer] AS body, s_n[c.o::integer] AS n,
-      g_key[c.o::integer] AS gk, c.cr, c.rttl, base + c.rn - 1 AS st,
-      (CASE WHEN c.cr THEN 'x' WHEN s_type[c.o::integer] = 'r' THEN CASE WHEN s_n[c.o::integer] > 0 THEN 'f' ELSE 'q' END
-        WHEN s_type[c.o::integer] = 'l' THEN 'q' ELSE s_type[c.o::integer]::text END)::"char" AS ns
-    FROM unnest(oks, crs, rttls) WITH ORDINALITY AS c(o, cr, rttl, rn)),
-  up AS (
-    UPDATE ${jobs} j SET
-      state = rk.ns, stamp = rk.st, entered_at = now_ms,
-      pos = CASE WHEN rk.ns = 'q' THEN CASE WHEN rk.t = 'l' THEN -rk.st ELSE rk.st END END,
-      attempts = CASE WHEN rk.t = 'l' AND NOT rk.cr THEN j.attempts - 1 ELSE j.attempts END,
-      result = CASE WHEN rk.ns = 'c' THEN rk.body END,
-      error = CASE WHEN rk.ns = 'e' OR (rk.t = 'r' AND NOT rk.cr) THEN rk.body WHEN rk.ns IN ('c', 'x') THEN NULL ELSE j.error END,
-      due_at = CASE WHEN rk.ns = 'f' THEN now_ms + rk.n ELSE j.due_at END,
-      ready_at = CASE WHEN rk.ns = 'q' THEN now_ms ELSE j.ready_at END,
-      expires_at = CASE WHEN rk.ns IN ('c', 'e', 'x') THEN now_ms + CASE WHEN rk.cr AND rk.t IN ('r', 'l') THEN rk.rttl ELSE rk.n END END,
-      finished_at = CASE WHEN rk.ns IN ('c', 'e', 'x') THEN now_ms ELSE j.finished_at END,
-      last_outcome = CASE rk.ns WHEN 'c' THEN 'completed' WHEN 'e' THEN 'failed' WHEN 'x' THEN 'cancelled' ELSE j.last_outcome END,
-      grp = CASE WHEN rk.ns = 'e' THEN rk.gk END,
-      history = CASE WHEN rk.ns IN ('q', 'f') THEN ${f('hpush')}(j.history, j.attempts, j.attempt_started_at, now_ms, j.worker,
-        CASE WHEN rk.t = 'r' THEN 'retried' ELSE 'released' END, CASE WHEN rk.t = 'r' THEN rk.body END) ELSE j.history END
-    FROM rk WHERE j.k = ${f('key')}(q, rk.id) AND j.state = 'p' AND j.worker = w AND j.attempts = s_att[rk.o::integer]
-      AND j.cancel_requested = rk.cr
-    RETURNING rk.o, rk.ns, rk.t, rk.cr, j.id, j.waiters, CASE WHEN rk.ns IN ('c', 'e') THEN rk.body END AS body),
-  notes AS (
-    SELECT array_agg(tk ORDER BY up.o) AS tokens, array_agg(${f('drec')}(up.ns, up.id, up.body) ORDER BY up.o) AS recs
-    FROM up, unnest(up.waiters) AS tk WHERE up.ns IN ('c', 'e', 'x'))
-  SELECT array_agg(up.o), count(*), count(*) FILTER (WHERE up.ns = 'q'), count(*) FILTER (WHERE up.ns = 'f'),
-    count(*) FILTER (WHERE up.ns = 'c'), count(*) FILTER (WHERE up.ns = 'e'), count(*) FILTER (WHERE up.ns = 'x'),
-    count(*) FILTER (WHERE up.t = 'r' AND NOT up.cr), (SELECT nt.tokens FROM notes nt), (SELECT nt.recs FROM notes nt)
-  INTO acc, k, kq, kf, kc, ke, kx, kr, tokens, recs FROM up;
+${settleRows(n)}
     cd := ARRAY[kq, 0, -k, kf, kc, ke, kx];
     ct := ARRAY[0, kc, ke, kr, 0, kx];
     IF ke > 0 THEN
