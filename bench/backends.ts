@@ -18,22 +18,24 @@ import { fileURLToPath } from 'node:url'
 // names every closure it creates (esbuild keepNames), a cost the published code does not have.
 // tsx would follow tsconfig.json's `paths` to src/: `npm run bench` points it at bench/tsconfig.json,
 // which has none (forked children inherit that), and this check refuses to measure anything else.
-import { Consumer, FileStorage, MemoryStorage, Queue, RedisStorage, type Storage } from 'relayq'
+import { Consumer, FileStorage, MemoryStorage, PgStorage, Queue, RedisStorage, type Storage } from 'relayq'
 
 if (!import.meta.resolve('relayq').endsWith('/dist/index.js')) {
   throw new Error(`The bench measures the built package, but 'relayq' resolves to ${import.meta.resolve('relayq')}: run it with npm run bench (or TSX_TSCONFIG_PATH=bench/tsconfig.json)`)
 }
 import { deleteKeys } from './peers/redis-keys.ts'
 import { CompletionClock } from './completion-clock.ts'
-import { monoUs, TraceLog, traceRedisCommands, traceStorage, type TraceEvent } from './trace.ts'
+import { monoUs, TraceLog, tracePgQueries, traceRedisCommands, traceStorage, type TraceEvent } from './trace.ts'
 
 export const BACKEND_NAMES = ['memory', 'redis', 'file'] as const
 export type BackendName = typeof BACKEND_NAMES[number]
+/** The backends of this file: `postgres` too, for bench/postgres/run.ts's hops scenario (its other scenarios are its own). */
+export type StoreName = BackendName | 'postgres'
 
 /** Plain data: all a child process needs to open the same storage. */
 export interface BackendConfig {
-  readonly name: BackendName
-  /** redis: server URL. */
+  readonly name: StoreName
+  /** redis, postgres: server (postgres: database) URL. */
   readonly url?: string
   /** redis: Redis Cluster seed nodes (`host:port`); instead of `url`. */
   readonly cluster?: readonly string[]
@@ -90,7 +92,7 @@ export interface RunningConsumer {
 }
 
 export interface Backend {
-  readonly name: BackendName
+  readonly name: StoreName
   readonly config: BackendConfig
   readonly consumerWhere: 'in-process' | 'child'
   /** A storage for a producer of this process (connect/disconnect are done by the Producer). */
@@ -118,6 +120,11 @@ export async function loadStorageFactory (config: BackendConfig): Promise<() => 
       if (basePath === undefined) throw new Error('The file backend needs a basePath')
       return () => new FileStorage({ basePath })
     }
+    case 'postgres': {
+      const connectionString = config.url
+      if (connectionString === undefined) throw new Error('The postgres backend needs a url')
+      return () => new PgStorage({ connectionString })
+    }
   }
 }
 
@@ -139,7 +146,9 @@ const HANDLERS: Record<HandlerKind, (job: { payload: { n: number } }) => Promise
 export async function runConsumer (given: Storage, options: ConsumerOptions, where: ConsumerStats['where']): Promise<RunningConsumer> {
   const log = options.trace === true ? new TraceLog() : undefined
   const storage = log === undefined ? given : traceStorage(given, log)
-  const untrace = log !== undefined && given instanceof RedisStorage ? traceRedisCommands(log) : () => {}
+  const untrace = log === undefined
+    ? () => {}
+    : given instanceof RedisStorage ? traceRedisCommands(log) : given instanceof PgStorage ? tracePgQueries(log) : () => {}
   // Connect first (reference-counted) so the timed start does not include opening connections.
   await storage.connect()
   const config = { storage, name: options.queue, concurrency: options.concurrency }
@@ -272,7 +281,7 @@ export async function closeConsumerPool (): Promise<void> {
 }
 
 export interface BackendOptions {
-  /** redis: server URL. @default REDIS_URL or redis://127.0.0.1:6379 */
+  /** redis: server URL (@default REDIS_URL or redis://127.0.0.1:6379); postgres: the database URL. */
   url?: string
   /** redis: Redis Cluster seed nodes (`host:port`); replaces `url`. */
   cluster?: readonly string[]
@@ -281,7 +290,7 @@ export interface BackendOptions {
 }
 
 /** Creates a backend by name. */
-export async function createBackend (name: BackendName, options: BackendOptions = {}): Promise<Backend> {
+export async function createBackend (name: StoreName, options: BackendOptions = {}): Promise<Backend> {
   if (name === 'memory') {
     // One shared storage: producer and consumer must see the same memory.
     const storage = new MemoryStorage()
@@ -296,7 +305,10 @@ export async function createBackend (name: BackendName, options: BackendOptions 
   }
   let tempDir: string | undefined
   let config: BackendConfig
-  if (name === 'redis') {
+  if (name === 'postgres') {
+    // The database is the caller's (bench/postgres/run.ts creates and drops it).
+    config = { name, url: options.url }
+  } else if (name === 'redis') {
     // A prefix of its own, so `close` can remove every key the run left (terminal records live an hour).
     const keyPrefix = `relayq-bench-${randomUUID()}`
     config = options.cluster === undefined

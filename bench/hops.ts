@@ -7,8 +7,10 @@
  *   call → enqueue called → enqueue sent → woken → claimed → handler → settle called → settle sent
  *   → notice → resolved
  *
- * (bench process: call, enqueue called/sent, notice, resolved; consumer: the others. Redis points,
- * `sent` and `woken`, exist on Redis only; peers have call → handler → resolved.) Every hop is
+ * (bench process: call, enqueue called/sent, notice, resolved; consumer: the others. The `sent`
+ * points and `woken` exist on Redis and PostgreSQL only: on PostgreSQL `woken` is the arrival of
+ * the wake-up notice, which names no job: each call gets the first one between its enqueue and its
+ * claim. Peers have call → handler → resolved.) Every hop is
  * reported with its median, p90, p99 and mean: the means add up to the mean call. Beside the path:
  * the round trips that overlap it. Windows of calls (1–10, 11–100, ...) show how a cold
  * consumer's latency falls as the JIT warms up.
@@ -16,7 +18,7 @@
 import { serverStats } from './redis-info.ts'
 import { CONCURRENCY } from './scenarios.ts'
 import type { BenchTarget, Payload } from './target.ts'
-import { TraceLog, traceRedisCommands, type TraceEvent } from './trace.ts'
+import { TraceLog, tracePgQueries, traceRedisCommands, type TraceEvent } from './trace.ts'
 
 /** Points of the critical path, in order. */
 export const PATH = [
@@ -79,7 +81,9 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
   let consumerEvents: TraceEvent[] = []
   const handlerAt: number[] = new Array(calls)
   const before = options.redisUrl === undefined ? undefined : await serverStats(options.redisUrl)
-  const untrace = traceRedisCommands(log)
+  const untraceRedis = traceRedisCommands(log)
+  const untracePg = tracePgQueries(log)
+  const untrace = (): void => { untraceRedis(); untracePg() }
   const cpu0 = process.cpuUsage()
   let consumerCpuUs = 0
   try {
@@ -116,9 +120,14 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
     return times
   }
   const blocks: number[] = []
+  const wakes: number[] = []
   for (const [name, id, us] of [...log.events, ...consumerEvents]) {
     if (name === 'block sent') {
       blocks.push(us)
+      continue
+    }
+    if (name === 'woken' && id === '') {
+      wakes.push(us)
       continue
     }
     const i = index.get(id)
@@ -128,6 +137,18 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
   }
   const handler = point('handler')
   for (let i = 0; i < calls; i++) handler[i] = handlerAt[i]
+  if (wakes.length > 0) {
+    // Wake-up notices name no job: a call's is the first between its enqueue and its claim.
+    wakes.sort((a, b) => a - b)
+    const woken = point('woken')
+    const enqueued = point('enqueue called')
+    const claimed = point('claimed')
+    let w = 0
+    for (let i = 0; i < calls; i++) {
+      while (w < wakes.length && wakes[w] < enqueued[i]) w++
+      if (w < wakes.length && wakes[w] <= claimed[i]) woken[i] = wakes[w]
+    }
+  }
 
   // The path: the points every call (but a few) passed.
   const path = PATH.filter(name => {
@@ -172,6 +193,7 @@ export async function hops (target: BenchTarget, runId: string, calls: number, o
   between('woken → activation sent', 'woken', 'activation sent')
   between('settle called → activation answered', 'settle called', 'activation answered')
   between('settle round trip (sent → answered)', 'settle sent', 'settle answered')
+  between('settle sent → notice (producer)', 'settle sent', 'notice')
   between('notice → settle answered (consumer)', 'notice', 'settle answered')
   // How long after the notice the consumer's next BLMOVE left: the next call's enqueue races it.
   const notice = at.get('notice')

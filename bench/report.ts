@@ -73,7 +73,7 @@ function countLines (lines: string[]): string {
 }
 
 /** Prints the hops of one library (the run with the median total when there are several). */
-function printHops (label: string, mode: Mode, runs: HopsResult[]): void {
+export function printHops (label: string, mode: Mode, runs: HopsResult[]): void {
   const sorted = [...runs].sort((a, b) => a.totalUs.p50 - b.totalUs.p50)
   const h = sorted[(sorted.length - 1) >> 1]
   const us = (v: number): string => Number.isNaN(v) ? 'n/a' : fmt(v, 1)

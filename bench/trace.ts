@@ -11,6 +11,7 @@
  * processes compare.
  */
 import { Redis } from 'iovalkey'
+import pg from 'pg'
 import type { Notice, Storage } from 'relayq'
 
 /**
@@ -148,4 +149,40 @@ export function traceRedisCommands (log: TraceLog): () => void {
     return result
   }
   return () => { proto.sendCommand = original }
+}
+
+/**
+ * Stamps PgStorage's statements on every `pg` connection of this process into `log` until the
+ * returned function is called: `enqueue sent` / `settle sent` per job id when the statement is
+ * handed to the driver, and `woken` (no id: hops.ts gives it to the call it falls in) when a
+ * wake-up notice arrives on a LISTEN connection.
+ */
+export function tracePgQueries (log: TraceLog): () => void {
+  const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown, emit: (event: string | symbol, ...args: unknown[]) => boolean }
+  const query = proto.query
+  const emit = proto.emit
+  const ownEmit = Object.hasOwn(proto, 'emit')
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const config = args[0] as { name?: string, values?: unknown[] } | undefined
+    const name = typeof config === 'object' && config !== null ? config.name : undefined
+    if (typeof name === 'string') {
+      // relayq's statements are named relayq_<namespace>_<operation> (src/storage/pg/queries.ts).
+      const ids = name.endsWith('_enqueue') ? config?.values?.[3] : name.endsWith('_settle') ? config?.values?.[4] : undefined
+      if (Array.isArray(ids)) {
+        const us = monoUs()
+        const point = name.endsWith('_enqueue') ? 'enqueue sent' : 'settle sent'
+        for (const id of ids) log.mark(point, text(id), us)
+      }
+    }
+    return query.apply(this, args)
+  }
+  proto.emit = function (this: unknown, event: string | symbol, ...args: unknown[]) {
+    if (event === 'notification' && (args[0] as { channel?: string })?.channel?.endsWith('_w') === true) log.mark('woken', '')
+    return emit.call(this, event, ...args)
+  }
+  return () => {
+    proto.query = query
+    if (ownEmit) proto.emit = emit
+    else delete (proto as { emit?: unknown }).emit
+  }
 }

@@ -1,6 +1,8 @@
 /**
  * The PostgreSQL bench: `npm run bench -- --backend postgres [--compare] [--jobs N] [--depth N]
- * [--runs N] [--url postgres://...] [--only relayq,graphile,...]`.
+ * [--runs N] [--url postgres://...] [--only relayq,graphile,...]`, or
+ * `npm run bench -- --backend postgres --scenario hops [--calls N] [--runs N] [--url ...]`: where
+ * relayq's sequential `enqueueAndWait` calls spend their time, hop by hop (bench/hops.ts).
  *
  * By default it starts a PostgreSQL cluster of its own (initdb in a temp directory: fsync and
  * synchronous_commit on, autovacuum off as on the development machines), so that the server's CPU
@@ -18,6 +20,10 @@ import { parseArgs } from 'node:util'
 import { startCluster, sql, type PgCluster } from '../../test/fixtures/pg-server.ts'
 import { pgCpu } from './pg-cpu.ts'
 import { LIBS, openProducer, type LibId, type LibInfo } from './libs.ts'
+import { closeConsumerPool, createBackend } from '../backends.ts'
+import { hops, type HopsResult } from '../hops.ts'
+import { printHops } from '../report.ts'
+import { relayqTarget } from '../target.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -27,7 +33,9 @@ const { values: args } = parseArgs({
     depth: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '1' },
     url: { type: 'string' },
-    only: { type: 'string' }
+    only: { type: 'string' },
+    scenario: { type: 'string', default: 'all' },
+    calls: { type: 'string', default: '2000' }
   },
   strict: false
 })
@@ -198,7 +206,39 @@ function median (values: number[]): number {
 
 const fmt = (n: number | null, digits = 0): string => n === null ? 'n/a' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
 
+/** The cluster the bench starts when no --url is given. */
+const CLUSTER_SETTINGS = ['fsync=on', 'synchronous_commit=on', 'autovacuum=off', 'shared_buffers=256MB', 'max_wal_size=4GB']
+
+/** `--scenario hops`: relayq's sequential calls cut into hops, --runs times (bench/hops.ts), in a fresh database. */
+async function hopsMain (): Promise<void> {
+  const calls = Number(args.calls)
+  const cluster = args.url === undefined ? await startCluster(CLUSTER_SETTINGS) : undefined
+  const server = args.url as string | undefined ?? (cluster as PgCluster).url
+  const database = `hops_${process.pid}`
+  await sql(server, `CREATE DATABASE ${database}`)
+  const u = new URL(server)
+  u.pathname = `/${database}`
+  console.log(`relayq PostgreSQL hops: ${cluster === undefined ? server : 'a cluster of its own (fsync on, synchronous_commit on, autovacuum off)'}; ${calls} sequential calls, ${RUNS} run(s), consumer (concurrency 50) in its own process`)
+  const backend = await createBackend('postgres', { url: u.toString() })
+  const results: HopsResult[] = []
+  try {
+    const target = relayqTarget(backend)
+    for (let run = 0; run < RUNS; run++) results.push(await hops(target, `${process.pid}-${run}`, calls))
+  } finally {
+    await closeConsumerPool()
+    await backend.close()
+    await sql(server, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {})
+    await cluster?.destroy()
+  }
+  console.log()
+  printHops('relayq PgStorage', 'warm', results)
+}
+
 export async function main (): Promise<void> {
+  if (args.scenario === 'hops') {
+    await hopsMain()
+    return
+  }
   // A library's pool that outlives its close (graphile-worker's WorkerUtils) hears the server end
   // its connections when the bench drops that library's database: not the bench's concern.
   process.on('uncaughtException', (err: Error & { code?: string }) => {
@@ -206,9 +246,7 @@ export async function main (): Promise<void> {
     console.error(err)
     process.exit(1)
   })
-  const cluster = args.url === undefined
-    ? await startCluster(['fsync=on', 'synchronous_commit=on', 'autovacuum=off', 'shared_buffers=256MB', 'max_wal_size=4GB'])
-    : undefined
+  const cluster = args.url === undefined ? await startCluster(CLUSTER_SETTINGS) : undefined
   const server = args.url as string | undefined ?? (cluster as PgCluster).url
   console.log(`relayq PostgreSQL bench: ${cluster === undefined ? server : 'a cluster of its own (fsync on, synchronous_commit on, autovacuum off)'}; ${JOBS} jobs, depth ${DEPTH}, ${RUNS} run(s), consumer concurrency 50 in its own process`)
   const results = new Map<LibId, Row[]>()
