@@ -17,7 +17,7 @@ import {
   fromRetention, statements, stateCode, stateName, toClaimed, toCounts, toDetail, toGroup, toOverview, toRecord, toSummary,
   toWorker, type Statement
 } from './pg/queries.ts'
-import { Notices } from './pg/notices.ts'
+import { Notices, type QueueSlot } from './pg/notices.ts'
 import { SharedOpen } from './shared-open.ts'
 
 /** Where and how to connect: give one of `connectionString`, `pool` or `client`. */
@@ -287,10 +287,21 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     const deadline = Date.now() + blockMs
     const slot = this.#notices.slot(queue)
     let listening = false
+    // The last claiming call found the queue drained and no job became ready since (no wake-up
+    // heard): wait at once, without a claim that would find nothing.
+    let drained = blockMs > 0 && slot.emptyAt === slot.gen && this.#listener?.hears(this.#names.wakeChannel) === true
     for (;;) {
       const gen = slot.gen
-      const { jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs])
-      if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || !this.#life.isOpen) return jobs
+      let jobs: ClaimedJob[] = []
+      let nextDue: number | null
+      if (drained) {
+        drained = false
+        listening = true
+        nextDue = slot.emptyDue
+      } else {
+        ({ jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs], slot, max))
+        if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || !this.#life.isOpen) return jobs
+      }
       if (!listening) {
         // Wake-ups are heard from now on: claim again, in case a job came before.
         await this.#listen(this.#names.wakeChannel)
@@ -342,12 +353,19 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     }
     const { jobs, refused } = await this.#take('settle', [
       this.#q(queue), this.#clock(), Buffer.from(workerId), types, ids, attempts, bodies, ns, keys, names, messages, frames, next.max, next.leaseMs
-    ])
+    ], this.#notices.slot(queue), next.max)
     return { jobs, refused }
   }
 
-  /** Runs a claiming statement: the jobs, then the meta row (refused settlements, next due time). */
-  async #take (key: string, values: unknown[]): Promise<{ jobs: ClaimedJob[], refused: number[], nextDue: number | null }> {
+  /**
+   * Runs a claiming statement of up to `max` jobs: the jobs, then the meta row (refused
+   * settlements, next due time). Remembers in `slot` whether it drained the queue (see
+   * {@link QueueSlot.emptyAt}).
+   */
+  async #take (key: string, values: unknown[], slot: QueueSlot, max: number): Promise<{ jobs: ClaimedJob[], refused: number[], nextDue: number | null }> {
+    const gen = slot.gen
+    // Heard before the statement starts: a job that becomes ready after its snapshot wakes us.
+    const heard = max > 0 && this.#listener?.hears(this.#names.wakeChannel) === true
     const rows = await this.#run(key, values)
     const jobs: ClaimedJob[] = []
     let refused: number[] = []
@@ -358,6 +376,16 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
         nextDue = row[9] as number | null
       } else {
         jobs.push(toClaimed(row))
+      }
+    }
+    if (max > 0) {
+      if (jobs.length >= max) {
+        slot.emptyAt = undefined
+      } else if (heard) {
+        // Two calls in flight may both find it drained: the earlier due time of the two stands.
+        const due = slot.emptyAt === gen && slot.emptyDue !== null ? Math.min(slot.emptyDue, nextDue ?? Infinity) : nextDue
+        slot.emptyAt = gen
+        slot.emptyDue = due
       }
     }
     return { jobs, refused, nextDue }

@@ -53,6 +53,11 @@ export class Listener {
     this.#channels.add(channel)
   }
 
+  /** Whether notices on `channel` are heard now (LISTENed on a live connection). */
+  hears (channel: string): boolean {
+    return this.#client !== undefined && this.#channels.has(channel)
+  }
+
   close (): void {
     this.#closed = true
     clearTimeout(this.#retry)

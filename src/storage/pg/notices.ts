@@ -20,6 +20,14 @@ export interface QueueSlot {
   readonly queue: string
   /** Counts wake-ups: a claim that saw it change while it ran claims again instead of waiting. */
   gen: number
+  /**
+   * The wake-up count at the start of the last claiming call that found fewer ready jobs than it
+   * asked for while this instance was listening (undefined: none, or a later one found enough).
+   * While `gen` still equals it, no job became ready since: a blocking claim waits at once.
+   */
+  emptyAt: number | undefined
+  /** That call's earliest due time of a delayed or failing job (null: none). */
+  emptyDue: number | null
   readonly parked: Set<(woke: boolean) => void>
   readonly subscribers: Set<Subscriber>
 }
@@ -40,7 +48,7 @@ export class Notices {
   slot (queue: string): QueueSlot {
     let slot = this.#slots.get(queue)
     if (slot === undefined) {
-      slot = { queue, gen: 0, parked: new Set(), subscribers: new Set() }
+      slot = { queue, gen: 0, emptyAt: undefined, emptyDue: null, parked: new Set(), subscribers: new Set() }
       this.#slots.set(queue, slot)
       this.#byHash.set(queueHash(Buffer.from(queue)), slot)
     }
