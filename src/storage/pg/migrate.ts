@@ -10,6 +10,7 @@ import { helpers, tables } from './schema.ts'
 import { claimFunctions } from './sql-claim.ts'
 import { dataFunctions } from './sql-data.ts'
 import { adminFunctions } from './sql-admin.ts'
+import { laneLocks } from './sql-lanes.ts'
 
 interface Migration {
   readonly version: number
@@ -21,7 +22,8 @@ interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'jobs, queues, history, workers, locks and their functions', sql: n => tables(n) + helpers(n) + dataFunctions(n) + adminFunctions(n) },
   { version: 2, name: 'jobs carry a trace context', sql: traceContext },
-  { version: 3, name: 'claim and settle: one block of stamps and one counter update per call, no fencing read', sql: claimFunctions }
+  { version: 3, name: 'claim and settle: one block of stamps and one counter update per call, no fencing read', sql: claimFunctions },
+  { version: 4, name: 'lanes reserved by advisory locks instead of row locks', sql: laneLocks }
 ]
 
 /**
