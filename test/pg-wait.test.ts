@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, test, type TestContext } from 'node:test'
 import pg from 'pg'
-import { PgStorage } from '../src/storage/pg.ts'
+import { PgStorage, type PgStorageOptions } from '../src/storage/pg.ts'
 import { Names } from '../src/storage/pg/names.ts'
 import type { NewJob } from '../src/storage/types.ts'
 import { startPg } from './fixtures/pg-server.ts'
@@ -29,7 +29,7 @@ async function counted (t: TestContext): Promise<{ storage: PgStorage, other: Pg
     if (typeof name === 'string' && name.endsWith('_claim')) claims++
     return query(...args)
   }
-  const storage = new PgStorage({ pool, schema })
+  const storage = new PgStorage({ pool: pool as unknown as PgStorageOptions['pool'], schema })
   const other = new PgStorage({ connectionString: db.url, schema, poolSize: 2 })
   await storage.connect()
   await other.connect()
