@@ -169,9 +169,9 @@ test('a LISTEN connection cut by the server comes back: a gap is reported and bl
   let gapped: (n: Notice) => void = () => {}
   const gap = new Promise<Notice>(resolve => { gapped = resolve })
   defer(await storage.subscribe(name, n => { if (n.type === 'gap') gapped(n) }))
-  // A blocked claim makes the instance LISTEN for wake-ups.
+  // A blocked claim makes the instance LISTEN for wake-ups, then for the jobs enqueues hand it.
   const first = storage.claim(name, 'w', { max: 1, leaseMs: 30_000, blockMs: 30_000 })
-  await until(async () => (await sql(cluster.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'relayq-listen' AND query LIKE 'LISTEN %_w\"'")).rows[0].n === 1)
+  await until(async () => (await sql(cluster.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'relayq-listen' AND query LIKE 'LISTEN %\\_j%'")).rows[0].n === 1)
   await producer.enqueue(name, [job('a', 1)])
   assert.deepEqual((await first).map(j => j.id), ['a'])
 

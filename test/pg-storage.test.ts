@@ -176,7 +176,7 @@ test('postgres: finished records are deleted once out of history and result cach
   assert.equal((await storage.overview('q')).totals.completed, 500)
 })
 
-test('postgres: a schema at version 1 is migrated to the latest (2: trace contexts, 3: faster claims, 4: lanes by advisory locks) with its jobs, queued and in the inbox, intact', async t => {
+test('postgres: a schema at version 1 is migrated to the latest (2: trace contexts, 3: faster claims, 4: lanes by advisory locks, 5: jobs handed to waiting consumers) with its jobs, queued and in the inbox, intact', async t => {
   const schema = `s_${randomBytes(6).toString('hex')}`
   const n = new Names(schema, 'relayq_')
   // The schema as relayq with migration 1 only left it, with a queued job and one enqueued inside a transaction.
@@ -193,7 +193,7 @@ test('postgres: a schema at version 1 is migrated to the latest (2: trace contex
   await storage.connect()
   t.after(() => storage.disconnect())
   const { rows } = await sql(db.url, `SELECT version FROM ${n.of('migrations')} ORDER BY version`)
-  assert.deepEqual(rows.map(r => r.version), [1, 2, 3, 4])
+  assert.deepEqual(rows.map(r => r.version), [1, 2, 3, 4, 5])
   const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 vendor=abc'
   await storage.enqueue('old', [{ id: 'traced', payload: Buffer.from('p3'), maxAttempts: 3, resultTTL: 60_000, delay: 0, trace }])
   const claimed = await storage.claim('old', 'w', { max: 10, leaseMs: 30_000, blockMs: 0 })

@@ -104,3 +104,104 @@ test('postgres: transactions of one queue take different lanes without locking a
   assert.equal((await other.counts('q')).queued, 3)
   assert.equal((await other.overview('q')).totals.enqueued, 3)
 })
+
+/** Resolves once `check` holds (polled every 10 ms, up to 5 s). */
+async function until (check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error('Condition not met within 5000 ms')
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+/** Workers registered as waiting for jobs (a registration an enqueue used up has mx 0). */
+async function parked (schema: string): Promise<number> {
+  const c = new pg.Client({ connectionString: db.url })
+  await c.connect()
+  try {
+    return (await c.query(`SELECT count(*)::int AS n FROM ${new Names(schema, 'relayq_').of('parked')} WHERE mx > 0`)).rows[0].n
+  } finally {
+    await c.end()
+  }
+}
+
+test('postgres: an enqueue hands its job to a waiting consumer, leased to it, without a claim statement', async t => {
+  const { storage, other, claims, schema } = await counted(t)
+  const waiting = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000 })
+  await until(async () => await parked(schema) === 1)
+  const before = claims()
+  await other.enqueue('q', [job('handed'), job('late', { delay: 60_000 })])
+  const jobs = await waiting
+  assert.deepEqual(jobs.map(j => [j.id, j.attempts, j.payload.toString()]), [['handed', 1, 'handed']])
+  assert.equal(claims() - before, 0)
+  assert.equal((await other.getStatus('q', 'handed'))?.state, 'processing')
+  assert.deepEqual(await other.counts('q'), { queued: 0, delayed: 1, processing: 1, failing: 0, completed: 0, failed: 0, cancelled: 0 })
+  assert.equal(await parked(schema), 0)
+  // Leased to w: its settlement is accepted.
+  const settled = await storage.settle('q', 'w', [{ type: 'complete', id: 'handed', attempt: 1, result: Buffer.from('r'), ttl: 60_000 }], { max: 0, leaseMs: 30_000 })
+  assert.deepEqual(settled.refused, [])
+  assert.equal((await other.getStatus('q', 'handed'))?.state, 'completed')
+})
+
+test('postgres: a waiting consumer takes only as many jobs as it asked for; the rest are queued', async t => {
+  const { storage, other, schema } = await counted(t)
+  const waiting = storage.claim('q', 'w', { max: 2, leaseMs: 30_000, blockMs: 20_000 })
+  await until(async () => await parked(schema) === 1)
+  await other.enqueue('q', [job('a'), job('b'), job('c')])
+  assert.deepEqual((await waiting).map(j => j.id), ['a', 'b'])
+  assert.equal((await other.counts('q')).queued, 1)
+  assert.deepEqual((await other.claim('q', 'x', { max: 5, leaseMs: 30_000, blockMs: 0 })).map(j => j.id), ['c'])
+})
+
+test('postgres: jobs handed to a consumer that stopped waiting are answered by its next claim; a disconnected instance is handed none', async t => {
+  const { storage, other, schema } = await counted(t)
+  const abort = new AbortController()
+  const waiting = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000, signal: abort.signal })
+  await until(async () => await parked(schema) === 1)
+  abort.abort()
+  assert.deepEqual(await waiting, [])
+  await other.enqueue('q', [job('kept')])
+  let got: string[] = []
+  await until(async () => (got = (await storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 0 })).map(j => j.id)).length > 0)
+  assert.deepEqual(got, ['kept'])
+
+  const abort2 = new AbortController()
+  const again = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000, signal: abort2.signal })
+  await until(async () => await parked(schema) === 1)
+  abort2.abort()
+  await again
+  await storage.disconnect()
+  assert.equal(await parked(schema), 0)
+  await other.enqueue('q', [job('queued')])
+  assert.equal((await other.getStatus('q', 'queued'))?.state, 'queued')
+  await storage.connect()
+})
+
+test('postgres: a paused queue hands no job to a waiting consumer', async t => {
+  const { storage, other } = await counted(t)
+  await other.enqueue('q', [job('first')])
+  await other.setPaused('q', true)
+  assert.deepEqual(await storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 200 }), [])
+  const waiting = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 300 })
+  await other.enqueue('q', [job('second')])
+  assert.deepEqual(await waiting, [])
+  assert.equal((await other.getStatus('q', 'second'))?.state, 'queued')
+})
+
+test('postgres: a job too large for a notice is queued and woken instead of handed over', async t => {
+  const { storage, other, claims, schema } = await counted(t)
+  const big = Buffer.alloc(5600, 'x')
+  const waiting = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000 })
+  await until(async () => await parked(schema) === 1)
+  let before = claims()
+  await other.enqueue('q', [{ ...job('fits'), payload: big }])
+  assert.deepEqual((await waiting).map(j => [j.id, j.payload.equals(big)]), [['fits', true]])
+  assert.equal(claims() - before, 0)
+  const huge = Buffer.alloc(7000, 'y')
+  const next = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000 })
+  await until(async () => await parked(schema) === 1)
+  before = claims()
+  await other.enqueue('q', [{ ...job('huge'), payload: huge }])
+  assert.deepEqual((await next).map(j => [j.id, j.payload.equals(huge)]), [['huge', true]])
+  assert.equal(claims() - before, 1)
+})

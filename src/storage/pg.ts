@@ -56,6 +56,14 @@ export interface PgStorageEvents {
 
 /** Jobs per enqueue statement: a large batch goes as several, back to back. */
 const ENQUEUE_CHUNK = 2000
+/**
+ * How long a settle-and-claim call that leased fewer jobs than it asked for registers its worker
+ * as waiting for more (the next enqueue hands them over), in ms. A blocking claim registers for
+ * its own wait instead.
+ */
+const SETTLE_PARK_MS = 5_000
+/** Longest a blocking claim that ends waits for the notice of jobs an enqueue handed it meanwhile, in ms. */
+const PUSH_WAIT_MS = 2_000
 /** Least interval between two checks of the tables' dead rows, in ms. */
 const MAINTENANCE_INTERVAL = 2_000
 const QUEUED: EnqueueOutcome = Object.freeze({ status: 'queued' })
@@ -89,6 +97,8 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   #ownPool: { end: () => Promise<void> } | undefined
   #listener: Listener | undefined
   #maintainedAt = 0
+  /** A claiming call of this instance may have registered a worker as waiting (see {@link #unpark}). */
+  #parks = false
   #vacuum: Promise<void> | undefined
 
   constructor (options: PgStorageOptions = {}) {
@@ -112,7 +122,10 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     this.#sql = statements(this.#names)
     this.#clock = options.clock ?? Date.now
     this.#notices = new Notices(this.#names, this.#token)
-    this.#life = new SharedOpen(() => this.#open(), () => { this.#close() }, err => storageError('connect', err), async () => { await this.#vacuum })
+    this.#life = new SharedOpen(() => this.#open(), () => { this.#close() }, err => storageError('connect', err), async () => {
+      await this.#vacuum
+      await this.#unpark()
+    })
   }
 
   connect (): Promise<void> {
@@ -175,6 +188,17 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
       gap: () => this.#notices.gap(),
       error: err => this.#onError(err)
     })
+  }
+
+  /**
+   * Removes this instance's registrations as a waiting consumer (closing: an enqueue must not hand
+   * jobs to it any more). One racing enqueue may still have: its jobs' leases expire and the
+   * reaper runs them again.
+   */
+  async #unpark (): Promise<void> {
+    if (!this.#parks) return
+    this.#parks = false
+    await this.#run('unpark', [this.#token]).catch(err => this.#onError(err as Error))
   }
 
   #connectionString (): string {
@@ -286,10 +310,15 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     const { max, leaseMs, blockMs, signal } = options
     const deadline = Date.now() + blockMs
     const slot = this.#notices.slot(queue)
+    const given = this.#notices.takePushed(slot, workerId)
+    if (given.length > 0) return given
     let listening = false
     // The last claiming call found the queue drained and no job became ready since (no wake-up
-    // heard): wait at once, without a claim that would find nothing.
-    let drained = blockMs > 0 && slot.emptyAt === slot.gen && this.#listener?.hears(this.#names.wakeChannel) === true
+    // heard): wait at once, without a claim that would find nothing (that call also registered
+    // the worker as waiting, so the next enqueue hands its jobs over). Once only: after a wait that
+    // ended, a claim renews the registration.
+    let drained = blockMs > 0 && slot.emptyAt === slot.gen && this.#hears()
+    if (drained) slot.emptyAt = undefined
     for (;;) {
       const gen = slot.gen
       let jobs: ClaimedJob[] = []
@@ -299,23 +328,53 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
         listening = true
         nextDue = slot.emptyDue
       } else {
-        ({ jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs], slot, max))
+        const park = blockMs > 0 && this.#hears() ? this.#token : null
+        if (park !== null) this.#parks = true
+        ;({ jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs, park, blockMs], slot, max))
+        const pushed = this.#notices.takePushed(slot, workerId)
+        if (pushed.length > 0) jobs = jobs.concat(pushed)
         if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || !this.#life.isOpen) return jobs
       }
       if (!listening) {
-        // Wake-ups are heard from now on: claim again, in case a job came before.
+        // Wake-ups and handed-over jobs are heard from now on: claim again (registering as
+        // waiting), in case a job came before.
         await this.#listen(this.#names.wakeChannel)
+        await this.#listen(this.#names.pushChannel(this.#token))
         listening = true
         continue
       }
       if (slot.gen !== gen) continue
       const remaining = deadline - Date.now()
-      if (remaining <= 0) return []
+      if (remaining <= 0) return await this.#endWait(slot, queue, workerId)
       const due = nextDue === null ? Infinity : Math.max(1, nextDue - this.#clock())
       const woke = await this.#notices.park(slot, Math.min(remaining, due), signal)
-      if (!this.#life.isOpen || isAborted(signal)) return []
-      if (!woke && due >= remaining) return []
+      const pushed = this.#notices.takePushed(slot, workerId)
+      if (pushed.length > 0) return pushed
+      if (!this.#life.isOpen || isAborted(signal) || (!woke && due >= remaining)) return await this.#endWait(slot, queue, workerId)
     }
+  }
+
+  /**
+   * A blocking claim ends without jobs: its worker's registration as waiting goes, so that no
+   * enqueue hands it jobs from now on. One that did meanwhile (the registration is used up) is
+   * waited for: its jobs are leased to this worker and answered (a consumer that is stopping
+   * hands them back); one whose notice is lost (a LISTEN reconnect) runs again once its lease expires.
+   */
+  async #endWait (slot: QueueSlot, queue: string, workerId: string): Promise<ClaimedJob[]> {
+    if (this.#parks && this.#life.isOpen) {
+      const rows = await this.#run('unparkWorker', [this.#q(queue), Buffer.from(workerId)]).catch(() => [])
+      if (rows.length > 0 && rows[0][0] === 0) {
+        const until = Date.now() + PUSH_WAIT_MS
+        while (!slot.pushed.has(workerId) && Date.now() < until && this.#life.isOpen) await this.#notices.park(slot, until - Date.now(), undefined)
+      }
+    }
+    return this.#notices.takePushed(slot, workerId)
+  }
+
+  /** Whether wake-ups and handed-over jobs reach this instance now. */
+  #hears (): boolean {
+    const listener = this.#listener
+    return listener !== undefined && listener.hears(this.#names.wakeChannel) && listener.hears(this.#names.pushChannel(this.#token))
   }
 
   async settle (queue: string, workerId: string, settlements: readonly Settlement[], next: ClaimOptions): Promise<SettleResult> {
@@ -351,10 +410,15 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
         case 'release': types[i] = 'l'; bodies[i] = null; ns[i] = 0; break
       }
     }
+    const slot = this.#notices.slot(queue)
+    const park = next.max > 0 && this.#hears() ? this.#token : null
+    if (park !== null) this.#parks = true
     const { jobs, refused } = await this.#take('settle', [
-      this.#q(queue), this.#clock(), Buffer.from(workerId), types, ids, attempts, bodies, ns, keys, names, messages, frames, next.max, next.leaseMs
-    ], this.#notices.slot(queue), next.max)
-    return { jobs, refused }
+      this.#q(queue), this.#clock(), Buffer.from(workerId), types, ids, attempts, bodies, ns, keys, names, messages, frames, next.max, next.leaseMs,
+      park, SETTLE_PARK_MS
+    ], slot, next.max)
+    const pushed = this.#notices.takePushed(slot, workerId)
+    return { jobs: pushed.length > 0 ? jobs.concat(pushed) : jobs, refused }
   }
 
   /**
@@ -365,7 +429,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   async #take (key: string, values: unknown[], slot: QueueSlot, max: number): Promise<{ jobs: ClaimedJob[], refused: number[], nextDue: number | null }> {
     const gen = slot.gen
     // Heard before the statement starts: a job that becomes ready after its snapshot wakes us.
-    const heard = max > 0 && this.#listener?.hears(this.#names.wakeChannel) === true
+    const heard = max > 0 && this.#hears()
     const rows = await this.#run(key, values)
     const jobs: ClaimedJob[] = []
     let refused: number[] = []

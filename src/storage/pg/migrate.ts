@@ -11,6 +11,7 @@ import { claimFunctions } from './sql-claim.ts'
 import { dataFunctions } from './sql-data.ts'
 import { adminFunctions } from './sql-admin.ts'
 import { laneLocks } from './sql-lanes.ts'
+import { pushClaims } from './sql-push.ts'
 
 interface Migration {
   readonly version: number
@@ -23,7 +24,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'jobs, queues, history, workers, locks and their functions', sql: n => tables(n) + helpers(n) + dataFunctions(n) + adminFunctions(n) },
   { version: 2, name: 'jobs carry a trace context', sql: traceContext },
   { version: 3, name: 'claim and settle: one block of stamps and one counter update per call, no fencing read', sql: claimFunctions },
-  { version: 4, name: 'lanes reserved by advisory locks instead of row locks', sql: laneLocks }
+  { version: 4, name: 'lanes reserved by advisory locks instead of row locks', sql: laneLocks },
+  { version: 5, name: 'an enqueue hands new jobs to a waiting consumer', sql: pushClaims }
 ]
 
 /**

@@ -52,6 +52,9 @@ export class Names {
   /** The channel of abort notices (payload: queue hash, space, base64 id). */
   get abortChannel (): string { return `${this.channel}_a` }
 
+  /** The channel of the jobs an enqueue hands to one storage instance's waiting consumers. */
+  pushChannel (token: string): string { return `${this.channel}_j${token}` }
+
   /** The channel of one storage instance's `done` notices. */
   doneChannel (token: string): string { return `${this.channel}_d${token}` }
 }

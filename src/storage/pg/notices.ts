@@ -7,8 +7,9 @@
  * is the hash, a space, then records: a state letter (c e x; upper case when the result or error
  * was left out), the base64 id, ':', the base64 body, ';'.
  */
-import type { Notice } from '../types.ts'
+import type { ClaimedJob, Notice } from '../types.ts'
 import { queueHash, type Names } from './names.ts'
+import { toClaimed } from './queries.ts'
 
 interface Subscriber {
   readonly type: Notice['type'] | undefined
@@ -30,6 +31,8 @@ export interface QueueSlot {
   emptyDue: number | null
   readonly parked: Set<(woke: boolean) => void>
   readonly subscribers: Set<Subscriber>
+  /** Jobs an enqueue handed to this instance's workers (leased to them), by worker id, until a claim takes them. */
+  readonly pushed: Map<string, ClaimedJob[]>
 }
 
 const STATES = { c: 'completed', e: 'failed', x: 'cancelled' } as const
@@ -37,18 +40,28 @@ const STATES = { c: 'completed', e: 'failed', x: 'cancelled' } as const
 export class Notices {
   readonly #names: Names
   readonly #doneChannel: string
+  readonly #pushChannel: string
   readonly #slots = new Map<string, QueueSlot>()
   readonly #byHash = new Map<string, QueueSlot>()
 
   constructor (names: Names, token: string) {
     this.#names = names
     this.#doneChannel = names.doneChannel(token)
+    this.#pushChannel = names.pushChannel(token)
+  }
+
+  /** Takes the jobs handed to `worker` on the slot's queue (none: an empty array). */
+  takePushed (slot: QueueSlot, worker: string): ClaimedJob[] {
+    const jobs = slot.pushed.get(worker)
+    if (jobs === undefined) return []
+    slot.pushed.delete(worker)
+    return jobs
   }
 
   slot (queue: string): QueueSlot {
     let slot = this.#slots.get(queue)
     if (slot === undefined) {
-      slot = { queue, gen: 0, emptyAt: undefined, emptyDue: null, parked: new Set(), subscribers: new Set() }
+      slot = { queue, gen: 0, emptyAt: undefined, emptyDue: null, parked: new Set(), subscribers: new Set(), pushed: new Map() }
       this.#slots.set(queue, slot)
       this.#byHash.set(queueHash(Buffer.from(queue)), slot)
     }
@@ -93,6 +106,14 @@ export class Notices {
       this.#send(slot, { type: 'abort', id: Buffer.from(payload.slice(space + 1), 'base64').toString() })
     } else if (channel === this.#doneChannel) {
       decodeDone(payload, space + 1, notice => this.#send(slot, notice))
+    } else if (channel === this.#pushChannel) {
+      const pushed = decodePushed(payload.slice(space + 1))
+      if (pushed === undefined) return
+      const list = slot.pushed.get(pushed.worker)
+      if (list === undefined) slot.pushed.set(pushed.worker, pushed.jobs)
+      else list.push(...pushed.jobs)
+      // A waiting claim takes them; the others look again (as for a wake-up).
+      this.#wake(slot)
     }
   }
 
@@ -145,4 +166,21 @@ function decodeDone (payload: string, from: number, emit: (notice: Notice) => vo
     else if (state === 'failed') emit({ type: 'done', id, state, ...(inline && { error: body }) })
     else emit({ type: 'done', id, state })
   }
+}
+
+/** A `push` notice: `[worker, [[id, payload, attempts, max_attempts, result_ttl, created_at, run_timeout, ready_at, trace], ...]]`. */
+function decodePushed (json: string): { worker: string, jobs: ClaimedJob[] } | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    return undefined // not ours
+  }
+  if (!Array.isArray(value) || typeof value[0] !== 'string' || !Array.isArray(value[1])) return undefined
+  const jobs: ClaimedJob[] = []
+  for (const j of value[1] as unknown[][]) {
+    if (!Array.isArray(j) || typeof j[0] !== 'string' || typeof j[1] !== 'string') return undefined
+    jobs.push(toClaimed([Buffer.from(j[0], 'base64'), Buffer.from(j[1], 'base64'), j[2], j[3], j[4], j[5], j[6], j[7], null, null, j[8]]))
+  }
+  return { worker: Buffer.from(value[0], 'base64').toString(), jobs }
 }

@@ -36,8 +36,11 @@ export function statements (n: Names): Record<string, Statement> {
   const texts: Record<string, string> = {
     enqueue: `SELECT * FROM ${fn('enqueue')}($1, $2, $3, $4::bytea[], $5::bytea[], $6::integer[], $7::bigint[], $8::bigint[], $9::bigint[], $10::boolean[], $11::text[])`,
     enqueueTx: `SELECT * FROM ${fn('enqueue_tx')}($1, $2, $3::bytea[], $4::bytea[], $5::integer[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[])`,
-    claim: `SELECT * FROM ${fn('claim')}($1, $2, $3, $4, $5)`,
-    settle: `SELECT * FROM ${fn('settle')}($1, $2, $3, $4::"char"[], $5::bytea[], $6::integer[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[], $13, $14)`,
+    claim: `SELECT * FROM ${fn('claim')}($1, $2, $3, $4, $5, $6, $7)`,
+    settle: `SELECT * FROM ${fn('settle')}($1, $2, $3, $4::"char"[], $5::bytea[], $6::integer[], $7::bytea[], $8::bigint[], $9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[], $13, $14, $15, $16)`,
+    unpark: `DELETE FROM ${fn('parked')} WHERE token = $1`,
+    // A worker ending its wait: mx 0 in the answer means an enqueue handed it jobs meanwhile.
+    unparkWorker: `DELETE FROM ${fn('parked')} WHERE queue = $1 AND worker = $2 RETURNING mx`,
     extend: `SELECT * FROM ${fn('extend')}($1, $2, $3, $4::bytea[], $5)`,
     cancel: `SELECT ${fn('cancel')}($1, $2, $3, $4, $5)`,
     ttl: `SELECT ${fn('ttl')}($1, $2, $3, $4)`,
@@ -91,7 +94,7 @@ export function statements (n: Names): Record<string, Statement> {
       ORDER BY g.c DESC, g.last_seen DESC, g.grp LIMIT $3`,
     workers: `SELECT id, host, pid, concurrency, running, started_at, last_seen, expires_at FROM ${fn('workers')}
       WHERE queue = $1 AND expires_at > $2 ORDER BY id`,
-    clear: `TRUNCATE ${jobs}, ${fn('queues')}, ${fn('lanes')}, ${fn('groups')}, ${fn('workers')}, ${fn('locks')}, ${fn('inbox')}`,
+    clear: `TRUNCATE ${jobs}, ${fn('queues')}, ${fn('lanes')}, ${fn('groups')}, ${fn('workers')}, ${fn('locks')}, ${fn('inbox')}, ${fn('parked')}`,
     deadTuples: `SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = '${jobs}'::regclass`,
     vacuum: `VACUUM (ANALYZE) ${jobs}, ${fn('queues')}, ${fn('lanes')}`
   }

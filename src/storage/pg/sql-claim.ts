@@ -11,8 +11,14 @@ import type { Names } from './names.ts'
 import { PLANNER } from './schema.ts'
 import { settleRows } from './sql-data.ts'
 
-/** Claim and settle, migration 3 (see the file's comment). */
-export function claimFunctions (n: Names): string {
+/**
+ * Claim and settle, migration 3 (see the file's comment). `push` (migration 5): both take two more
+ * parameters, `park` (the caller's instance token, or NULL) and `wait` (ms): a call that leases
+ * fewer jobs than it asked for registers its worker in `parked` (up to `wait` ms: as waiting for
+ * the rest), so that the next enqueue hands it new jobs at once (see {@link putFunction}); a call
+ * that gets all it asked for removes that registration.
+ */
+export function claimFunctions (n: Names, push = false): string {
   const q = n.of('queues')
   const jobs = n.of('jobs')
   const f = (name: string): string => n.of(name)
@@ -31,6 +37,23 @@ export function claimFunctions (n: Names): string {
   v_refused integer[];
   cd bigint[] := '{0,0,0,0,0,0,0}';
   ct bigint[] := '{0,0,0,0,0,0}';`
+  const pp = push ? ', park text, wait bigint' : ''
+  // Registers the worker as waiting for mx - got more jobs, or removes its registration (push).
+  const register = (got: string, quick: boolean): string => push
+    ? `
+  IF park IS NOT NULL AND mx > 0 THEN
+    IF ${got} < mx THEN${quick
+      ? `
+      -- Lost in a crash, a registration is made again by the next claim.
+      PERFORM set_config('synchronous_commit', 'off', true);`
+      : ''}
+      INSERT INTO ${f('parked')} AS p (queue, worker, token, mx, lease, until) VALUES (q, w, park, mx - ${got}, lease, now_ms + wait)
+      ON CONFLICT (queue, worker) DO UPDATE SET token = EXCLUDED.token, mx = EXCLUDED.mx, lease = EXCLUDED.lease, until = EXCLUDED.until;
+    ELSE
+      DELETE FROM ${f('parked')} p WHERE p.queue = q AND p.worker = w;
+    END IF;
+  END IF;`
+    : ''
   // Adds this call's counter deltas through its lane, once.
   const flush = `  IF cd <> '{0,0,0,0,0,0,0}' OR ct <> '{0,0,0,0,0,0}' THEN PERFORM ${f('count')}(q, cd, ct); END IF;`
   const readQueue = (refused: string): string => `  SELECT * INTO r FROM ${q} WHERE queue = q;
@@ -83,13 +106,13 @@ ${flush}
       FROM up ORDER BY up.stamp;
     cd := ARRAY[cd[1] - got, cd[2], cd[3] + got, cd[4], cd[5], cd[6], cd[7]];
   END IF;
-${flush}
+${flush}${register('got', false)}
   IF got < mx THEN
     SELECT j.due_at INTO nd FROM ${jobs} j WHERE j.queue = q AND j.state IN ('d', 'f') ORDER BY j.due_at LIMIT 1;
   END IF;
   RETURN NEXT ${meta('v_refused', 'nd')};`
   return `
-CREATE OR REPLACE FUNCTION ${f('claim')}(q bytea, now_ms bigint, w bytea, mx integer, lease bigint)
+CREATE OR REPLACE FUNCTION ${f('claim')}(q bytea, now_ms bigint, w bytea, mx integer, lease bigint${pp})
 RETURNS SETOF ${claimed} LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
 ${vars}
@@ -98,7 +121,7 @@ BEGIN
   IF NOT (
     EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state = 'q')
     OR EXISTS (SELECT 1 FROM ${jobs} WHERE queue = q AND state IN ('d', 'f') AND due_at <= now_ms)
-    OR EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q)) THEN
+    OR EXISTS (SELECT 1 FROM ${f('inbox')} WHERE queue = q)) THEN${register('0', true)}
     RETURN NEXT ${meta('NULL', `(SELECT j.due_at FROM ${jobs} j WHERE j.queue = q AND j.state IN ('d', 'f') ORDER BY j.due_at LIMIT 1)`)};
     RETURN;
   END IF;
@@ -112,7 +135,7 @@ END $$;
 -- Applies settlements (types: c complete, e fail, x cancel, r retry, l release; n: ttl or delay),
 -- then claims up to mx jobs. The meta row lists the refused settlements (0-based).
 CREATE OR REPLACE FUNCTION ${f('settle')}(q bytea, now_ms bigint, w bytea, s_type "char"[], s_id bytea[], s_att integer[],
-  s_body bytea[], s_n bigint[], g_key bytea[], g_name bytea[], g_msg bytea[], g_frame bytea[], mx integer, lease bigint)
+  s_body bytea[], s_n bigint[], g_key bytea[], g_name bytea[], g_msg bytea[], g_frame bytea[], mx integer, lease bigint${pp})
 RETURNS SETOF ${claimed} LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE
 ${vars}
@@ -131,7 +154,7 @@ ${vars}
   rttls bigint[];
 BEGIN
   IF nset = 0 THEN
-    RETURN QUERY SELECT * FROM ${f('claim')}(q, now_ms, w, mx, lease);
+    RETURN QUERY SELECT * FROM ${f('claim')}(q, now_ms, w, mx, lease${push ? ', park, wait' : ''});
     RETURN;
   END IF;
 ${readQueue('(SELECT array_agg(i - 1) FROM generate_series(1, cardinality(s_id)) i)')}

@@ -126,6 +126,131 @@ export function settleRows (n: Names): string {
 }
 
 /**
+ * `put`, which stores new jobs (migration 1; with `trace`, migration 2). `push` (migration 5): the
+ * first ready jobs go straight to a consumer waiting for the queue (a row of `parked`, taken with
+ * `FOR UPDATE SKIP LOCKED` and used up: `mx` 0), stored leased to it, and are sent to it in a notice on
+ * its instance's channel (`<channel>_j<token>`: the queue's hash, a space, then JSON
+ * `[worker, [[id, payload, attempts, max_attempts, result_ttl, created_at, run_timeout, ready_at,
+ * trace], ...]]`, ids, worker and payloads in base64), as many as it asked for and as fit in
+ * 7,800 bytes; the others are queued and woken as before. Never for a paused queue.
+ */
+export function putFunction (n: Names, trace: boolean, push = false): string {
+  const jobs = n.of('jobs')
+  const f = (name: string): string => n.of(name)
+  const tp = trace ? ', traces text[]' : ''
+  const tc = trace ? ', trace' : ''
+  const tu = trace ? ', traces' : ''
+  // Whether a fresh job (fr) goes to the waiting consumer (pk; NULL worker: none).
+  const pushed = 'pk.worker IS NOT NULL AND fr.dl = 0 AND fr.rr <= pk.mx AND fr.sz <= 7800'
+  return `-- Stores new jobs. Answers only the jobs that were not queued: (ordinal, state of the existing
+-- job, its result or error). Enqueues of one queue run at once: a taken id is found by the key
+-- (ON CONFLICT waits for a concurrent enqueue of the same id to end).
+CREATE OR REPLACE FUNCTION ${f('put')}(q bytea, now_ms bigint, token text, ids bytea[], payloads bytea[], maxa integer[],
+  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[]${tp})
+RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
+DECLARE
+  base bigint;
+  taken bigint;
+  nk bigint;
+  kd bigint;
+  mine bytea[];${push
+? `
+  pk ${f('parked')};
+  kp bigint;
+  sent json;`
+: ''}
+BEGIN
+  SELECT count(*), count(*) FILTER (WHERE j.expires_at <= now_ms) INTO taken, nk
+  FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id);
+  IF nk > 0 THEN
+    -- An id whose result TTL passed is free: the new job replaces the record and its history
+    -- (the floors stored first, so that no job pushed out of history comes back).
+    PERFORM ${f('lockq')}(q, false);
+    PERFORM ${f('trim')}(q, s, now_ms) FROM unnest(ARRAY['c', 'e', 'x']::"char"[]) s;
+    PERFORM ${f('forget')}(q, j.id) FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id) WHERE j.expires_at <= now_ms;
+  END IF;
+  -- The stamps of the jobs about to be stored (an id enqueued at the same time by someone else
+  -- leaves a gap: stamps need only grow).
+  SELECT count(*) INTO nk FROM (SELECT DISTINCT u.id FROM unnest(ids) AS u(id)) fi
+  WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id));
+  IF nk > 0 THEN base := ${f('stamps')}(q, now_ms, nk); END IF;${push
+? `
+  -- A consumer waiting for the queue (registered by its last claiming call) takes the first ready
+  -- jobs right here, leased, in its notice: no wake-up and claim in between.
+  IF nk > 0 AND EXISTS (SELECT 1 FROM ${f('parked')} p WHERE p.queue = q)
+    AND NOT coalesce((SELECT x.paused FROM ${n.of('queues')} x WHERE x.queue = q), true) THEN
+    SELECT p.* INTO pk FROM ${f('parked')} p WHERE p.queue = q AND p.mx > 0 AND p.until > now_ms LIMIT 1 FOR UPDATE SKIP LOCKED;
+  END IF;`
+: ''}
+  WITH inp AS (
+    SELECT u.*, CASE WHEN token IS NULL THEN false ELSE bool_or(u.nt) OVER (PARTITION BY u.id) END AS wait
+    FROM unnest(ids, payloads, maxa, ttls, delays, rtos, notes${tu}) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, nt${trace ? ', tr' : ''}, o)),
+  firsts AS (SELECT DISTINCT ON (i.id) i.* FROM inp i ORDER BY i.id, i.o),
+  fresh AS (
+    SELECT fi.*, row_number() OVER (ORDER BY fi.o) AS rk${push
+? `,
+      -- Rank among the ready jobs, and the longest the notice carrying them up to this one can be.
+      row_number() OVER (PARTITION BY fi.dl > 0 ORDER BY fi.o) AS rr,
+      sum(4 * ((length(fi.id) + 2) / 3) + 4 * ((length(fi.payload) + 2) / 3)${trace ? ' + 6 * coalesce(length(fi.tr), 0)' : ''} + 140)
+        OVER (PARTITION BY fi.dl > 0 ORDER BY fi.o) + 4 * ((coalesce(length(pk.worker), 0) + 2) / 3) + 60 AS sz`
+: ''} FROM firsts fi
+    WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id))),
+  ins AS (
+${push
+? `    INSERT INTO ${jobs} (k, queue, id, state, stamp, pos, payload, created_at, max_attempts, result_ttl, delay, run_timeout,
+      due_at, ready_at, entered_at, waiters${tc}, attempts, worker, lease_until, started_at, attempt_started_at)
+    SELECT ${f('key')}(q, fr.id), q, fr.id, CASE WHEN fr.dl > 0 THEN 'd' WHEN ${pushed} THEN 'p' ELSE 'q' END::"char", base + fr.rk - 1,
+      CASE WHEN fr.dl > 0 OR (${pushed}) THEN NULL ELSE base + fr.rk - 1 END, fr.payload, now_ms, fr.ma, fr.ttl, fr.dl, fr.rto,
+      CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END${trace ? ', fr.tr' : ''},
+      CASE WHEN ${pushed} THEN 1 ELSE 0 END, CASE WHEN ${pushed} THEN pk.worker ELSE '' END,
+      CASE WHEN ${pushed} THEN now_ms + pk.lease ELSE 0 END, CASE WHEN ${pushed} THEN now_ms ELSE 0 END,
+      CASE WHEN ${pushed} THEN now_ms ELSE 0 END
+    FROM fresh fr
+    ON CONFLICT (k) DO NOTHING
+    RETURNING ${jobs}.id, ${jobs}.state, ${jobs}.stamp, ${jobs}.payload, ${jobs}.max_attempts, ${jobs}.result_ttl, ${jobs}.run_timeout${tc ? `, ${jobs}.trace` : ''})
+  SELECT count(*), count(*) FILTER (WHERE ins.state = 'd'), array_agg(ins.id), count(*) FILTER (WHERE ins.state = 'p'),
+    json_agg(json_build_array(${f('b64')}(ins.id), ${f('b64')}(ins.payload), 1, ins.max_attempts, ins.result_ttl, now_ms, ins.run_timeout,
+      now_ms, ${trace ? 'ins.trace' : 'NULL'}) ORDER BY ins.stamp) FILTER (WHERE ins.state = 'p')
+  INTO nk, kd, mine, kp, sent FROM ins;
+  IF kp > 0 THEN
+    -- Used up (not deleted: a worker ending its wait learns from it that jobs are on their way).
+    UPDATE ${f('parked')} p SET mx = 0 WHERE p.queue = q AND p.worker = pk.worker;
+    PERFORM pg_notify('${n.channel}_j' || pk.token, md5(q) || ' ' || json_build_array(${f('b64')}(pk.worker), sent)::text);
+  END IF;`
+: `    INSERT INTO ${jobs} (k, queue, id, state, stamp, pos, payload, created_at, max_attempts, result_ttl, delay, run_timeout,
+      due_at, ready_at, entered_at, waiters${tc})
+    SELECT ${f('key')}(q, fr.id), q, fr.id, CASE WHEN fr.dl > 0 THEN 'd' ELSE 'q' END::"char", base + fr.rk - 1,
+      CASE WHEN fr.dl > 0 THEN NULL ELSE base + fr.rk - 1 END, fr.payload, now_ms, fr.ma, fr.ttl, fr.dl, fr.rto,
+      CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END${trace ? ', fr.tr' : ''}
+    FROM fresh fr
+    ON CONFLICT (k) DO NOTHING
+    RETURNING ${jobs}.id, ${jobs}.state)
+  SELECT count(*), count(*) FILTER (WHERE ins.state = 'd'), array_agg(ins.id) INTO nk, kd, mine FROM ins;`}
+  IF nk > 0 THEN
+${push
+? `    PERFORM ${f('count')}(q, ARRAY[nk - kd - kp, kd, kp, 0, 0, 0, 0], ARRAY[nk, 0, 0, 0, 0, 0]);
+    IF nk > kd + kp THEN PERFORM pg_notify('${n.channel}_w', md5(q)); END IF;`
+: `    PERFORM ${f('count')}(q, ARRAY[nk - kd, kd, 0, 0, 0, 0, 0], ARRAY[nk, 0, 0, 0, 0, 0]);
+    IF nk > kd THEN PERFORM pg_notify('${n.channel}_w', md5(q)); END IF;`}
+  END IF;
+  IF nk = cardinality(ids) THEN RETURN; END IF;
+  IF token IS NOT NULL AND true = ANY(notes) THEN
+    -- A waiting duplicate of an active job: this instance is told its outcome too.
+    UPDATE ${jobs} j SET waiters = coalesce(j.waiters, '{}') || token
+    WHERE j.k IN (SELECT ${f('key')}(q, u.id) FROM unnest(ids, notes) AS u(id, nt) WHERE u.nt)
+      AND j.state IN ('q', 'd', 'p', 'f') AND NOT (token = ANY(coalesce(j.waiters, '{}')));
+  END IF;
+  RETURN QUERY
+    SELECT u.o, j.state, CASE j.state WHEN 'c' THEN j.result WHEN 'e' THEN j.error END
+    FROM (SELECT x.id, x.o, min(x.o) OVER (PARTITION BY x.id) AS first FROM unnest(ids) WITH ORDINALITY AS x(id, o)) u
+    JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id)
+    WHERE NOT (u.o = u.first AND u.id = ANY(coalesce(mine, '{}')))
+    ORDER BY u.o;
+END $$;
+`
+}
+
+/**
  * The data functions. `trace` (migration 2 on): jobs carry a trace context (column `trace`, NULL
  * when none): enqueue takes one per job (`traces`, NULL or shorter when not every job has one)
  * and claims answer it; migration 1 is this without it, as released.
@@ -160,69 +285,7 @@ ALTER TYPE ${claimed} ADD ATTRIBUTE trace text;`
 CREATE TYPE ${claimed} AS (id bytea, payload bytea, attempts integer, max_attempts integer, result_ttl bigint,
   created_at bigint, run_timeout bigint, ready_at bigint, refused integer[], next_due bigint);`) + `
 
--- Stores new jobs. Answers only the jobs that were not queued: (ordinal, state of the existing
--- job, its result or error). Enqueues of one queue run at once: a taken id is found by the key
--- (ON CONFLICT waits for a concurrent enqueue of the same id to end).
-CREATE OR REPLACE FUNCTION ${f('put')}(q bytea, now_ms bigint, token text, ids bytea[], payloads bytea[], maxa integer[],
-  ttls bigint[], delays bigint[], rtos bigint[], notes boolean[]${tp})
-RETURNS TABLE(o bigint, state "char", body bytea) LANGUAGE plpgsql ${PLANNER} AS $$
-DECLARE
-  base bigint;
-  taken bigint;
-  nk bigint;
-  kd bigint;
-  mine bytea[];
-BEGIN
-  SELECT count(*), count(*) FILTER (WHERE j.expires_at <= now_ms) INTO taken, nk
-  FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id);
-  IF nk > 0 THEN
-    -- An id whose result TTL passed is free: the new job replaces the record and its history
-    -- (the floors stored first, so that no job pushed out of history comes back).
-    PERFORM ${f('lockq')}(q, false);
-    PERFORM ${f('trim')}(q, s, now_ms) FROM unnest(ARRAY['c', 'e', 'x']::"char"[]) s;
-    PERFORM ${f('forget')}(q, j.id) FROM unnest(ids) AS u(id) JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id) WHERE j.expires_at <= now_ms;
-  END IF;
-  -- The stamps of the jobs about to be stored (an id enqueued at the same time by someone else
-  -- leaves a gap: stamps need only grow).
-  SELECT count(*) INTO nk FROM (SELECT DISTINCT u.id FROM unnest(ids) AS u(id)) fi
-  WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id));
-  IF nk > 0 THEN base := ${f('stamps')}(q, now_ms, nk); END IF;
-  WITH inp AS (
-    SELECT u.*, CASE WHEN token IS NULL THEN false ELSE bool_or(u.nt) OVER (PARTITION BY u.id) END AS wait
-    FROM unnest(ids, payloads, maxa, ttls, delays, rtos, notes${tu}) WITH ORDINALITY AS u(id, payload, ma, ttl, dl, rto, nt${trace ? ', tr' : ''}, o)),
-  firsts AS (SELECT DISTINCT ON (i.id) i.* FROM inp i ORDER BY i.id, i.o),
-  fresh AS (
-    SELECT fi.*, row_number() OVER (ORDER BY fi.o) AS rk FROM firsts fi
-    WHERE taken = 0 OR NOT EXISTS (SELECT 1 FROM ${jobs} j WHERE j.k = ${f('key')}(q, fi.id))),
-  ins AS (
-    INSERT INTO ${jobs} (k, queue, id, state, stamp, pos, payload, created_at, max_attempts, result_ttl, delay, run_timeout,
-      due_at, ready_at, entered_at, waiters${tc})
-    SELECT ${f('key')}(q, fr.id), q, fr.id, CASE WHEN fr.dl > 0 THEN 'd' ELSE 'q' END::"char", base + fr.rk - 1,
-      CASE WHEN fr.dl > 0 THEN NULL ELSE base + fr.rk - 1 END, fr.payload, now_ms, fr.ma, fr.ttl, fr.dl, fr.rto,
-      CASE WHEN fr.dl > 0 THEN now_ms + fr.dl ELSE 0 END, now_ms, now_ms, CASE WHEN fr.wait THEN ARRAY[token] END${trace ? ', fr.tr' : ''}
-    FROM fresh fr
-    ON CONFLICT (k) DO NOTHING
-    RETURNING ${jobs}.id, ${jobs}.state)
-  SELECT count(*), count(*) FILTER (WHERE ins.state = 'd'), array_agg(ins.id) INTO nk, kd, mine FROM ins;
-  IF nk > 0 THEN
-    PERFORM ${f('count')}(q, ARRAY[nk - kd, kd, 0, 0, 0, 0, 0], ARRAY[nk, 0, 0, 0, 0, 0]);
-    IF nk > kd THEN PERFORM pg_notify('${n.channel}_w', md5(q)); END IF;
-  END IF;
-  IF nk = cardinality(ids) THEN RETURN; END IF;
-  IF token IS NOT NULL AND true = ANY(notes) THEN
-    -- A waiting duplicate of an active job: this instance is told its outcome too.
-    UPDATE ${jobs} j SET waiters = coalesce(j.waiters, '{}') || token
-    WHERE j.k IN (SELECT ${f('key')}(q, u.id) FROM unnest(ids, notes) AS u(id, nt) WHERE u.nt)
-      AND j.state IN ('q', 'd', 'p', 'f') AND NOT (token = ANY(coalesce(j.waiters, '{}')));
-  END IF;
-  RETURN QUERY
-    SELECT u.o, j.state, CASE j.state WHEN 'c' THEN j.result WHEN 'e' THEN j.error END
-    FROM (SELECT x.id, x.o, min(x.o) OVER (PARTITION BY x.id) AS first FROM unnest(ids) WITH ORDINALITY AS x(id, o)) u
-    JOIN ${jobs} j ON j.k = ${f('key')}(q, u.id)
-    WHERE NOT (u.o = u.first AND u.id = ANY(coalesce(mine, '{}')))
-    ORDER BY u.o;
-END $$;
-
+${putFunction(n, trace)}
 -- Moves jobs enqueued inside callers' transactions (the inbox) into their queue (queue row locked).
 CREATE OR REPLACE FUNCTION ${f('adopt')}(q bytea, now_ms bigint) RETURNS void LANGUAGE plpgsql ${PLANNER} AS $$
 DECLARE a record;
