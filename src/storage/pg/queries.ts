@@ -96,7 +96,7 @@ export function statements (n: Names): Record<string, Statement> {
       WHERE queue = $1 AND expires_at > $2 ORDER BY id`,
     clear: `TRUNCATE ${jobs}, ${fn('queues')}, ${fn('lanes')}, ${fn('groups')}, ${fn('workers')}, ${fn('locks')}, ${fn('inbox')}, ${fn('parked')}`,
     deadTuples: `SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = '${jobs}'::regclass`,
-    vacuum: `VACUUM (ANALYZE) ${jobs}, ${fn('queues')}, ${fn('lanes')}`
+    vacuum: `VACUUM (ANALYZE) ${jobs}, ${fn('queues')}, ${fn('lanes')}, ${fn('parked')}`
   }
   const out: Record<string, Statement> = {}
   for (const [key, text] of Object.entries(texts)) out[key] = { name: `relayq_${n.channel}_${key}`, text }
