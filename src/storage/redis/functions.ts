@@ -15,6 +15,9 @@ export type CallMode = 'functions' | 'scripts'
 /** Refusals of `FUNCTION LOAD` that mean the server will not run Functions for this client. */
 const REFUSED = /^NOPERM\b|unknown command|unknown subcommand|not allowed|disabled/i
 
+/** The refusal of `FUNCTION LOAD` (without REPLACE) of a library the server has. */
+const ALREADY_LOADED = /already exists/i
+
 /** The error an FCALL of a function the server does not have replies (Redis and Valkey). */
 export function functionNotFound (err: unknown): boolean {
   return err instanceof ReplyError && /Function not found/i.test((err as Error).message)
@@ -52,8 +55,12 @@ export class FunctionLoader {
     const client = this.#client
     const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
     try {
-      // REPLACE: another process may have loaded this very library (same name, same source) meanwhile.
-      await Promise.all(nodes.map(node => node.call('FUNCTION', 'LOAD', 'REPLACE', this.#library.source)))
+      // Not REPLACE: a library of this name has this very source (the name is its hash), and
+      // Redis answers "already exists" without compiling it again (Redis runs nothing else while
+      // it compiles: every process connecting would stall the server).
+      await Promise.all(nodes.map(node => (node.call('FUNCTION', 'LOAD', this.#library.source) as Promise<unknown>).catch((err: unknown) => {
+        if (!(err instanceof ReplyError && ALREADY_LOADED.test((err as Error).message))) throw err
+      })))
       this.#mode = 'functions'
     } catch (err) {
       if (!(err instanceof ReplyError && REFUSED.test((err as Error).message))) throw err

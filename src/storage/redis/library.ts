@@ -8,7 +8,7 @@
  * themselves get `KEYS[i]` as in linker.ts.
  */
 import { createHash } from 'node:crypto'
-import { code, definitions, foldConstants, foldKeys, INDEXES, inlinable, inline, reachable } from './linker.ts'
+import { code, definitions, foldConstants, foldKeys, INDEXES, inlinable, inline, outsideStrings, reachable } from './linker.ts'
 
 /** One script of the library. */
 export interface LibraryScript {
@@ -43,11 +43,13 @@ export function linkLibrary (scripts: readonly LibraryScript[], lib: string, con
   const prepare = (text: string): string => foldConstants(consts, code(text))
   let defs = definitions(lib).map(def => ({ name: def.name, text: prepare(def.text) }))
   const helpers = inlinable(defs)
-  defs = defs.filter(def => !helpers.has(def.name)).map(def => ({ name: def.name, text: inline(helpers, def.text) }))
+  const locals = (text: string): string => outsideStrings(text, part => part.replace(/\bK\.([a-z]+)\b/g, 'K_$1'))
+  defs = defs.filter(def => !helpers.has(def.name)).map(def => ({ name: def.name, text: locals(inline(helpers, def.text)) }))
   const tables = consts.filter(def => !/^local [A-Z0-9_]+ = (-?\d|')/.test(def.text)).map(def => ({ name: def.name, text: prepare(def.text) }))
   const all = [...tables, ...defs]
 
   const used = new Set<string>()
+  const keyLocals = new Set<string>()
   const functions: string[] = []
   for (const script of scripts) {
     const body = inline(helpers, prepare(script.body))
@@ -55,10 +57,11 @@ export function linkLibrary (scripts: readonly LibraryScript[], lib: string, con
     for (const def of reached) used.add(def.name)
     const helperCode = reached.map(def => def.text).join('')
     const binds: string[] = []
-    for (const key of new Set([...helperCode.matchAll(/\bK\.([a-z]+)\b/g)].map(m => m[1]))) {
+    for (const key of new Set([...helperCode.matchAll(/\bK_([a-z]+)\b/g)].map(m => m[1]))) {
       const i = script.keys.indexOf(key)
       if (i < 0) throw new Error(`src/scripts/${script.name}.lua: Lua key K.${key} is not in the script's KEYS`)
-      binds.push(`K.${key} = KEYS[${i + 1}]`)
+      keyLocals.add(key)
+      binds.push(`K_${key} = KEYS[${i + 1}]`)
     }
     if (/\bIK\b/.test(helperCode + body)) {
       // Every letter, so none is left from another call: an index the script does not list is nil.
@@ -74,8 +77,10 @@ export function linkLibrary (scripts: readonly LibraryScript[], lib: string, con
       : `redis.register_function(${name}, ${callback})\n`)
   }
   const kept = all.filter(def => used.has(def.name))
-  if (kept.length + 2 > MAX_LOCALS) throw new Error(`The Lua library has ${kept.length + 2} top-level definitions, more than Lua's ${MAX_LOCALS}`)
-  const text = `#!lua name=${PLACEHOLDER}\nlocal K, IK = {}, {}\n${kept.map(def => def.text).join('')}${functions.join('')}`
+  const top = kept.length + keyLocals.size + 1
+  if (top > MAX_LOCALS) throw new Error(`The Lua library has ${top} top-level definitions, more than Lua's ${MAX_LOCALS}`)
+  const keys = [...keyLocals].map(key => `local K_${key}\n`).join('')
+  const text = `#!lua name=${PLACEHOLDER}\nlocal IK = {}\n${keys}${kept.map(def => def.text).join('')}${functions.join('')}`
   const name = `relayq_${createHash('sha1').update(text).digest('hex').slice(0, 8)}`
   return {
     name,

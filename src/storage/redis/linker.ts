@@ -44,7 +44,7 @@ export function code (text: string): string {
 }
 
 /** Calls `visit` for each stretch of `text` outside string literals; returns the rejoined text. */
-function outsideStrings (text: string, visit: (part: string) => string): string {
+export function outsideStrings (text: string, visit: (part: string) => string): string {
   let out = ''
   let from = 0
   for (let i = 0; i < text.length; i++) {
