@@ -2,10 +2,14 @@
  * Links every script into one Redis Functions library (`FUNCTION LOAD`, called by `FCALL`):
  * the format constants and the helpers of _lib.lua are defined once, at library level, when the
  * library loads, instead of as closures built on every EVALSHA. A function receives its keys and
- * arguments as parameters (no KEYS / ARGV globals): a helper naming a key (`K.<name>`) or an
- * index (`IK[st]`) reads library-level tables that each function fills on entry with its own keys
- * (Redis runs one function at a time), only for the names its helpers use. The script bodies
- * themselves get `KEYS[i]` as in linker.ts.
+ * arguments as parameters (no KEYS / ARGV globals): a helper naming a key (`K.<name>`) reads a
+ * library-level local `K_<name>`, and one naming an index (`IK[st]`) a library-level table, that
+ * each function sets on entry from its own keys (Redis runs one function at a time), only for the
+ * names its helpers use. The script bodies themselves get `KEYS[i]` as in linker.ts.
+ * Globals cost more in a function than in a script: a function's global table is empty and
+ * reaches Redis's API (`redis`, `string`, `struct`...) through a metatable, a second lookup on
+ * every use. So each library function a script uses (`string.sub`, `redis.call`, `tonumber`...)
+ * is read once into a library-level local, on the first call (at load time the API is not there).
  */
 import { createHash } from 'node:crypto'
 import { code, definitions, foldConstants, foldKeys, INDEXES, inlinable, inline, outsideStrings, reachable } from './linker.ts'
@@ -30,6 +34,18 @@ export interface Library {
 /** The placeholder for the library's name while its hash is computed. */
 const PLACEHOLDER = 'relayq_libname_'
 
+/** Globals read into locals (see above): library functions, and bare functions. */
+const GLOBALS = /(?<![.:\w])(?:(string|struct|bit|math|table|redis)\.([a-z_]+)\b|(tonumber|unpack|pairs|ipairs)\b(?!\s*=))/g
+
+/** `text` with its globals (see above) as locals, noted in `found` (local name -> global). */
+function localGlobals (text: string, found: Map<string, string>): string {
+  return outsideStrings(text, part => part.replace(GLOBALS, (whole: string, lib?: string, fn?: string, bare?: string) => {
+    const name = bare === undefined ? `G_${lib}_${fn}` : `G_${bare}`
+    found.set(name, whole)
+    return name
+  }))
+}
+
 /** Lua's limit on the local variables of one function, here the library's main chunk. */
 const MAX_LOCALS = 200
 
@@ -43,20 +59,25 @@ export function linkLibrary (scripts: readonly LibraryScript[], lib: string, con
   const prepare = (text: string): string => foldConstants(consts, code(text))
   let defs = definitions(lib).map(def => ({ name: def.name, text: prepare(def.text) }))
   const helpers = inlinable(defs)
-  const locals = (text: string): string => outsideStrings(text, part => part.replace(/\bK\.([a-z]+)\b/g, 'K_$1'))
+  const globals = new Map<string, string>()
+  // Only functions: a value computed at load time cannot read a global (none is there yet).
+  const locals = (text: string): string => {
+    const keyed = outsideStrings(text, part => part.replace(/\bK\.([a-z]+)\b/g, 'K_$1'))
+    return /^\s*local function /.test(keyed) ? localGlobals(keyed, globals) : keyed
+  }
   defs = defs.filter(def => !helpers.has(def.name)).map(def => ({ name: def.name, text: locals(inline(helpers, def.text)) }))
-  const tables = consts.filter(def => !/^local [A-Z0-9_]+ = (-?\d|')/.test(def.text)).map(def => ({ name: def.name, text: prepare(def.text) }))
+  const tables = consts.filter(def => !/^local [A-Z0-9_]+ = (-?\d|')/.test(def.text)).map(def => ({ name: def.name, text: locals(prepare(def.text)) }))
   const all = [...tables, ...defs]
 
   const used = new Set<string>()
   const keyLocals = new Set<string>()
   const functions: string[] = []
   for (const script of scripts) {
-    const body = inline(helpers, prepare(script.body))
+    const body = localGlobals(inline(helpers, prepare(script.body)), globals)
     const reached = reachable(body, all)
     for (const def of reached) used.add(def.name)
     const helperCode = reached.map(def => def.text).join('')
-    const binds: string[] = []
+    const binds: string[] = ['if not G_bound then G_bind() end']
     for (const key of new Set([...helperCode.matchAll(/\bK_([a-z]+)\b/g)].map(m => m[1]))) {
       const i = script.keys.indexOf(key)
       if (i < 0) throw new Error(`src/scripts/${script.name}.lua: Lua key K.${key} is not in the script's KEYS`)
@@ -77,10 +98,12 @@ export function linkLibrary (scripts: readonly LibraryScript[], lib: string, con
       : `redis.register_function(${name}, ${callback})\n`)
   }
   const kept = all.filter(def => used.has(def.name))
-  const top = kept.length + keyLocals.size + 1
+  const top = kept.length + keyLocals.size + globals.size + 3
   if (top > MAX_LOCALS) throw new Error(`The Lua library has ${top} top-level definitions, more than Lua's ${MAX_LOCALS}`)
   const keys = [...keyLocals].map(key => `local K_${key}\n`).join('')
-  const text = `#!lua name=${PLACEHOLDER}\nlocal IK = {}\n${keys}${kept.map(def => def.text).join('')}${functions.join('')}`
+  const bind = [...globals.keys()].map(name => `local ${name}\n`).join('') + 'local G_bound\nlocal function G_bind ()\n' +
+    [...globals].map(([name, global]) => `${name} = ${global}\n`).join('') + 'G_bound = true\nend\n'
+  const text = `#!lua name=${PLACEHOLDER}\nlocal IK = {}\n${keys}${bind}${kept.map(def => def.text).join('')}${functions.join('')}`
   const name = `relayq_${createHash('sha1').update(text).digest('hex').slice(0, 8)}`
   return {
     name,
