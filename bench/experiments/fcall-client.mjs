@@ -27,6 +27,10 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const median = xs => [...xs].sort((a, b) => a - b)[xs.length >> 1]
-for (const [name, xs] of Object.entries(cpu)) console.log(name.padEnd(12), 'µs CPU per call, median', median(xs).toFixed(2), 'range', Math.min(...xs).toFixed(2), '–', Math.max(...xs).toFixed(2))
+for (const [name, xs] of Object.entries(cpu)) {
+  const ratios = xs.map((x, i) => x / cpu.evalsha[i])
+  console.log(name.padEnd(12), 'µs CPU per call, median', median(xs).toFixed(2), 'range', Math.min(...xs).toFixed(2), '–', Math.max(...xs).toFixed(2),
+    '| paired ratio to evalsha, median', median(ratios).toFixed(3), 'range', Math.min(...ratios).toFixed(2), '–', Math.max(...ratios).toFixed(2))
+}
 await client.call('FUNCTION', 'DELETE', 'relayq_bench')
 client.disconnect()
