@@ -10,7 +10,14 @@ import { StorageError } from '../../errors.ts'
 import type { RedisStorageOptions } from '../redis.ts'
 import type { FunctionLoader } from './functions.ts'
 import { defineScripts, type Scripts } from './scripts.ts'
-import { Subscriber } from './subscriber.ts'
+import { ClusterSubscriber } from './cluster-subscriber.ts'
+import { Subscriber, type ChannelListener } from './subscriber.ts'
+
+/** Pub/sub of a storage instance: one connection on a standalone server, one per slot owner on a cluster. */
+export interface PubSub {
+  add: (channel: string, listener: ChannelListener) => Promise<() => Promise<void>>
+  close: () => void
+}
 
 /**
  * Connections relayq creates: commands issued while disconnected wait for the reconnect, and
@@ -30,7 +37,7 @@ export class Connection {
   readonly scripts: Scripts
   /** The scripts' Functions library on the server(s). */
   readonly functions: FunctionLoader
-  #subscriber: Subscriber | undefined
+  #subscriber: PubSub | undefined
   /**
    * Calls in flight, in the order they were sent, with the `performance.now()` of each: given up
    * on once unanswered for `commandTimeout` ms (a frozen or silent server), or after
@@ -113,12 +120,16 @@ export class Connection {
   }
 
   /** The subscriber connection, made on first use; `onGap` runs after it came back from a drop. */
-  subscriber (onGap: () => void): Subscriber {
+  subscriber (onGap: () => void): PubSub {
     if (this.#subscriber === undefined) {
       const client = this.client
-      const connection = client instanceof Redis ? client.duplicate({ autoResubscribe: false }) : client.duplicate()
-      connection.on('error', this.onError)
-      this.#subscriber = new Subscriber(connection, onGap, this.track)
+      if (client instanceof Redis) {
+        const connection = client.duplicate({ autoResubscribe: false })
+        connection.on('error', this.onError)
+        this.#subscriber = new Subscriber(connection, onGap, this.track)
+      } else {
+        this.#subscriber = new ClusterSubscriber(client, onGap, this.track, this.onError)
+      }
     }
     return this.#subscriber
   }
