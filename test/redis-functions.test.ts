@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { inspect } from 'node:util'
 import { Producer, Queue } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
+import { linkLibrary } from '../src/storage/redis/library.ts'
 import { scriptLibrary } from '../src/storage/redis/scripts.ts'
 import { redisWithAdmin, lifo } from './fixtures/redis-tools.ts'
 import { job, until } from './storage-contract.ts'
@@ -76,6 +77,23 @@ async function runThrough (queue: Queue<number, number>, producer: Producer<numb
   await Promise.all(disruptions)
   return disruptions.length
 }
+
+test('linking: a key a helper uses must be in the script\'s KEYS; helpers read keys and globals from locals; the name follows the source', () => {
+  // Not one line: one-line helpers are inlined into the body, where keys are KEYS[i].
+  const lib = 'local function meta (f)\n  return redis.call(\'HGET\', K.meta, f)\nend\n-- a comment\nlocal function unused (x) return string.sub(x, 1) end\n'
+  const body = (keys: string) => `-- KEYS ${keys}\nreturn { meta('a'), redis.call('GET', K.other) }\n`
+  const linked = linkLibrary([{ name: 'x', body: body('other meta'), keys: ['other', 'meta'], readOnly: true }], lib, '')
+  assert.match(linked.source, new RegExp(`^#!lua name=${linked.name}\n`))
+  assert.match(linked.source, /K_meta = KEYS\[2\]/)
+  assert.match(linked.source, /G_redis_call\('HGET', K_meta, f\)/)
+  assert.match(linked.source, /G_redis_call\('GET', KEYS\[1\]\)/)
+  assert.match(linked.source, /flags = \{ 'no-writes' \}/)
+  assert.doesNotMatch(linked.source, /unused/)
+  assert.equal(linked.functions.x, `${linked.name}_x`)
+  assert.throws(() => linkLibrary([{ name: 'x', body: body('other'), keys: ['other'], readOnly: false }], lib, ''), /K\.meta is not in the script's KEYS/)
+  const changed = linkLibrary([{ name: 'x', body: 'local y = 1\n' + body('other meta'), keys: ['other', 'meta'], readOnly: true }], lib, '')
+  assert.notEqual(changed.name, linked.name)
+})
 
 test('connecting loads one library named by its hash; read-only functions carry no-writes', async t => {
   const defer = lifo(t)
