@@ -141,21 +141,38 @@ async function moveSlot (slot: number, from: { id: string, node: Redis }, to: { 
   for (const node of all) await node.cluster('SETSLOT', slot, 'NODE', to.id)
 }
 
-test('pub/sub on a cluster: a queue\'s channels are subscribed on the master owning its slot, and move with the slot', { timeout: 30_000 }, async t => {
+/**
+ * A Queue on the test cluster that answered one call, the masters, and the one owning the queue's
+ * slot, plus a promise of the storage's next `gap` notice (counted in `gaps()`).
+ */
+async function queueOnCluster (t: { after: (fn: () => unknown) => void }, name: string) {
   const keyPrefix = `t-${randomUUID()}`
   t.after(() => deleteClusterKeys(keyPrefix))
   const storage = new RedisStorage({ cluster: cluster.nodes, keyPrefix })
-  const queue = new Queue<number, number>({ storage, name: 'moving' })
+  storage.on('error', () => {}) // a killed connection reports its drop
+  const queue = new Queue<number, number>({ storage, name })
   queue.execute(async job => job.payload)
   await queue.start()
   t.after(() => queue.stop())
   assert.equal(await queue.enqueueAndWait('a', 1, { timeout: 5000 }), 1)
-
   const { admin, nodes } = await masters(t)
-  const tag = `{${keyPrefix}:moving}`
+  const tag = `{${keyPrefix}:${name}}`
   const slot = Number(await admin.cluster('KEYSLOT', tag))
   const owner = nodes.find(n => n.key === admin.slots[slot][0])
   assert.ok(owner !== undefined)
+  let gaps = 0
+  let sawGap: () => void = () => {}
+  const gap = new Promise<void>(resolve => { sawGap = resolve })
+  t.after(await storage.subscribe(name, notice => {
+    if (notice.type !== 'gap') return
+    gaps++
+    sawGap()
+  }))
+  return { queue, nodes, tag, slot, owner, gap, gaps: () => gaps }
+}
+
+test('pub/sub on a cluster: a queue\'s channels are subscribed on the master owning its slot, and move with the slot', { timeout: 30_000 }, async t => {
+  const { queue, nodes, tag, slot, owner, gap, gaps } = await queueOnCluster(t, 'moving')
   const where = async (): Promise<string[]> => {
     const found: string[] = []
     for (const n of nodes) if ((await channelsOn(n.node, `${tag}*`)).length > 0) found.push(n.key)
@@ -167,46 +184,19 @@ test('pub/sub on a cluster: a queue\'s channels are subscribed on the master own
 
   const target = nodes.find(n => n.key !== owner.key)
   assert.ok(target !== undefined)
-  let gaps = 0
-  let sawGap: () => void = () => {}
-  const gap = new Promise<void>(resolve => { sawGap = resolve })
-  const unsubscribe = await storage.subscribe('moving', notice => {
-    if (notice.type !== 'gap') return
-    gaps++
-    sawGap()
-  })
-  t.after(unsubscribe)
   await moveSlot(slot, owner, target, nodes.map(n => n.node))
   // The storage learns of the move from its next command (MOVED), then moves its subscriptions.
   assert.equal(await queue.enqueueAndWait('b', 2, { timeout: 10_000 }), 2)
   await gap
-  assert.ok(gaps >= 1)
+  assert.ok(gaps() >= 1)
   assert.deepEqual(await where(), [target.key])
   assert.equal(await queue.enqueueAndWait('c', 3, { timeout: 5000 }), 3)
 })
 
 test('pub/sub on a cluster: a node\'s subscriber connection killed reconnects, subscribes again and reports a gap', { timeout: 30_000 }, async t => {
-  const keyPrefix = `t-${randomUUID()}`
-  t.after(() => deleteClusterKeys(keyPrefix))
-  const storage = new RedisStorage({ cluster: cluster.nodes, keyPrefix })
-  storage.on('error', () => {}) // the killed connection reports its drop
-  const queue = new Queue<number, number>({ storage, name: 'killed' })
-  queue.execute(async job => job.payload)
-  await queue.start()
-  t.after(() => queue.stop())
-  assert.equal(await queue.enqueueAndWait('a', 1, { timeout: 5000 }), 1)
-
-  const { admin, nodes } = await masters(t)
-  const tag = `{${keyPrefix}:killed}`
-  const slot = Number(await admin.cluster('KEYSLOT', tag))
-  const owner = nodes.find(n => n.key === admin.slots[slot][0])
-  assert.ok(owner !== undefined)
+  const { queue, tag, owner, gap } = await queueOnCluster(t, 'killed')
   const before = await channelsOn(owner.node, `${tag}*`)
   assert.equal(before.length, 2)
-  let sawGap: () => void = () => {}
-  const gap = new Promise<void>(resolve => { sawGap = resolve })
-  const unsubscribe = await storage.subscribe('killed', notice => { if (notice.type === 'gap') sawGap() })
-  t.after(unsubscribe)
   assert.ok(Number(await owner.node.call('CLIENT', 'KILL', 'TYPE', 'pubsub')) >= 1)
   await gap
   assert.deepEqual(await channelsOn(owner.node, `${tag}*`), before)
