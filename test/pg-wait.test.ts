@@ -41,19 +41,23 @@ async function counted (t: TestContext): Promise<{ storage: PgStorage, other: Pg
   return { storage, other, claims: () => claims, schema }
 }
 
-test('postgres: a blocking claim right after a claim that drained the queue waits without claiming, and wakes for the next job', async t => {
+test('postgres: a blocking claim right after a settle that drained the queue waits without claiming, and is handed the next job', async t => {
   const { storage, other, claims } = await counted(t)
-  // Listening from here on (a blocking claim LISTENs); then a claim that finds the queue drained.
-  assert.deepEqual(await storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 10 }), [])
-  assert.deepEqual(await storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 0 }), [])
+  // Listening and registered from here on: the job comes to the waiting claim.
+  const first = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000 })
+  await other.enqueue('q', [job('first')])
+  const [taken] = await first
+  assert.equal(taken.id, 'first')
+  // The settle claims nothing (the queue is drained) and registers the worker as waiting.
+  await storage.settle('q', 'w', [{ type: 'complete', id: 'first', attempt: taken.attempts, result: Buffer.from('r'), ttl: 60_000 }], { max: 5, leaseMs: 30_000 })
   const before = claims()
   const waiting = storage.claim('q', 'w', { max: 5, leaseMs: 30_000, blockMs: 20_000 })
   await other.enqueue('q', [job('second')])
   const started = Date.now()
   assert.deepEqual((await waiting).map(j => j.id), ['second'])
-  assert.ok(Date.now() - started < 10_000, 'woken by the enqueue, not by the block timeout')
-  // One claim statement: the one after the wake-up (none before waiting).
-  assert.equal(claims() - before, 1)
+  assert.ok(Date.now() - started < 10_000, 'handed the job, not ended by the block timeout')
+  // No claim statement: the wait began at once, and the enqueue handed the job over.
+  assert.equal(claims() - before, 0)
 })
 
 test('postgres: a job enqueued between the draining claim and the blocking claim is not missed', async t => {

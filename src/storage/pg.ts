@@ -330,7 +330,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
       } else {
         const park = blockMs > 0 && this.#hears() ? this.#token : null
         if (park !== null) this.#parks = true
-        ;({ jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs, park, blockMs], slot, max))
+        ;({ jobs, nextDue } = await this.#take('claim', [this.#q(queue), this.#clock(), Buffer.from(workerId), max, leaseMs, park, blockMs], slot, max, park !== null))
         const pushed = this.#notices.takePushed(slot, workerId)
         if (pushed.length > 0) jobs = jobs.concat(pushed)
         if (jobs.length > 0 || blockMs <= 0 || signal?.aborted === true || !this.#life.isOpen) return jobs
@@ -361,6 +361,8 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
    * hands them back); one whose notice is lost (a LISTEN reconnect) runs again once its lease expires.
    */
   async #endWait (slot: QueueSlot, queue: string, workerId: string): Promise<ClaimedJob[]> {
+    // The registration goes: the next blocking claim sends a claim (which registers again).
+    slot.emptyAt = undefined
     if (this.#parks && this.#life.isOpen) {
       const rows = await this.#run('unparkWorker', [this.#q(queue), Buffer.from(workerId)]).catch(() => [])
       if (rows.length > 0 && rows[0][0] === 0) {
@@ -416,7 +418,7 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
     const { jobs, refused } = await this.#take('settle', [
       this.#q(queue), this.#clock(), Buffer.from(workerId), types, ids, attempts, bodies, ns, keys, names, messages, frames, next.max, next.leaseMs,
       park, SETTLE_PARK_MS
-    ], slot, next.max)
+    ], slot, next.max, park !== null)
     const pushed = this.#notices.takePushed(slot, workerId)
     return { jobs: pushed.length > 0 ? jobs.concat(pushed) : jobs, refused }
   }
@@ -424,12 +426,15 @@ export class PgStorage extends EventEmitter<PgStorageEvents> implements AdminSto
   /**
    * Runs a claiming statement of up to `max` jobs: the jobs, then the meta row (refused
    * settlements, next due time). Remembers in `slot` whether it drained the queue (see
-   * {@link QueueSlot.emptyAt}).
+   * {@link QueueSlot.emptyAt}): only a statement that registered the worker as waiting
+   * (`registers`) counts, so that a claim that then waits without a statement of its own is
+   * handed the next jobs.
    */
-  async #take (key: string, values: unknown[], slot: QueueSlot, max: number): Promise<{ jobs: ClaimedJob[], refused: number[], nextDue: number | null }> {
+  async #take (key: string, values: unknown[], slot: QueueSlot, max: number, registers: boolean): Promise<{ jobs: ClaimedJob[], refused: number[], nextDue: number | null }> {
     const gen = slot.gen
     // Heard before the statement starts: a job that becomes ready after its snapshot wakes us.
-    const heard = max > 0 && this.#hears()
+    // Registered as waiting by the same statement: the next enqueue hands its jobs over.
+    const heard = registers && max > 0 && this.#hears()
     const rows = await this.#run(key, values)
     const jobs: ClaimedJob[] = []
     let refused: number[] = []
