@@ -21,7 +21,7 @@
  * Format 3 snapshots (magic 'RQS2', relayq before issue 9) are still read: {@link decodeLegacyState}.
  */
 import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
-import { STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
+import { STATES, Tomb, newRecord, type AttemptOutcome, type Entry, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
 import { validTrace } from '../../trace-context.ts'
@@ -102,12 +102,17 @@ export function decodeState (r: Reader, self: number): QueueState {
   return QueueState.restore(image, self)
 }
 
-function encodeRec (w: Writer, rec: Rec): void {
+function encodeRec (w: Writer, rec: Entry): void {
+  if (rec instanceof Tomb) {
+    encodeTomb(w, rec)
+    return
+  }
   let mask = 0
   if (rec.attempts !== 0) mask |= M_ATTEMPTS
   if (rec.stalls !== 0) mask |= M_STALLS
-  if (rec.dueAt !== 0) mask |= M_DUE
-  if (rec.leaseUntil !== 0) mask |= M_LEASE
+  // One slot of the record holds either (a due time, a lease): each written only in its states.
+  if ((rec.state === 'delayed' || rec.state === 'failing') && rec.dueAt !== 0) mask |= M_DUE
+  if (rec.state === 'processing' && rec.leaseUntil !== 0) mask |= M_LEASE
   if (rec.worker !== '') mask |= M_WORKER
   if (rec.cancelRequested) mask |= M_CANCEL
   if (rec.expiresAt !== Infinity) mask |= M_EXPIRES
@@ -175,6 +180,27 @@ function encodeRec (w: Writer, rec: Rec): void {
     }
   }
   if ((mask & M_TRACE) !== 0) w.str(rec.trace as string)
+}
+
+/**
+ * A record out of history with only its result cache, as a record of the same format: what a
+ * tombstone keeps, the other fields left at a new job's (no reader uses them; restore makes it a
+ * tombstone again).
+ */
+function encodeTomb (w: Writer, t: Tomb): void {
+  const out = t.result ?? t.error
+  const mask = (t.attempts !== 0 ? M_ATTEMPTS : 0) | M_EXPIRES | (t.result !== undefined ? M_RESULT : 0) | (t.error !== undefined ? M_ERROR : 0)
+  w.u8(STATE_CODE.get(t.state) as number)
+  w.u32(mask)
+  w.str(t.id)
+  w.f64(t.createdAt)
+  w.f64(0)
+  w.f64(t.maxAttempts)
+  w.f64(-1)
+  w.f64(t.createdAt)
+  if ((mask & M_ATTEMPTS) !== 0) w.f64(t.attempts)
+  w.f64(t.expiresAt)
+  if (out !== undefined) w.bytes(out)
 }
 
 function decodeRec (r: Reader): Rec {
@@ -245,8 +271,8 @@ function readWaiters (r: Reader): number[] {
 function newRec (id: string, state: Rec['state'], createdAt: number, resultTTL: number, maxAttempts: number, stamp: number, enteredAt: number): Rec {
   const rec = newRecord(id, createdAt, resultTTL, maxAttempts)
   rec.state = state
+  rec.enteredAt = enteredAt // before the stamp: the record keeps the stamp relative to it
   rec.stamp = stamp
-  rec.enteredAt = enteredAt
   return rec
 }
 
