@@ -216,8 +216,11 @@ function decodeRec (r: Reader): Rec {
   const rec: Rec = newRec(id, STATES[code], createdAt, resultTTL, maxAttempts, stamp, enteredAt)
   if ((mask & M_ATTEMPTS) !== 0) rec.attempts = r.f64()
   if ((mask & M_STALLS) !== 0) rec.stalls = r.f64()
-  if ((mask & M_DUE) !== 0) rec.dueAt = r.f64()
-  if ((mask & M_LEASE) !== 0) rec.leaseUntil = r.f64()
+  // One slot holds both (see Rec): earlier builds wrote the one of a past state too.
+  const due = (mask & M_DUE) !== 0 ? r.f64() : 0
+  const lease = (mask & M_LEASE) !== 0 ? r.f64() : 0
+  if (rec.state === 'processing') rec.leaseUntil = lease
+  else if (rec.state === 'delayed' || rec.state === 'failing') rec.dueAt = due
   if ((mask & M_WORKER) !== 0) rec.worker = r.str()
   rec.cancelRequested = (mask & M_CANCEL) !== 0
   if ((mask & M_EXPIRES) !== 0) rec.expiresAt = r.f64()
@@ -309,11 +312,11 @@ function decodeLegacyRec (r: Reader, now: number): Rec {
   const rec = newRec(id, STATES[code], r.f64(), r.f64(), r.f64(), 0, now)
   if ((mask & 1) !== 0) rec.attempts = r.f64()
   if ((mask & 2) !== 0) rec.stalls = r.f64()
-  if ((mask & 4) !== 0) {
-    rec.dueAt = r.f64()
-    r.f64()
-  }
-  if ((mask & 8) !== 0) rec.leaseUntil = r.f64()
+  const due = (mask & 4) !== 0 ? r.f64() : 0
+  if ((mask & 4) !== 0) r.f64() // the due-order sequence of format 3
+  const lease = (mask & 8) !== 0 ? r.f64() : 0
+  if (rec.state === 'processing') rec.leaseUntil = lease
+  else if (rec.state === 'delayed' || rec.state === 'failing') rec.dueAt = due
   if ((mask & 16) !== 0) rec.worker = r.str()
   rec.cancelRequested = (mask & 32) !== 0
   if ((mask & 64) !== 0) rec.expiresAt = r.f64()
