@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, test } from 'node:test'
-import { Cluster } from 'iovalkey'
+import { Cluster, type Redis } from 'iovalkey'
 import { Queue, StorageError } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import { startRedisCluster } from './fixtures/redis-cluster.ts'
@@ -107,4 +107,98 @@ test('a frozen cluster (every master stopped): calls reject with StorageError af
   cluster.resume()
   await queue.start()
   assert.equal(await queue.enqueueAndWait('after', 3, { timeout: 10_000 }), 3)
+})
+
+/** Masters of the test cluster, each with its node id, through a client of the test's own. */
+async function masters (t: { after: (fn: () => void) => void }): Promise<{ admin: Cluster, nodes: Array<{ key: string, id: string, node: Redis }> }> {
+  const admin = new Cluster(cluster.nodes, { lazyConnect: true })
+  admin.on('error', () => {})
+  await admin.connect()
+  t.after(() => admin.disconnect())
+  const nodes = await Promise.all(admin.nodes('master').map(async node => ({
+    key: `${node.options.host ?? ''}:${node.options.port ?? ''}`,
+    id: String(await node.cluster('MYID')),
+    node
+  })))
+  return { admin, nodes }
+}
+
+/** Channels of `pattern` that clients subscribed to on `node` (PUBSUB is per node in a cluster). */
+async function channelsOn (node: Redis, pattern: string): Promise<string[]> {
+  return (await node.pubsub('CHANNELS', pattern) as string[]).sort()
+}
+
+/** Moves `slot` from master `from` to master `to`, keys included, and tells every master. */
+async function moveSlot (slot: number, from: { id: string, node: Redis }, to: { id: string, node: Redis }, all: Redis[]): Promise<void> {
+  await to.node.cluster('SETSLOT', slot, 'IMPORTING', from.id)
+  await from.node.cluster('SETSLOT', slot, 'MIGRATING', to.id)
+  const { host, port } = to.node.options
+  for (;;) {
+    const keys = await from.node.cluster('GETKEYSINSLOT', slot, 100) as string[]
+    if (keys.length === 0) break
+    await from.node.migrate(host ?? '127.0.0.1', port ?? 6379, '', 0, 5000, 'KEYS', ...keys)
+  }
+  for (const node of all) await node.cluster('SETSLOT', slot, 'NODE', to.id)
+}
+
+/**
+ * A Queue on the test cluster that answered one call, the masters, and the one owning the queue's
+ * slot, plus a promise of the storage's next `gap` notice (counted in `gaps()`).
+ */
+async function queueOnCluster (t: { after: (fn: () => unknown) => void }, name: string) {
+  const keyPrefix = `t-${randomUUID()}`
+  t.after(() => deleteClusterKeys(keyPrefix))
+  const storage = new RedisStorage({ cluster: cluster.nodes, keyPrefix })
+  storage.on('error', () => {}) // a killed connection reports its drop
+  const queue = new Queue<number, number>({ storage, name })
+  queue.execute(async job => job.payload)
+  await queue.start()
+  t.after(() => queue.stop())
+  assert.equal(await queue.enqueueAndWait('a', 1, { timeout: 5000 }), 1)
+  const { admin, nodes } = await masters(t)
+  const tag = `{${keyPrefix}:${name}}`
+  const slot = Number(await admin.cluster('KEYSLOT', tag))
+  const owner = nodes.find(n => n.key === admin.slots[slot][0])
+  assert.ok(owner !== undefined)
+  let gaps = 0
+  let sawGap: () => void = () => {}
+  const gap = new Promise<void>(resolve => { sawGap = resolve })
+  t.after(await storage.subscribe(name, notice => {
+    if (notice.type !== 'gap') return
+    gaps++
+    sawGap()
+  }))
+  return { queue, nodes, tag, slot, owner, gap, gaps: () => gaps }
+}
+
+test('pub/sub on a cluster: a queue\'s channels are subscribed on the master owning its slot, and move with the slot', { timeout: 30_000 }, async t => {
+  const { queue, nodes, tag, slot, owner, gap, gaps } = await queueOnCluster(t, 'moving')
+  const where = async (): Promise<string[]> => {
+    const found: string[] = []
+    for (const n of nodes) if ((await channelsOn(n.node, `${tag}*`)).length > 0) found.push(n.key)
+    return found
+  }
+  // The consumer's control channel and the producer's reply channel, both on the owner only.
+  assert.equal((await channelsOn(owner.node, `${tag}*`)).length, 2)
+  assert.deepEqual(await where(), [owner.key])
+
+  const target = nodes.find(n => n.key !== owner.key)
+  assert.ok(target !== undefined)
+  await moveSlot(slot, owner, target, nodes.map(n => n.node))
+  // The storage learns of the move from its next command (MOVED), then moves its subscriptions.
+  assert.equal(await queue.enqueueAndWait('b', 2, { timeout: 10_000 }), 2)
+  await gap
+  assert.ok(gaps() >= 1)
+  assert.deepEqual(await where(), [target.key])
+  assert.equal(await queue.enqueueAndWait('c', 3, { timeout: 5000 }), 3)
+})
+
+test('pub/sub on a cluster: a node\'s subscriber connection killed reconnects, subscribes again and reports a gap', { timeout: 30_000 }, async t => {
+  const { queue, tag, owner, gap } = await queueOnCluster(t, 'killed')
+  const before = await channelsOn(owner.node, `${tag}*`)
+  assert.equal(before.length, 2)
+  assert.ok(Number(await owner.node.call('CLIENT', 'KILL', 'TYPE', 'pubsub')) >= 1)
+  await gap
+  assert.deepEqual(await channelsOn(owner.node, `${tag}*`), before)
+  assert.equal(await queue.enqueueAndWait('b', 2, { timeout: 5000 }), 2)
 })

@@ -7,7 +7,7 @@
 --      [8] a: how many activations follow  [9 .. 8 + a] elements this worker took with BLMOVE
 --      and whose activation (claim.lua) it has not seen answered: activated here first if still
 --      in `claiming`, so a settlement can never overtake its job's activation (an activation
---      retried after NOSCRIPT reaches Redis after commands sent later)
+--      retried after "Function not found" or NOSCRIPT reaches Redis after commands sent later)
 --      then 2 per settlement: the job id, then the settlement (S_FORMAT, group block, body)
 --      type c complete (n: ttl, body: result) | e fail (n: ttl, group, body: error)
 --         | x cancel (n: ttl) | r retry (n: delay, body: error) | l release (hand back unrun)

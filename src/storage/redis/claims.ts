@@ -122,7 +122,8 @@ export class BlockingClaims {
       // The element holds the whole job: hand it over now, without waiting for the activation
       // (which records the claim and lease). Until the activation is answered, this worker's
       // settle calls carry the element and activate it first if it still waits (see settle.lua),
-      // so a settlement cannot overtake its activation, not even one sent again after NOSCRIPT.
+      // so a settlement cannot overtake its activation, not even one sent again after "Function not
+      // found" or NOSCRIPT (scripts.ts).
       // If the job is gone (cancelled meanwhile), fencing ignores the settlement.
       const deferred = this.#deferred.get(key)
       if (deferred === undefined) {
@@ -271,8 +272,10 @@ export class BlockingClaims {
   /**
    * Resolves once the last activation sent for `workerId` was answered (undefined if none is
    * pending). A heartbeat about its jobs must reach Redis after it: sent later on the same
-   * connection it normally does, but an activation that failed with NOSCRIPT (scripts flushed:
-   * SCRIPT FLUSH, a restart, a failover) goes out again as EVAL behind it. A deferred activation
+   * connection it normally does, but an activation that failed with "Function not found"
+   * (FUNCTION FLUSH, a restart, a failover, a new Cluster master: it goes out again once the
+   * library is loaded) or NOSCRIPT (on the EVALSHA path: it goes out again as EVAL) is sent again
+   * behind it, and resolves only then. A deferred activation
    * is sent first. (Settle calls carry the activation instead: they must not wait.)
    */
   activated (queue: string, workerId: string): Promise<unknown> | undefined {

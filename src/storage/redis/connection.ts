@@ -8,8 +8,16 @@ import { Cluster, Redis, ReplyError, type RedisOptions } from 'iovalkey'
 import { DEFAULT_MAX_VALUE_BYTES } from '../../bytes.ts'
 import { StorageError } from '../../errors.ts'
 import type { RedisStorageOptions } from '../redis.ts'
+import type { FunctionLoader } from './functions.ts'
 import { defineScripts, type Scripts } from './scripts.ts'
-import { Subscriber } from './subscriber.ts'
+import { ClusterSubscriber } from './cluster-subscriber.ts'
+import { Subscriber, type ChannelListener } from './subscriber.ts'
+
+/** Pub/sub of a storage instance: one connection on a standalone server, one per slot owner on a cluster. */
+export interface PubSub {
+  add: (channel: string, listener: ChannelListener) => Promise<() => Promise<void>>
+  close: () => void
+}
 
 /**
  * Connections relayq creates: commands issued while disconnected wait for the reconnect, and
@@ -27,7 +35,9 @@ export class Connection {
   readonly #report: (error: Error) => void
   readonly client: Redis | Cluster
   readonly scripts: Scripts
-  #subscriber: Subscriber | undefined
+  /** The scripts' Functions library on the server(s). */
+  readonly functions: FunctionLoader
+  #subscriber: PubSub | undefined
   /**
    * Calls in flight, in the order they were sent, with the `performance.now()` of each: given up
    * on once unanswered for `commandTimeout` ms (a frozen or silent server), or after
@@ -54,7 +64,9 @@ export class Connection {
     this.#report = report
     this.#commandTimeout = commandTimeout
     this.client = options.client ?? create(options)
-    this.scripts = defineScripts(this.client, this.track)
+    const { scripts, functions } = defineScripts(this.client, this.track)
+    this.scripts = scripts
+    this.functions = functions
     this.#watchdog = setInterval(this.#watch, Math.max(5, Math.min(1000, Math.ceil(commandTimeout / 4))))
     this.#watchdog.unref()
     if (this.client instanceof Redis) {
@@ -64,9 +76,16 @@ export class Connection {
     }
   }
 
-  /** Connects a client relayq created (a given one is the user's to connect); rejects with the server's reason. */
+  /**
+   * Connects a client relayq created (a given one is the user's to connect), then loads the
+   * scripts' library; rejects with the server's reason. A failed load is tried again by the first call.
+   */
   async open (): Promise<void> {
-    if (this.#options.client !== undefined) return
+    if (this.#options.client !== undefined) {
+      // Not awaited: a given client may not be connected yet; calls wait for this load.
+      this.functions.load().catch(() => {})
+      return
+    }
     this.client.on('error', this.onError)
     // A refused handshake rejects connect() with only "Connection is closed": report the
     // server's reason instead (WRONGPASS, NOAUTH...; credentials are scrubbed from errors).
@@ -80,6 +99,7 @@ export class Connection {
     } finally {
       this.client.off('error', remember)
     }
+    await this.functions.load().catch(() => {})
   }
 
   /** Closes the subscriber and, unless the user gave it, the client. */
@@ -100,12 +120,16 @@ export class Connection {
   }
 
   /** The subscriber connection, made on first use; `onGap` runs after it came back from a drop. */
-  subscriber (onGap: () => void): Subscriber {
+  subscriber (onGap: () => void): PubSub {
     if (this.#subscriber === undefined) {
       const client = this.client
-      const connection = client instanceof Redis ? client.duplicate({ autoResubscribe: false }) : client.duplicate()
-      connection.on('error', this.onError)
-      this.#subscriber = new Subscriber(connection, onGap, this.track)
+      if (client instanceof Redis) {
+        const connection = client.duplicate({ autoResubscribe: false })
+        connection.on('error', this.onError)
+        this.#subscriber = new Subscriber(connection, onGap, this.track)
+      } else {
+        this.#subscriber = new ClusterSubscriber(client, onGap, this.track, this.onError)
+      }
     }
     return this.#subscriber
   }
@@ -175,7 +199,7 @@ const SECRET_COMMANDS = new Set(['auth', 'hello', 'migrate'])
  * Error replies that say the server cannot serve anyone for a while (loading, failing over, out of
  * memory, a script running, no permission...), not that something in the call is wrong.
  */
-const UNAVAILABLE = /^(?:LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|NOPERM|NOAUTH|WRONGPASS|UNBLOCKED|MOVED|ASK|NOSCRIPT)\b/
+const UNAVAILABLE = /^(?:LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|OOM|NOREPLICAS|MISCONF|NOPERM|NOAUTH|WRONGPASS|UNBLOCKED|MOVED|ASK|NOSCRIPT|ERR Function not found)\b/
 
 /**
  * A StorageError for a failed operation, with credentials scrubbed from the cause. Not `retryable`

@@ -11,10 +11,10 @@
  * as its body (measured on settle.lua: 46 helpers and a table of 22 keys cost ~10 µs per call).
  */
 
-interface Definition { readonly name: string, readonly text: string }
+export interface Definition { readonly name: string, readonly text: string }
 
 /** State letters and the names of their index keys. */
-const INDEXES: Record<string, string> = {
+export const INDEXES: Record<string, string> = {
   q: 'queued', d: 'delayed', p: 'processing', f: 'failing', c: 'completed', e: 'failed', x: 'cancelled'
 }
 
@@ -39,12 +39,12 @@ export function keyNames (script: string, body: string): string[] {
 }
 
 /** Lua code without its comments (a name in a comment is no use). */
-function code (text: string): string {
+export function code (text: string): string {
   return text.replace(/--[^\n]*/g, '')
 }
 
 /** Calls `visit` for each stretch of `text` outside string literals; returns the rejoined text. */
-function outsideStrings (text: string, visit: (part: string) => string): string {
+export function outsideStrings (text: string, visit: (part: string) => string): string {
   let out = ''
   let from = 0
   for (let i = 0; i < text.length; i++) {
@@ -66,7 +66,7 @@ function outsideStrings (text: string, visit: (part: string) => string): string 
 }
 
 /** Replaces each constant that is a number or a quoted string by its value. */
-function foldConstants (constants: Definition[], text: string): string {
+export function foldConstants (constants: Definition[], text: string): string {
   const values = new Map<string, string>()
   for (const def of constants) {
     const literal = /^local [A-Z0-9_]+ = (-?\d+(?:\.\d+)?|'[^'\\]*')\n?$/.exec(def.text)
@@ -76,17 +76,17 @@ function foldConstants (constants: Definition[], text: string): string {
 }
 
 /** Replaces `K.<name>` by `KEYS[i]`; a name the script does not list stays (and fails the check in `link`). */
-function foldKeys (keys: readonly string[], text: string): string {
+export function foldKeys (keys: readonly string[], text: string): string {
   return outsideStrings(text, part => part.replace(/\bK\.([a-z]+)\b/g, (whole, name: string) => {
     const i = keys.indexOf(name)
     return i < 0 ? whole : `KEYS[${i + 1}]`
   }))
 }
 
-interface Inline { readonly params: string[], readonly expression: string }
+export interface Inline { readonly params: string[], readonly expression: string }
 
 /** The one-line helpers of `defs` that can be inlined. */
-function inlinable (defs: Definition[]): Map<string, Inline> {
+export function inlinable (defs: Definition[]): Map<string, Inline> {
   const found = new Map<string, Inline>()
   for (const def of defs) {
     const m = /^local function ([a-z_][a-z0-9_]*) \(([a-z0-9_, ]*)\) return (.+) end\n*$/.exec(code(def.text).trim() + '\n')
@@ -123,7 +123,7 @@ function callArguments (text: string, open: number): { args: string[], close: nu
 }
 
 /** Replaces the calls of one-line helpers by their expressions, arguments in place of parameters. */
-function inline (helpers: Map<string, Inline>, text: string): string {
+export function inline (helpers: Map<string, Inline>, text: string): string {
   if (helpers.size === 0) return text
   const call = new RegExp(`(?<![.:\\w])(${[...helpers.keys()].join('|')})\\s*\\(`, 'g')
   for (let pass = 0; pass < 8; pass++) {
@@ -146,11 +146,8 @@ function inline (helpers: Map<string, Inline>, text: string): string {
   return text
 }
 
-/**
- * `body` preceded by the definitions it uses, directly or through other definitions, in their
- * order; fails when a constant or a key it uses is not defined.
- */
-function link (body: string, defs: Definition[]): string {
+/** The definitions of `defs` that `body` uses, directly or through other definitions, in their order. */
+export function reachable (body: string, defs: readonly Definition[]): Definition[] {
   const used = new Set<string>()
   const uses = (text: string, name: string): boolean => new RegExp(`\\b${name}\\b`).test(code(text))
   let grew = true
@@ -164,7 +161,15 @@ function link (body: string, defs: Definition[]): string {
       }
     }
   }
-  const linked = defs.filter(d => used.has(d.name)).map(d => d.text).join('') + body
+  return defs.filter(d => used.has(d.name))
+}
+
+/**
+ * `body` preceded by the definitions it uses, directly or through other definitions, in their
+ * order; fails when a constant or a key it uses is not defined.
+ */
+function link (body: string, defs: Definition[]): string {
+  const linked = reachable(body, defs).map(d => d.text).join('') + body
   const bare = code(linked)
   for (const [name] of bare.matchAll(/\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b/g)) {
     if (!new RegExp(`^local ${name}\\b`, 'm').test(linked)) throw new Error(`Lua constant ${name} is not defined`)

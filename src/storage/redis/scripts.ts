@@ -1,13 +1,17 @@
 import { readFileSync } from 'node:fs'
-import type { Cluster, Redis } from 'iovalkey'
+import { Command, type Cluster, type Redis } from 'iovalkey'
 import { luaConstants } from './codec.ts'
+import { FunctionLoader, functionNotFound } from './functions.ts'
+import { linkLibrary, type Library } from './library.ts'
 import { keyNames, linkScript } from './linker.ts'
 
 /**
- * The Lua scripts of src/scripts/, one per atomic operation, each linked (linker.ts) with the
- * helpers of _lib.lua and the format constants of codec.ts it uses, its keys bound by name.
- * They are registered on a client with iovalkey's `defineCommand`: it sends EVALSHA and falls
- * back to EVAL on NOSCRIPT, so scripts survive SCRIPT FLUSH, restarts and failovers.
+ * The Lua scripts of src/scripts/, one per atomic operation. They run as the functions of one
+ * Redis Functions library (library.ts, called by FCALL; loaded by functions.ts, again wherever it
+ * went missing), or, where the server refuses `FUNCTION LOAD`, each linked (linker.ts) with the
+ * helpers of _lib.lua and the format constants of codec.ts it uses and registered with iovalkey's
+ * `defineCommand`: it sends EVALSHA and falls back to EVAL on NOSCRIPT. Either way they survive
+ * FUNCTION FLUSH, SCRIPT FLUSH, restarts and failovers.
  */
 const NAMES = [
   'enqueue', 'claim', 'settle', 'extend', 'cancel', 'status', 'ttl', 'recover', 'lock', 'unlock',
@@ -15,11 +19,14 @@ const NAMES = [
 ] as const
 export type ScriptName = typeof NAMES[number]
 
+/** The scripts that write nothing: their functions carry the `no-writes` flag. */
+const READ_ONLY = new Set<ScriptName>(['status', 'overview', 'list', 'job', 'groups', 'workers'])
+
 // The same relative path works from src/storage/redis/ (tsx) and dist/storage/redis/ (built): the
 // .lua files ship in the package under src/scripts/ with no copy step.
 const DIR = new URL('../../../src/scripts/', import.meta.url)
 
-let loaded: { sources: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]> } | undefined
+let loaded: { sources: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]>, library: Library } | undefined
 
 function load (): NonNullable<typeof loaded> {
   if (loaded === undefined) {
@@ -27,18 +34,29 @@ function load (): NonNullable<typeof loaded> {
     const lib = readFileSync(new URL('_lib.lua', DIR), 'utf8')
     const sources: Partial<Record<ScriptName, string>> = {}
     const keys: Partial<Record<ScriptName, readonly string[]>> = {}
+    const bodies: Array<{ name: ScriptName, body: string, keys: readonly string[], readOnly: boolean }> = []
     for (const name of NAMES) {
       const body = readFileSync(new URL(`${name}.lua`, DIR), 'utf8')
       keys[name] = keyNames(name, body)
+      bodies.push({ name, body, keys: keys[name], readOnly: READ_ONLY.has(name) })
       try {
         sources[name] = linkScript(body, keys[name], lib, constants)
       } catch (err) {
         throw new Error(`src/scripts/${name}.lua: ${(err as Error).message}`)
       }
     }
-    loaded = { sources: sources as Record<ScriptName, string>, keys: keys as Record<ScriptName, readonly string[]> }
+    loaded = {
+      sources: sources as Record<ScriptName, string>,
+      keys: keys as Record<ScriptName, readonly string[]>,
+      library: linkLibrary(bodies, lib, constants)
+    }
   }
   return loaded
+}
+
+/** The Functions library of all the scripts. */
+export function scriptLibrary (): Library {
+  return load().library
 }
 
 /** The names of the keys each script takes, in KEYS order. */
@@ -58,22 +76,43 @@ export type Scripts = Record<ScriptName, ScriptCall> & Record<`${ScriptName}Buff
 /** Command names on the client: prefixed, so they cannot clash with a user's own commands. */
 const commandName = (name: ScriptName): string => `relayq_${name}`
 
+/** How many times a call is sent again after "Function not found" (each time after loading the library). */
+const RELOADS = 3
+
 /**
- * Registers the scripts on `client` (idempotent) and returns callers for them; every call's
+ * Registers the scripts on `client` (idempotent) and returns callers for them, and the loader of
+ * their library (to load when the client connects; else the first call loads it). Every call's
  * promise goes through `track` (by default, as it is).
  */
-export function defineScripts (client: Redis | Cluster, track: <T>(call: Promise<T>) => Promise<T> = call => call): Scripts {
-  const { sources } = load()
+export function defineScripts (client: Redis | Cluster, track: <T>(call: Promise<T>) => Promise<T> = call => call): { scripts: Scripts, functions: FunctionLoader } {
+  const { sources, library } = load()
+  const functions = new FunctionLoader(client, library)
   const target = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
+  const keyPrefix = (client.options as { keyPrefix?: string }).keyPrefix
   const scripts: Record<string, ScriptCall> = {}
   for (const name of NAMES) {
     const command = commandName(name)
     if (typeof target[command] !== 'function') client.defineCommand(command, { lua: sources[name] })
-    const call = target[command]
-    const callBuffer = target[`${command}Buffer`]
-    // Without a fixed key count, iovalkey expects it as the first argument.
-    scripts[name] = (keys, args) => track(call.call(client, keys.length, ...keys, ...args))
-    scripts[`${name}Buffer`] = (keys, args) => track(callBuffer.call(client, keys.length, ...keys, ...args))
+    const evalsha = [target[command], target[`${command}Buffer`]]
+    const fn = library.functions[name]
+    const call = (encoding: 'utf8' | null, keys: ReadonlyArray<string | Buffer>, args: ReadonlyArray<string | number | Buffer>, reloads: number): Promise<unknown> => {
+      const mode = functions.mode
+      if (mode === 'functions') {
+        const sent = client.sendCommand(new Command('fcall', [fn, keys.length, ...keys, ...args], { replyEncoding: encoding, keyPrefix })) as Promise<unknown>
+        // Loaded again, the call goes after the load: behind calls sent since (see claims.ts, `activated`).
+        if (reloads === 0) return sent
+        return sent.catch(async (err: unknown) => {
+          if (!functionNotFound(err)) throw err
+          await functions.load()
+          return await call(encoding, keys, args, reloads - 1)
+        })
+      }
+      // Without a fixed key count, iovalkey expects it as the first argument.
+      if (mode === 'scripts') return evalsha[encoding === null ? 1 : 0].call(client, keys.length, ...keys, ...args)
+      return functions.load().then(() => call(encoding, keys, args, reloads))
+    }
+    scripts[name] = (keys, args) => track(call('utf8', keys, args, RELOADS))
+    scripts[`${name}Buffer`] = (keys, args) => track(call(null, keys, args, RELOADS))
   }
-  return scripts as Scripts
+  return { scripts: scripts as Scripts, functions }
 }
