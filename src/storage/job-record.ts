@@ -55,21 +55,19 @@ function rare (): Rare {
  * them exact within a factor 2 of the creation time.
  */
 export class Rec implements ClaimedJob {
-  // The public fields are `declare`d: defined by the constructor's assignments only, not first
-  // as undefined by a field initializer (two stores per field for every new job).
-  declare readonly id: string
-  declare payload: Buffer
-  declare readonly resultTTL: number
-  declare maxAttempts: number
-  declare state: JobState
+  readonly id: string
+  payload: Buffer
+  readonly resultTTL: number
+  maxAttempts: number
+  state: JobState
   /** Attempts of the current series (reset by an operator retry). */
-  declare attempts: number
+  attempts: number
   /** The worker of the running or last attempt. */
-  declare worker: string
+  worker: string
   /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
-  declare waiters: readonly number[] | undefined
+  waiters: readonly number[] | undefined
   /** How the attempt that ended the job ended; '' when none did (running, waiting, or cancelled while waiting). */
-  declare lastOutcome: AttemptOutcome | ''
+  lastOutcome: AttemptOutcome | ''
   /**
    * The trace context it carries (validated); an own property only of records that have one
    * (claimers see no `trace` otherwise), added after construction: the rare field of another shape.
@@ -232,11 +230,11 @@ export class Rec implements ClaimedJob {
  * getStatus, getResult and the dedup of an enqueue read. It is in no index (stamp −1).
  */
 export class Tomb {
-  declare readonly id: string
-  declare state: TerminalState
-  declare attempts: number
-  declare readonly maxAttempts: number
-  declare readonly createdAt: number
+  readonly id: string
+  state: TerminalState
+  attempts: number
+  readonly maxAttempts: number
+  readonly createdAt: number
   /** `expiresAt − createdAt`. */
   #expires: number
   /** The result of a completed job, the error of a failed one. */
