@@ -9,95 +9,268 @@ import type {
 /** How an attempt ended. */
 export type AttemptOutcome = NonNullable<AttemptRecord['outcome']>
 
-/** One job. Also handed to claimers as their ClaimedJob (they read it before any later change). */
-export interface Rec extends ClaimedJob {
+const EMPTY = Buffer.alloc(0)
+
+/** The fields few jobs use: allocated on a job's first use of one, so other records pay one slot. */
+interface Rare {
+  /** Stalls of the current series. */
+  stalls: number
+  /** Operator retries so far. */
+  retries: number
+  /** The delay as enqueued (ms). */
+  delay: number
+  /** The job's own run-time limit (ms), 0 when unset. */
+  runTimeout: number
+  /** Failure group key of a failed job in history, '' when none. */
+  group: string
+  /** Attempts that ended without ending the job (retried, released, stalled), oldest first, at most {@link HISTORY_LIMIT}. */
+  history: AttemptRecord[] | undefined
+  cancelRequested: boolean
+}
+
+/**
+ * `n` as a small integer when it is one: the interpreter gives the difference of two heap numbers
+ * as a heap number even when it is integral, and a record would keep that box.
+ */
+function small (n: number): number {
+  const i = n | 0
+  return i === n ? i : n
+}
+
+function rare (): Rare {
+  return { stalls: 0, retries: 0, delay: 0, runTimeout: 0, group: '', history: undefined, cancelRequested: false }
+}
+
+/**
+ * One job. Also handed to claimers as their ClaimedJob (they read it before any later change).
+ *
+ * Layout (a queue holds many of these, and every one is scanned by the garbage collector while it
+ * lives): times are kept as ms relative to `createdAt`, small integers stored in the object
+ * itself, instead of epoch ms, which V8 boxes in a heap number of their own; the stamp as its
+ * distance from `enteredAt × 1000`; one slot for the due time (delayed, failing), the lease
+ * deadline (processing) and the start of the last attempt (terminal), states that exclude each
+ * other; one for the result (completed) and the error (other states), which never coexist; and
+ * the fields few jobs use in a {@link Rare} object. The accessors give the absolute values.
+ * Relative times are exact for integer ms (every clock of the project); a fractional clock keeps
+ * them exact within a factor 2 of the creation time.
+ */
+export class Rec implements ClaimedJob {
   readonly id: string
   payload: Buffer
-  readonly createdAt: number
   readonly resultTTL: number
-  delay: number
-  runTimeout: number
   maxAttempts: number
   state: JobState
   /** Attempts of the current series (reset by an operator retry). */
   attempts: number
-  stalls: number
-  /** Operator retries so far. */
-  retries: number
-  /** Epoch ms when a delayed/failing job becomes ready. */
-  dueAt: number
-  /** Epoch ms since which the job is (or was last) claimable. */
-  readyAt: number
-  /** Epoch ms when a processing job's lease expires. */
-  leaseUntil: number
   /** The worker of the running or last attempt. */
   worker: string
-  cancelRequested: boolean
-  /** Epoch ms when the result cache of a terminal record ends (getStatus, dedup); Infinity while active. */
-  expiresAt: number
-  result: Buffer | undefined
-  error: Buffer | undefined
   /** Storage instances (their tokens) that wait for the outcome: they get the `done` notice. Shared between records: replaced, never changed. */
   waiters: readonly number[] | undefined
-  /**
-   * Position in the index of its state; -1 once in no index (dropped; or, terminal, out of
-   * history: then only its result cache remains).
-   */
-  stamp: number
-  /** Epoch ms when it entered its state (for a terminal job: when it finished). */
-  enteredAt: number
-  /** Epoch ms when the running (or last) attempt started. */
-  attemptStartedAt: number
   /** How the attempt that ended the job ended; '' when none did (running, waiting, or cancelled while waiting). */
   lastOutcome: AttemptOutcome | ''
+  /**
+   * The trace context it carries (validated); an own property only of records that have one
+   * (claimers see no `trace` otherwise), added after construction: the rare field of another shape.
+   */
+  declare trace?: string
+  /** Epoch ms of the first enqueue (the one boxed number of the record). */
+  readonly #created: number
+  /** `enteredAt − createdAt`. */
+  #entered: number
+  /** `stamp − enteredAt × 1000`; null when in no index (stamp −1). */
+  #stampDelta: number | null
+  /** `readyAt − createdAt`. */
+  #ready: number
+  /** `dueAt`, `leaseUntil` or `attemptStartedAt` (by state) − createdAt. */
+  #until: number
+  /** `expiresAt − createdAt`; undefined while active (Infinity). */
+  #expires: number | undefined
+  /** The result of a completed job, the last error of any other. */
+  #out: Buffer | undefined
+  #rare: Rare | undefined
+
+  /** A new job's record (queued, in no index yet): callers set what differs. */
+  constructor (id: string, createdAt: number, resultTTL: number, maxAttempts: number) {
+    this.id = id
+    this.payload = EMPTY
+    this.resultTTL = resultTTL
+    this.maxAttempts = maxAttempts
+    this.state = 'queued'
+    this.attempts = 0
+    this.worker = ''
+    this.waiters = undefined
+    this.lastOutcome = ''
+    this.#created = createdAt
+    this.#entered = 0
+    this.#stampDelta = null
+    this.#ready = 0
+    this.#until = 0
+    this.#expires = undefined
+    this.#out = undefined
+    this.#rare = undefined
+  }
+
+  /** A copy (its own {@link Rare}: the copy's history is changed apart). */
+  clone (): Rec {
+    const r = new Rec(this.id, this.#created, this.resultTTL, this.maxAttempts)
+    r.payload = this.payload
+    r.state = this.state
+    r.attempts = this.attempts
+    r.worker = this.worker
+    r.waiters = this.waiters
+    r.lastOutcome = this.lastOutcome
+    r.#entered = this.#entered
+    r.#stampDelta = this.#stampDelta
+    r.#ready = this.#ready
+    r.#until = this.#until
+    r.#expires = this.#expires
+    r.#out = this.#out
+    r.#rare = this.#rare === undefined ? undefined : { ...this.#rare }
+    if (this.trace !== undefined) r.trace = this.trace
+    return r
+  }
+
+  get createdAt (): number { return this.#created }
+
+  /** Epoch ms when it entered its state (for a terminal job: when it finished). Set it before {@link stamp}. */
+  get enteredAt (): number { return this.#created + this.#entered }
+  set enteredAt (t: number) { this.#entered = small(t - this.#created) }
+
+  /** Position in the index of its state; -1 once in no index (dropped; or, terminal, out of history). */
+  get stamp (): number {
+    const d = this.#stampDelta
+    return d === null ? -1 : (this.#created + this.#entered) * 1000 + d
+  }
+
+  set stamp (s: number) {
+    this.#stampDelta = s === -1 ? null : small(s - (this.#created + this.#entered) * 1000)
+  }
+
+  /** Epoch ms since which the job is (or was last) claimable. */
+  get readyAt (): number { return this.#created + this.#ready }
+  set readyAt (t: number) { this.#ready = small(t - this.#created) }
+
+  /** Epoch ms when a delayed/failing job becomes ready. */
+  get dueAt (): number { return this.#created + this.#until }
+  set dueAt (t: number) { this.#until = small(t - this.#created) }
+
+  /** Epoch ms when a processing job's lease expires. */
+  get leaseUntil (): number { return this.#created + this.#until }
+  set leaseUntil (t: number) { this.#until = small(t - this.#created) }
+
+  /**
+   * Epoch ms when the running (or last) attempt started; 0 when none is kept. A running attempt
+   * started when the job entered `processing`; set it on a terminal record only.
+   */
+  get attemptStartedAt (): number {
+    if (this.state === 'processing') return this.enteredAt
+    return isTerminal(this.state) && this.lastOutcome !== '' ? this.#created + this.#until : 0
+  }
+
+  set attemptStartedAt (t: number) {
+    if (isTerminal(this.state)) this.#until = small(t - this.#created)
+  }
+
+  /** Epoch ms when the result cache of a terminal record ends (getStatus, dedup); Infinity while active. */
+  get expiresAt (): number {
+    const e = this.#expires
+    return e === undefined ? Infinity : this.#created + e
+  }
+
+  set expiresAt (t: number) { this.#expires = t === Infinity ? undefined : small(t - this.#created) }
+
+  get result (): Buffer | undefined { return this.state === 'completed' ? this.#out : undefined }
+  set result (b: Buffer | undefined) { this.#out = b }
+
+  get error (): Buffer | undefined { return this.state === 'completed' ? undefined : this.#out }
+  set error (b: Buffer | undefined) { this.#out = b }
+
+  /** Sets the result (completed) or error (any other state) for the state the job is moving to. */
+  setOutcome (b: Buffer | undefined): void { this.#out = b }
+
+  get stalls (): number { return this.#rare?.stalls ?? 0 }
+  set stalls (n: number) { if (n !== 0 || this.#rare !== undefined) (this.#rare ??= rare()).stalls = n }
+
+  /** Operator retries so far. */
+  get retries (): number { return this.#rare?.retries ?? 0 }
+  set retries (n: number) { if (n !== 0 || this.#rare !== undefined) (this.#rare ??= rare()).retries = n }
+
+  get delay (): number { return this.#rare?.delay ?? 0 }
+  set delay (n: number) { if (n !== 0 || this.#rare !== undefined) (this.#rare ??= rare()).delay = n }
+
+  get runTimeout (): number { return this.#rare?.runTimeout ?? 0 }
+  set runTimeout (n: number) { if (n !== 0 || this.#rare !== undefined) (this.#rare ??= rare()).runTimeout = n }
+
   /** Failure group key of a failed job, '' when none. */
-  group: string
+  get group (): string { return this.#rare?.group ?? '' }
+  set group (g: string) { if (g !== '' || this.#rare !== undefined) (this.#rare ??= rare()).group = g }
+
   /** Attempts that ended without ending the job (retried, released, stalled), oldest first, at most {@link HISTORY_LIMIT}. */
-  history: AttemptRecord[] | undefined
-  /** The trace context it carries (validated); a property only of records that have one, so others pay nothing. */
-  trace?: string
+  get history (): AttemptRecord[] | undefined { return this.#rare?.history }
+  set history (h: AttemptRecord[] | undefined) { if (h !== undefined || this.#rare !== undefined) (this.#rare ??= rare()).history = h }
+
+  get cancelRequested (): boolean { return this.#rare?.cancelRequested ?? false }
+  set cancelRequested (c: boolean) { if (c || this.#rare !== undefined) (this.#rare ??= rare()).cancelRequested = c }
+
+  static {
+    // The relative times start as small integers and stay so, but may hold another number (a far
+    // future TTL, a fractional clock): a field V8 saw only small integers in would then change
+    // representation, and the layout of every record made so far with it. Seen once with null,
+    // the fields take any value in place (small integers still unboxed).
+    const r = new Rec('', 0, 0, 0)
+    const any = null as unknown as number
+    r.#entered = any
+    r.#ready = any
+    r.#until = any
+  }
 }
 
-const EMPTY = Buffer.alloc(0)
-
 /**
- * Zero as a double: the epoch-ms fields that start at 0 (due time, lease, attempt start) hold
- * doubles later, and a field that starts as a small integer changes representation on its first
- * large value, which changes the object layout of every record made before (a deep queue's records
- * each paid a migration at their claim). `-0 === 0`, and these fields are only read once set.
+ * What is left of a terminal job pushed out of history while its result cache lives: what
+ * getStatus, getResult and the dedup of an enqueue read. It is in no index (stamp −1).
  */
-const ZERO = -0
+export class Tomb {
+  readonly id: string
+  state: TerminalState
+  attempts: number
+  readonly maxAttempts: number
+  readonly createdAt: number
+  /** `expiresAt − createdAt`. */
+  #expires: number
+  /** The result of a completed job, the error of a failed one. */
+  readonly #out: Buffer | undefined
+
+  constructor (rec: Rec) {
+    this.id = rec.id
+    this.state = rec.state as TerminalState
+    this.attempts = rec.attempts
+    this.maxAttempts = rec.maxAttempts
+    this.createdAt = rec.createdAt
+    this.#expires = small(rec.expiresAt - rec.createdAt)
+    this.#out = rec.result ?? rec.error
+  }
+
+  get stamp (): number { return -1 }
+  get waiters (): undefined { return undefined }
+  get result (): Buffer | undefined { return this.state === 'completed' ? this.#out : undefined }
+  get error (): Buffer | undefined { return this.state === 'completed' ? undefined : this.#out }
+
+  get expiresAt (): number { return this.createdAt + this.#expires }
+  set expiresAt (t: number) { this.#expires = small(t - this.createdAt) }
+
+  static {
+    // See Rec's: any number in place.
+    const t = new Tomb(new Rec('', 0, 0, 0))
+    t.#expires = null as unknown as number
+  }
+}
+
+/** A job as QueueState holds it by id. */
+export type Entry = Rec | Tomb
 
 /** A record with a new job's fields (queued, in no index yet): callers set what differs. */
 export function newRecord (id: string, createdAt: number, resultTTL: number, maxAttempts: number): Rec {
-  return {
-    id,
-    payload: EMPTY,
-    createdAt,
-    resultTTL,
-    maxAttempts,
-    delay: 0,
-    runTimeout: 0,
-    state: 'queued',
-    attempts: 0,
-    stalls: 0,
-    retries: 0,
-    dueAt: ZERO,
-    readyAt: createdAt,
-    leaseUntil: ZERO,
-    worker: '',
-    cancelRequested: false,
-    expiresAt: Infinity,
-    result: undefined,
-    error: undefined,
-    waiters: undefined,
-    stamp: -1,
-    enteredAt: createdAt,
-    attemptStartedAt: ZERO,
-    lastOutcome: '',
-    group: '',
-    history: undefined
-  }
+  return new Rec(id, createdAt, resultTTL, maxAttempts)
 }
 
 /** The states each operator action applies to (see the lifecycle table in types.ts). */
@@ -154,7 +327,7 @@ function fixup (unit: number): number {
 }
 
 /** What an enqueue of an id that is taken reports. */
-export function existingOutcome (rec: Rec): EnqueueOutcome {
+export function existingOutcome (rec: Entry): EnqueueOutcome {
   switch (rec.state) {
     case 'completed': return { status: 'completed', result: rec.result ?? Buffer.alloc(0) }
     case 'failed': return { status: 'failed', error: rec.error ?? Buffer.alloc(0) }

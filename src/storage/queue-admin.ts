@@ -4,7 +4,7 @@
  * past its retention age is hidden even before a write trims it.
  */
 import type { FailureGroup, JobDetail, JobPage, JobQuery, QueueOverview, QueueSummary, StateCounts } from './types.ts'
-import { ageFloor, compareIds, isTerminal, toDetail, toSummary } from './job-record.ts'
+import { Tomb, ageFloor, compareIds, isTerminal, toDetail, toSummary } from './job-record.ts'
 import type { QueueState } from './queue-state.ts'
 
 /** Ids of a failure group's newest jobs reported as samples. */
@@ -23,7 +23,7 @@ export function listJobs (state: QueueState | undefined, query: JobQuery, now: n
 /** One job's detail, or null when it is neither active nor in history. */
 export function getJob (state: QueueState | undefined, id: string, now: number): JobDetail | null {
   const rec = state?.record(id)
-  if (state === undefined || rec === undefined) return null
+  if (state === undefined || rec === undefined || rec instanceof Tomb) return null
   if (isTerminal(rec.state) && !state.inHistory(rec, now)) return null
   const ahead = rec.state === 'queued' ? state.index('queued').count(-Infinity, rec.stamp - 1) : undefined
   return toDetail(rec, ahead)

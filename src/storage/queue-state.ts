@@ -24,8 +24,8 @@ import { validTrace } from '../trace-context.ts'
 import { Deque } from '../util/deque.ts'
 import { MinHeap } from '../util/heap.ts'
 import {
-  ACTION_STATES, DEFAULT_RETENTION, TERMINAL_STATES, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt,
-  newRecord, recordAttempt, type AttemptOutcome, type Rec
+  ACTION_STATES, DEFAULT_RETENTION, TERMINAL_STATES, Rec, Tomb, ageFloor, compareIds, existingOutcome, isTerminal, lastAttempt,
+  newRecord, recordAttempt, type AttemptOutcome, type Entry
 } from './job-record.ts'
 import { DueHeap, StateIndex } from './state-index.ts'
 
@@ -50,7 +50,7 @@ export interface StateImage {
   /** Processing jobs by stamp. */
   readonly processing: readonly Rec[]
   /** Every other record: delayed, failing, completed, failed, cancelled in history (each by stamp), then result-cache-only ones. */
-  readonly rest: readonly Rec[]
+  readonly rest: readonly Entry[]
 }
 
 type Totals = { -readonly [K in keyof QueueTotals]: number }
@@ -62,12 +62,15 @@ const NONE: readonly number[] = Object.freeze([])
 
 /** One queue's jobs, indexes, settings and notices, changed only by the log's ops (or read). */
 export class QueueState {
-  readonly #jobs = new Map<string, Rec>()
+  readonly #jobs = new Map<string, Entry>()
   /** Ready jobs in claim order; entries whose job left `queued` are skipped lazily. */
   readonly #ready = new Deque<Rec>()
   readonly #delayed = new DueHeap()
-  /** Terminal records by result-cache expiry (lazy: a changed `expiresAt` re-pushes). */
-  readonly #expiries = new MinHeap<Rec>()
+  /**
+   * Ids of terminal records by result-cache expiry (lazy: a changed `expiresAt` re-pushes). Ids,
+   * not records: a record pushed out of history is replaced by its {@link Tomb}.
+   */
+  readonly #expiries = new MinHeap<string>()
   readonly #index: Readonly<Record<JobState, StateIndex>> = {
     queued: new StateIndex(),
     delayed: new StateIndex(),
@@ -128,7 +131,7 @@ export class QueueState {
   groups (): IterableIterator<Group> { return this.#groups.values() }
 
   /** The raw record of `id`, whatever its lifetimes. */
-  record (id: string): Rec | undefined { return this.#jobs.get(id) }
+  record (id: string): Entry | undefined { return this.#jobs.get(id) }
 
   /** Moves the log clock to a frame's time (never backwards); drops records expired by then and trims history past its age. */
   advance (time: number): number {
@@ -136,8 +139,10 @@ export class QueueState {
     const now = this.#now
     const expiries = this.#expiries
     while (expiries.peekKey() <= now) {
-      const rec = expiries.pop() as Rec
-      if (rec.expiresAt <= now && rec.stamp < 0 && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+      const id = expiries.pop() as string
+      const rec = this.#jobs.get(id)
+      // Any record of the id that is expired and out of history is unreachable: dropped whichever entry finds it.
+      if (rec !== undefined && rec.expiresAt <= now && rec.stamp < 0) this.#jobs.delete(id)
     }
     for (const state of TERMINAL_STATES) this.#trimAge(state, now)
     return now
@@ -153,7 +158,7 @@ export class QueueState {
       if (existing !== undefined) {
         if (existing.expiresAt > now) {
           // A second waiter on an active job: it gets the done notice too.
-          if (job.notify === true && !isTerminal(existing.state)) addWaiter(existing, token)
+          if (job.notify === true && existing instanceof Rec && !isTerminal(existing.state)) addWaiter(existing, token)
           outcomes[i] = existingOutcome(existing)
           continue
         }
@@ -193,7 +198,6 @@ export class QueueState {
       rec.attempts++
       rec.worker = worker
       rec.leaseUntil = now + leaseMs
-      rec.attemptStartedAt = now
       this.#move(rec, 'processing', now)
       jobs.push(rec)
     }
@@ -215,7 +219,7 @@ export class QueueState {
     const aborted: string[] = []
     for (const id of ids) {
       const rec = this.#jobs.get(id)
-      if (rec === undefined || rec.state !== 'processing' || rec.worker !== worker) {
+      if (!(rec instanceof Rec) || rec.state !== 'processing' || rec.worker !== worker) {
         lost.push(id)
         continue
       }
@@ -228,7 +232,7 @@ export class QueueState {
   cancel (now: number, id: string): CancelOutcome {
     const rec = this.peek(id, now)
     if (rec === undefined) return 'not_found'
-    if (isTerminal(rec.state)) return 'completed'
+    if (rec instanceof Tomb || isTerminal(rec.state)) return 'completed'
     if (rec.state === 'processing') return 'processing'
     // In history, but no result cache: getStatus answers null and the id is free at once.
     this.#finish(rec, 'cancelled', '', undefined, undefined, 0, now)
@@ -238,7 +242,7 @@ export class QueueState {
   abort (now: number, id: string, ttl: number): AbortOutcome {
     const rec = this.peek(id, now)
     if (rec === undefined) return 'not_found'
-    if (isTerminal(rec.state)) return 'completed'
+    if (rec instanceof Tomb || isTerminal(rec.state)) return 'completed'
     if (rec.state === 'processing') {
       this.#requestCancel(rec)
       return 'aborting'
@@ -252,7 +256,7 @@ export class QueueState {
     if (rec === undefined) return 'not_found'
     if (!isTerminal(rec.state)) return 'not_terminal'
     rec.expiresAt = now + ttl
-    this.#expiries.push(rec.expiresAt, rec)
+    this.#expiries.push(rec.expiresAt, id)
     return 'updated'
   }
 
@@ -353,13 +357,13 @@ export class QueueState {
   // ---- reads (a process's current view; `now` is its own clock; they change no outcome) ----
 
   /** The record of `id` whose result cache is live (active, or terminal within its result TTL) at `now`. */
-  peek (id: string, now: number): Rec | undefined {
+  peek (id: string, now: number): Entry | undefined {
     const rec = this.#jobs.get(id)
     return rec !== undefined && rec.expiresAt > now ? rec : undefined
   }
 
   /** True when a terminal record is in the history of its state at `now`. */
-  inHistory (rec: Rec, now: number): boolean {
+  inHistory (rec: Entry, now: number): boolean {
     return rec.stamp >= 0 && rec.stamp >= ageFloor(this.#retention[rec.state as TerminalState], now)
   }
 
@@ -426,7 +430,7 @@ export class QueueState {
       const rec = this.#ready.at(i) as Rec
       if (rec.state === 'queued') ready.push(rec)
     }
-    const rest: Rec[] = []
+    const rest: Entry[] = []
     for (const state of ['delayed', 'failing', ...TERMINAL_STATES] as const) for (const rec of this.#index[state]) rest.push(rec)
     const now = this.#now
     for (const rec of this.#jobs.values()) if (isTerminal(rec.state) && rec.stamp < 0 && rec.expiresAt > now) rest.push(rec)
@@ -458,10 +462,12 @@ export class QueueState {
     for (const rec of image.ready) state.#ready.push(state.#add(rec))
     for (const rec of [...image.ready].sort((a, b) => a.stamp - b.stamp)) state.#index.queued.push(rec)
     for (const rec of image.processing) state.#index.processing.push(state.#add(rec))
-    for (const rec of image.rest) {
+    for (let rec of image.rest) {
+      if (rec instanceof Rec && rec.stamp < 0 && isTerminal(rec.state)) rec = new Tomb(rec)
       state.#add(rec)
+      if (isTerminal(rec.state)) state.#expiries.push(rec.expiresAt, rec.id)
+      if (rec instanceof Tomb) continue
       if (rec.state === 'delayed' || rec.state === 'failing') state.#delayed.push(rec)
-      if (isTerminal(rec.state)) state.#expiries.push(rec.expiresAt, rec)
       if (rec.stamp < 0) continue
       state.#index[rec.state].push(rec)
       if (rec.group !== '') state.#groups.get(rec.group)?.index.push(rec)
@@ -469,7 +475,7 @@ export class QueueState {
     return state
   }
 
-  #add (rec: Rec): Rec {
+  #add<E extends Entry> (rec: E): E {
     if (this.#jobs.has(rec.id)) throw new Error(`Job ${JSON.stringify(rec.id)} twice in a snapshot`)
     this.#jobs.set(rec.id, rec)
     return rec
@@ -503,15 +509,15 @@ export class QueueState {
   #move (rec: Rec, state: JobState, now: number): void {
     this.#leave(rec)
     rec.state = state
+    rec.enteredAt = now // before the stamp: the record keeps the stamp relative to it
     rec.stamp = this.#nextStamp(now)
-    rec.enteredAt = now
     this.#index[state].push(rec)
   }
 
   /** Returns false when fencing refuses the settlement. */
   #apply (now: number, worker: string, s: Settlement): boolean {
     const rec = this.#jobs.get(s.id)
-    if (rec === undefined || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== worker) return false
+    if (!(rec instanceof Rec) || rec.state !== 'processing' || rec.attempts !== s.attempt || rec.worker !== worker) return false
     if (rec.cancelRequested) {
       this.#finish(rec, 'cancelled', 'cancelled', undefined, undefined, s.type === 'release' || s.type === 'retry' ? rec.resultTTL : s.ttl, now)
       return true
@@ -569,12 +575,14 @@ export class QueueState {
 
   /** Ends the job in a terminal state, in history, with its result cache for `ttl` ms. */
   #finish (rec: Rec, state: TerminalState, outcome: AttemptOutcome | '', result: Buffer | undefined, error: Buffer | undefined, ttl: number, now: number, group?: ErrorGroup): void {
-    rec.result = result
-    rec.error = error ?? (state === 'failed' ? rec.error : undefined)
+    // An outcome ends an attempt, which started when the job entered `processing`.
+    const started = rec.enteredAt
+    rec.setOutcome(state === 'completed' ? result : state === 'failed' ? error ?? rec.error : undefined)
     rec.lastOutcome = outcome
     rec.expiresAt = now + ttl
-    this.#expiries.push(rec.expiresAt, rec)
+    this.#expiries.push(rec.expiresAt, rec.id)
     this.#move(rec, state, now)
+    if (outcome !== '') rec.attemptStartedAt = started
     this.#totals[state]++
     if (group !== undefined) {
       let g = this.#groups.get(group.key)
@@ -615,7 +623,9 @@ export class QueueState {
     this.#leave(rec)
     rec.payload = EMPTY
     rec.history = undefined
-    if (rec.expiresAt <= now && this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
+    if (this.#jobs.get(rec.id) !== rec) return
+    if (rec.expiresAt <= now) this.#jobs.delete(rec.id)
+    else this.#jobs.set(rec.id, new Tomb(rec))
   }
 
   #historyCount (state: TerminalState, now: number): number {
@@ -624,8 +634,8 @@ export class QueueState {
   }
 
   /** Drops a record for good: history, result cache, the id. Lazy queue and heap entries see a dead job. */
-  #forget (rec: Rec): void {
-    this.#leave(rec)
+  #forget (rec: Entry): void {
+    if (rec instanceof Rec) this.#leave(rec)
     if (this.#jobs.get(rec.id) === rec) this.#jobs.delete(rec.id)
     rec.state = 'cancelled'
   }
@@ -636,7 +646,7 @@ export class QueueState {
    * due time, which a stale heap entry would carry out of order).
    */
   #renew (rec: Rec): Rec {
-    const fresh: Rec = { ...rec }
+    const fresh = rec.clone()
     this.#leave(rec)
     fresh.stamp = -1
     fresh.group = ''
@@ -645,12 +655,17 @@ export class QueueState {
     return fresh
   }
 
-  #applies (action: AdminAction, rec: Rec, now: number): boolean {
+  #applies (action: AdminAction, rec: Entry, now: number): boolean {
     // Retrying a finished job needs its payload: only a job still in history has it.
     return ACTION_STATES[action].includes(rec.state) && (action !== 'retry' || !isTerminal(rec.state) || this.inHistory(rec, now))
   }
 
-  #act (action: AdminAction, rec: Rec, now: number): ActionResult {
+  #act (action: AdminAction, rec: Entry, now: number): ActionResult {
+    if (rec instanceof Tomb) {
+      // Out of history: only a removal applies (see #applies).
+      this.#forget(rec)
+      return 'removed'
+    }
     switch (action) {
       case 'retry': {
         const terminal = isTerminal(rec.state)
@@ -703,7 +718,7 @@ function isWaiting (rec: Rec): boolean {
   return rec.state === 'delayed' || rec.state === 'failing'
 }
 
-function wouldBe (action: AdminAction, rec: Rec): ActionResult {
+function wouldBe (action: AdminAction, rec: Entry): ActionResult {
   switch (action) {
     case 'retry': return 'retried'
     case 'promote': return 'promoted'

@@ -21,7 +21,7 @@
  * Format 3 snapshots (magic 'RQS2', relayq before issue 9) are still read: {@link decodeLegacyState}.
  */
 import type { AttemptRecord, QueueTotals, WorkerEntry } from '../types.ts'
-import { STATES, newRecord, type AttemptOutcome, type Rec } from '../job-record.ts'
+import { STATES, Tomb, newRecord, type AttemptOutcome, type Entry, type Rec } from '../job-record.ts'
 import { QueueState, type StateImage } from '../queue-state.ts'
 import { DecodeError, type Reader, type Writer } from './codec.ts'
 import { validTrace } from '../../trace-context.ts'
@@ -102,12 +102,17 @@ export function decodeState (r: Reader, self: number): QueueState {
   return QueueState.restore(image, self)
 }
 
-function encodeRec (w: Writer, rec: Rec): void {
+function encodeRec (w: Writer, rec: Entry): void {
+  if (rec instanceof Tomb) {
+    encodeTomb(w, rec)
+    return
+  }
   let mask = 0
   if (rec.attempts !== 0) mask |= M_ATTEMPTS
   if (rec.stalls !== 0) mask |= M_STALLS
-  if (rec.dueAt !== 0) mask |= M_DUE
-  if (rec.leaseUntil !== 0) mask |= M_LEASE
+  // One slot of the record holds either (a due time, a lease): each written only in its states.
+  if ((rec.state === 'delayed' || rec.state === 'failing') && rec.dueAt !== 0) mask |= M_DUE
+  if (rec.state === 'processing' && rec.leaseUntil !== 0) mask |= M_LEASE
   if (rec.worker !== '') mask |= M_WORKER
   if (rec.cancelRequested) mask |= M_CANCEL
   if (rec.expiresAt !== Infinity) mask |= M_EXPIRES
@@ -177,6 +182,27 @@ function encodeRec (w: Writer, rec: Rec): void {
   if ((mask & M_TRACE) !== 0) w.str(rec.trace as string)
 }
 
+/**
+ * A record out of history with only its result cache, as a record of the same format: what a
+ * tombstone keeps, the other fields left at a new job's (no reader uses them; restore makes it a
+ * tombstone again).
+ */
+function encodeTomb (w: Writer, t: Tomb): void {
+  const out = t.result ?? t.error
+  const mask = (t.attempts !== 0 ? M_ATTEMPTS : 0) | M_EXPIRES | (t.result !== undefined ? M_RESULT : 0) | (t.error !== undefined ? M_ERROR : 0)
+  w.u8(STATE_CODE.get(t.state) as number)
+  w.u32(mask)
+  w.str(t.id)
+  w.f64(t.createdAt)
+  w.f64(0)
+  w.f64(t.maxAttempts)
+  w.f64(-1)
+  w.f64(t.createdAt)
+  if ((mask & M_ATTEMPTS) !== 0) w.f64(t.attempts)
+  w.f64(t.expiresAt)
+  if (out !== undefined) w.bytes(out)
+}
+
 function decodeRec (r: Reader): Rec {
   const code = r.u8()
   if (code >= STATES.length) throw new DecodeError(`Unknown job state ${code}`)
@@ -190,8 +216,11 @@ function decodeRec (r: Reader): Rec {
   const rec: Rec = newRec(id, STATES[code], createdAt, resultTTL, maxAttempts, stamp, enteredAt)
   if ((mask & M_ATTEMPTS) !== 0) rec.attempts = r.f64()
   if ((mask & M_STALLS) !== 0) rec.stalls = r.f64()
-  if ((mask & M_DUE) !== 0) rec.dueAt = r.f64()
-  if ((mask & M_LEASE) !== 0) rec.leaseUntil = r.f64()
+  // One slot holds both (see Rec): earlier builds wrote the one of a past state too.
+  const due = (mask & M_DUE) !== 0 ? r.f64() : 0
+  const lease = (mask & M_LEASE) !== 0 ? r.f64() : 0
+  if (rec.state === 'processing') rec.leaseUntil = lease
+  else if (rec.state === 'delayed' || rec.state === 'failing') rec.dueAt = due
   if ((mask & M_WORKER) !== 0) rec.worker = r.str()
   rec.cancelRequested = (mask & M_CANCEL) !== 0
   if ((mask & M_EXPIRES) !== 0) rec.expiresAt = r.f64()
@@ -245,8 +274,8 @@ function readWaiters (r: Reader): number[] {
 function newRec (id: string, state: Rec['state'], createdAt: number, resultTTL: number, maxAttempts: number, stamp: number, enteredAt: number): Rec {
   const rec = newRecord(id, createdAt, resultTTL, maxAttempts)
   rec.state = state
+  rec.enteredAt = enteredAt // before the stamp: the record keeps the stamp relative to it
   rec.stamp = stamp
-  rec.enteredAt = enteredAt
   return rec
 }
 
@@ -283,11 +312,11 @@ function decodeLegacyRec (r: Reader, now: number): Rec {
   const rec = newRec(id, STATES[code], r.f64(), r.f64(), r.f64(), 0, now)
   if ((mask & 1) !== 0) rec.attempts = r.f64()
   if ((mask & 2) !== 0) rec.stalls = r.f64()
-  if ((mask & 4) !== 0) {
-    rec.dueAt = r.f64()
-    r.f64()
-  }
-  if ((mask & 8) !== 0) rec.leaseUntil = r.f64()
+  const due = (mask & 4) !== 0 ? r.f64() : 0
+  if ((mask & 4) !== 0) r.f64() // the due-order sequence of format 3
+  const lease = (mask & 8) !== 0 ? r.f64() : 0
+  if (rec.state === 'processing') rec.leaseUntil = lease
+  else if (rec.state === 'delayed' || rec.state === 'failing') rec.dueAt = due
   if ((mask & 16) !== 0) rec.worker = r.str()
   rec.cancelRequested = (mask & 32) !== 0
   if ((mask & 64) !== 0) rec.expiresAt = r.f64()

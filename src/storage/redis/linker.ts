@@ -148,18 +148,16 @@ export function inline (helpers: Map<string, Inline>, text: string): string {
 
 /** The definitions of `defs` that `body` uses, directly or through other definitions, in their order. */
 export function reachable (body: string, defs: readonly Definition[]): Definition[] {
+  // A walk of the graph of names: each text is scanned once for the names it mentions.
+  const named = new Map<string, Definition[]>()
+  for (const def of defs) named.set(def.name, [...(named.get(def.name) ?? []), def])
+  const mentions = (text: string): string[] => (code(text).match(/\b[A-Za-z_][A-Za-z0-9_]*\b/g) ?? []).filter(name => named.has(name))
   const used = new Set<string>()
-  const uses = (text: string, name: string): boolean => new RegExp(`\\b${name}\\b`).test(code(text))
-  let grew = true
-  while (grew) {
-    grew = false
-    for (const def of defs) {
-      if (used.has(def.name)) continue
-      if (uses(body, def.name) || defs.some(d => used.has(d.name) && d !== def && uses(d.text, def.name))) {
-        used.add(def.name)
-        grew = true
-      }
-    }
+  const pending = mentions(body)
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (used.has(name)) continue
+    used.add(name)
+    for (const def of named.get(name) ?? []) pending.push(...mentions(def.text))
   }
   return defs.filter(d => used.has(d.name))
 }

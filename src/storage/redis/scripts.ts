@@ -26,32 +26,49 @@ const READ_ONLY = new Set<ScriptName>(['status', 'overview', 'list', 'job', 'gro
 // .lua files ship in the package under src/scripts/ with no copy step.
 const DIR = new URL('../../../src/scripts/', import.meta.url)
 
-let loaded: { sources: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]>, library: Library } | undefined
+let loaded: { bodies: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]>, library: Library } | undefined
+let linked: Record<ScriptName, string> | undefined
 
 function load (): NonNullable<typeof loaded> {
   if (loaded === undefined) {
-    const constants = luaConstants()
-    const lib = readFileSync(new URL('_lib.lua', DIR), 'utf8')
-    const sources: Partial<Record<ScriptName, string>> = {}
+    const bodies: Partial<Record<ScriptName, string>> = {}
     const keys: Partial<Record<ScriptName, readonly string[]>> = {}
-    const bodies: Array<{ name: ScriptName, body: string, keys: readonly string[], readOnly: boolean }> = []
+    const scripts: Array<{ name: ScriptName, body: string, keys: readonly string[], readOnly: boolean }> = []
     for (const name of NAMES) {
       const body = readFileSync(new URL(`${name}.lua`, DIR), 'utf8')
+      bodies[name] = body
       keys[name] = keyNames(name, body)
-      bodies.push({ name, body, keys: keys[name], readOnly: READ_ONLY.has(name) })
+      scripts.push({ name, body, keys: keys[name], readOnly: READ_ONLY.has(name) })
+    }
+    loaded = {
+      bodies: bodies as Record<ScriptName, string>,
+      keys: keys as Record<ScriptName, readonly string[]>,
+      library: linkLibrary(scripts, readFileSync(new URL('_lib.lua', DIR), 'utf8'), luaConstants())
+    }
+  }
+  return loaded
+}
+
+/**
+ * Each script linked on its own, for servers that refuse `FUNCTION LOAD`: made on first need, as
+ * most processes never need them (linking is most of a RedisStorage's start-up work).
+ */
+function scriptSources (): Record<ScriptName, string> {
+  if (linked === undefined) {
+    const { bodies, keys } = load()
+    const lib = readFileSync(new URL('_lib.lua', DIR), 'utf8')
+    const constants = luaConstants()
+    const sources: Partial<Record<ScriptName, string>> = {}
+    for (const name of NAMES) {
       try {
-        sources[name] = linkScript(body, keys[name], lib, constants)
+        sources[name] = linkScript(bodies[name], keys[name], lib, constants)
       } catch (err) {
         throw new Error(`src/scripts/${name}.lua: ${(err as Error).message}`)
       }
     }
-    loaded = {
-      sources: sources as Record<ScriptName, string>,
-      keys: keys as Record<ScriptName, readonly string[]>,
-      library: linkLibrary(bodies, lib, constants)
-    }
+    linked = sources as Record<ScriptName, string>
   }
-  return loaded
+  return linked
 }
 
 /** The Functions library of all the scripts. */
@@ -85,15 +102,17 @@ const RELOADS = 3
  * promise goes through `track` (by default, as it is).
  */
 export function defineScripts (client: Redis | Cluster, track: <T>(call: Promise<T>) => Promise<T> = call => call): { scripts: Scripts, functions: FunctionLoader } {
-  const { sources, library } = load()
+  const { library } = load()
   const functions = new FunctionLoader(client, library)
   const target = client as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>
   const keyPrefix = (client.options as { keyPrefix?: string }).keyPrefix
   const scripts: Record<string, ScriptCall> = {}
   for (const name of NAMES) {
     const command = commandName(name)
-    if (typeof target[command] !== 'function') client.defineCommand(command, { lua: sources[name] })
-    const evalsha = [target[command], target[`${command}Buffer`]]
+    const evalsha = (encoding: 'utf8' | null): (...args: unknown[]) => Promise<unknown> => {
+      if (typeof target[command] !== 'function') client.defineCommand(command, { lua: scriptSources()[name] })
+      return target[encoding === null ? `${command}Buffer` : command]
+    }
     const fn = library.functions[name]
     const call = (encoding: 'utf8' | null, keys: ReadonlyArray<string | Buffer>, args: ReadonlyArray<string | number | Buffer>, reloads: number): Promise<unknown> => {
       const mode = functions.mode
@@ -108,7 +127,7 @@ export function defineScripts (client: Redis | Cluster, track: <T>(call: Promise
         })
       }
       // Without a fixed key count, iovalkey expects it as the first argument.
-      if (mode === 'scripts') return evalsha[encoding === null ? 1 : 0].call(client, keys.length, ...keys, ...args)
+      if (mode === 'scripts') return evalsha(encoding).call(client, keys.length, ...keys, ...args)
       return functions.load().then(() => call(encoding, keys, args, reloads))
     }
     scripts[name] = (keys, args) => track(call('utf8', keys, args, RELOADS))
