@@ -6,8 +6,9 @@ import { Producer, Queue } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
 import { linkLibrary } from '../src/storage/redis/library.ts'
 import { scriptLibrary } from '../src/storage/redis/scripts.ts'
+import { settlementAfterRetriedActivation } from './fixtures/activation-order.ts'
 import { redisWithAdmin, lifo } from './fixtures/redis-tools.ts'
-import { job, until } from './storage-contract.ts'
+import { job } from './storage-contract.ts'
 
 const { server, admin } = await redisWithAdmin()
 
@@ -160,30 +161,8 @@ test('FUNCTION FLUSH again and again under a running queue: every job completes,
 // As with NOSCRIPT (see redis-script-flush.test.ts): a BLMOVE'd job's activation that fails with
 // "Function not found" is sent again behind calls sent meanwhile, the job's settlement among them.
 test('a settlement never overtakes the activation of its job, even when the activation is retried after "Function not found"', async t => {
-  const defer = lifo(t)
-  const prefix = `t-${randomUUID()}`
-  const q = 'overtake'
-  const storage = new RedisStorage({ url: server.url, keyPrefix: prefix })
-  storage.on('error', err => { throw err })
-  await storage.connect()
-  defer(() => storage.disconnect())
-  const producer = new RedisStorage({ url: server.url, keyPrefix: prefix })
-  await producer.connect()
-  defer(() => producer.disconnect())
-
-  const waiting = storage.claim(q, 'w', { max: 4, leaseMs: LEASE, blockMs: 10_000 })
-  await until(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')))
-  await producer.enqueue(q, [job('x')])
   // Flushed while the job moves: its activation finds no function.
-  await functionFlush()
-  const [x] = await waiting
-  assert.equal(x?.id, 'x')
-  const next = storage.claim(q, 'w', { max: 3, leaseMs: LEASE, blockMs: 200 })
-  const settled = storage.settle(q, 'w', [{ type: 'complete', id: 'x', attempt: x.attempts, result: Buffer.from('rx'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
-  assert.deepEqual(await settled, { jobs: [], refused: [] })
-  assert.deepEqual(await next, [])
-  const status = await storage.getStatus(q, 'x')
-  assert.equal(status?.state, 'completed', `the settlement was applied before the activation: x is ${status?.state}`)
+  await settlementAfterRetriedActivation(t, server.url, admin, { afterEnqueue: functionFlush })
 })
 
 test('an ACL user without FUNCTION: the scripts run by EVALSHA, and survive SCRIPT FLUSH', async t => {
@@ -212,38 +191,20 @@ test('an ACL user without FUNCTION: the scripts run by EVALSHA, and survive SCRI
 // The EVALSHA path's own ordering case (redis-script-flush.test.ts runs on Functions now, where
 // SCRIPT FLUSH changes nothing): an activation retried as EVAL after NOSCRIPT.
 test('an ACL user without FUNCTION: a settlement never overtakes the activation of its job retried after NOSCRIPT', async t => {
-  const defer = lifo(t)
   const user = `nofn-${randomUUID()}`
   const pass = randomUUID()
   await admin.call('ACL', 'SETUSER', user, 'on', `>${pass}`, '~*', '&*', '+@all', '-function', '-fcall', '-fcall_ro')
-  defer(() => admin.call('ACL', 'DELUSER', user))
+  t.after(() => admin.call('ACL', 'DELUSER', user))
   const url = new URL(server.url)
   url.username = user
   url.password = pass
-  const prefix = `t-${randomUUID()}`
-  const q = 'overtake-scripts'
-  const storage = new RedisStorage({ url: url.toString(), keyPrefix: prefix })
-  storage.on('error', err => { throw err })
-  await storage.connect()
-  defer(() => storage.disconnect())
-  const producer = new RedisStorage({ url: url.toString(), keyPrefix: prefix })
-  await producer.connect()
-  defer(() => producer.disconnect())
   const fcalls = await calls('fcall')
-
-  const waiting = storage.claim(q, 'w', { max: 4, leaseMs: LEASE, blockMs: 10_000 })
-  await until(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')))
-  assert.equal(await admin.script('FLUSH'), 'OK')
-  // The settle script is loaded again (by a settlement of nothing), the claim script is not.
-  assert.deepEqual(await storage.settle(q, 'w', [], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
-  await producer.enqueue(q, [job('x')])
-  const [x] = await waiting
-  assert.equal(x?.id, 'x')
-  const next = storage.claim(q, 'w', { max: 3, leaseMs: LEASE, blockMs: 200 })
-  const settled = storage.settle(q, 'w', [{ type: 'complete', id: 'x', attempt: x.attempts, result: Buffer.from('rx'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
-  assert.deepEqual(await settled, { jobs: [], refused: [] })
-  assert.deepEqual(await next, [])
-  const status = await storage.getStatus(q, 'x')
-  assert.equal(status?.state, 'completed', `the settlement was applied before the activation: x is ${status?.state}`)
+  await settlementAfterRetriedActivation(t, url.toString(), admin, {
+    beforeEnqueue: async storage => {
+      assert.equal(await admin.script('FLUSH'), 'OK')
+      // The settle script is loaded again (by a settlement of nothing), the claim script is not.
+      assert.deepEqual(await storage.settle('overtake', 'w', [], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
+    }
+  })
   assert.equal(await calls('fcall'), fcalls)
 })

@@ -4,6 +4,7 @@ import { test } from 'node:test'
 import { inspect } from 'node:util'
 import { Producer, Queue } from '../src/index.ts'
 import { RedisStorage } from '../src/storage/redis.ts'
+import { settlementAfterRetriedActivation } from './fixtures/activation-order.ts'
 import { redisWithAdmin, lifo } from './fixtures/redis-tools.ts'
 import { job, until } from './storage-contract.ts'
 
@@ -114,32 +115,13 @@ test('SCRIPT FLUSH again and again under a running queue: every job completes, n
 // activation may be such a call, while the consumer's next blocking claim takes over the wait for
 // it and the job's settlement goes out at once.
 test('a settlement never overtakes the activation of its job, even when the activation is retried after NOSCRIPT', async t => {
-  const defer = lifo(t)
-  const prefix = `t-${randomUUID()}`
-  const q = 'overtake'
-  const storage = new RedisStorage({ url: server.url, keyPrefix: prefix })
-  storage.on('error', err => { throw err })
-  await storage.connect()
-  defer(() => storage.disconnect())
-  const producer = new RedisStorage({ url: server.url, keyPrefix: prefix })
-  await producer.connect()
-  defer(() => producer.disconnect())
-
-  const waiting = storage.claim(q, 'w', { max: 4, leaseMs: LEASE, blockMs: 10_000 })
-  await until(async () => /blocked_clients:[1-9]/.test(await admin.info('clients')))
-  await flush()
-  // The settle script is loaded again (by a settlement of nothing), the claim script is not.
-  assert.deepEqual(await storage.settle(q, 'w', [], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
-  await producer.enqueue(q, [job('x')])
-  const [x] = await waiting
-  assert.equal(x?.id, 'x')
-  // As a consumer does: its free slots block again while the job runs, and the job settles.
-  const next = storage.claim(q, 'w', { max: 3, leaseMs: LEASE, blockMs: 200 })
-  const settled = storage.settle(q, 'w', [{ type: 'complete', id: 'x', attempt: x.attempts, result: Buffer.from('rx'), ttl: 60_000 }], { max: 0, leaseMs: LEASE })
-  assert.deepEqual(await settled, { jobs: [], refused: [] })
-  assert.deepEqual(await next, [])
-  const status = await storage.getStatus(q, 'x')
-  assert.equal(status?.state, 'completed', `the settlement was applied before the activation: x is ${status?.state}`)
+  await settlementAfterRetriedActivation(t, server.url, admin, {
+    beforeEnqueue: async storage => {
+      await flush()
+      // The settle script is loaded again (by a settlement of nothing), the claim script is not.
+      assert.deepEqual(await storage.settle('overtake', 'w', [], { max: 0, leaseMs: LEASE }), { jobs: [], refused: [] })
+    }
+  })
 })
 
 test('every operator operation works right after SCRIPT FLUSH', async t => {
