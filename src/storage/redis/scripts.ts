@@ -26,7 +26,7 @@ const READ_ONLY = new Set<ScriptName>(['status', 'overview', 'list', 'job', 'gro
 // .lua files ship in the package under src/scripts/ with no copy step.
 const DIR = new URL('../../../src/scripts/', import.meta.url)
 
-let loaded: { bodies: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]>, library: Library } | undefined
+let loaded: { lib: string, constants: string, bodies: Record<ScriptName, string>, keys: Record<ScriptName, readonly string[]>, library: Library } | undefined
 let linked: Record<ScriptName, string> | undefined
 
 function load (): NonNullable<typeof loaded> {
@@ -40,10 +40,14 @@ function load (): NonNullable<typeof loaded> {
       keys[name] = keyNames(name, body)
       scripts.push({ name, body, keys: keys[name], readOnly: READ_ONLY.has(name) })
     }
+    const lib = readFileSync(new URL('_lib.lua', DIR), 'utf8')
+    const constants = luaConstants()
     loaded = {
+      lib,
+      constants,
       bodies: bodies as Record<ScriptName, string>,
       keys: keys as Record<ScriptName, readonly string[]>,
-      library: linkLibrary(scripts, readFileSync(new URL('_lib.lua', DIR), 'utf8'), luaConstants())
+      library: linkLibrary(scripts, lib, constants)
     }
   }
   return loaded
@@ -55,9 +59,7 @@ function load (): NonNullable<typeof loaded> {
  */
 function scriptSources (): Record<ScriptName, string> {
   if (linked === undefined) {
-    const { bodies, keys } = load()
-    const lib = readFileSync(new URL('_lib.lua', DIR), 'utf8')
-    const constants = luaConstants()
+    const { lib, constants, bodies, keys } = load()
     const sources: Partial<Record<ScriptName, string>> = {}
     for (const name of NAMES) {
       try {
